@@ -1,0 +1,456 @@
+"""Evaluation: fit routers on a split of a routing table and measure their deferral curves.
+
+This is the stable evaluation contract behind ``zerorouter eval`` (keep its semantics exact):
+
+* every router is fit only on outcomes whose prompt is not a test prompt and whose model is not new;
+* each router then picks its anchor set (at most ``anchors`` non-test prompts) *before* it sees any
+  outcome of a new model, and each new model is onboarded from its true scores (and costs) on those
+  anchors, where the table has them;
+* every router is evaluated on the test prompts over the full pool (known + new models). The pool is
+  the models that have a score and a cost on at least 99 % of the test prompts; the others are left
+  out of evaluation (not of training) and listed with the reason. A test prompt that lacks an
+  outcome of a pool model is dropped from evaluation and counted.
+
+Metrics are defined in :mod:`zerorouter_integrations.metrics`; cost is mean USD per query.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.features import PromptFeaturizer
+from zerorouter_integrations.latent.base import LatentSpace
+from zerorouter_integrations.metrics import (
+    Curve,
+    apgr,
+    audc,
+    cost_to_reach,
+    curve_from_choices,
+    references,
+    sweep_choices,
+    upper_hull,
+)
+from zerorouter_integrations.predictor import QualityPredictor
+from zerorouter_integrations.profiles import estimate_tokens
+from zerorouter_integrations.tables import RoutingTable, Split
+
+__all__ = ["ROUTERS", "RouterResult", "EvaluationReport", "evaluate", "make_space", "table_features",
+           "POOL_COVERAGE"]
+
+#: A model joins the evaluated pool when it has a score and a cost on at least this share of test prompts.
+POOL_COVERAGE = 0.99
+
+
+def _irt(seed: int) -> LatentSpace:
+    from zerorouter_integrations.latent.irt import IRTSpace
+
+    return IRTSpace(seed=seed)
+
+
+def _kmeans(seed: int) -> LatentSpace:
+    from zerorouter_integrations.latent.clusters import KMeansSpace
+
+    return KMeansSpace(seed=seed)
+
+
+def _learned_map(seed: int) -> LatentSpace:
+    from zerorouter_integrations.latent.clusters import LearnedMapSpace
+
+    return LearnedMapSpace(seed=seed)
+
+
+def _knn(seed: int) -> LatentSpace:
+    from zerorouter_integrations.latent.reference import KNNSpace
+
+    return KNNSpace()
+
+
+def _logreg(seed: int) -> LatentSpace:
+    from zerorouter_integrations.latent.reference import LogisticSpace
+
+    return LogisticSpace()
+
+
+#: Router name → factory of its (unfitted) latent space, given a seed.
+ROUTERS: dict[str, Callable[[int], LatentSpace]] = {
+    "zerorouter": _irt,
+    "unirouter-kmeans": _kmeans,
+    "unirouter-learned-map": _learned_map,
+    "knn": _knn,
+    "logreg": _logreg,
+}
+
+
+def make_space(name: str, seed: int = 0) -> LatentSpace:
+    """The unfitted latent space of a router name (see :data:`ROUTERS`)."""
+    try:
+        return ROUTERS[name](seed)
+    except KeyError:
+        raise SchemaError(f"unknown router {name!r}; expected one of {sorted(ROUTERS)}") from None
+
+
+def table_features(table: RoutingTable, *, encoder: Any = None, embeddings: np.ndarray | None = None,
+                   show_progress: bool | None = None) -> np.ndarray:
+    """Feature matrix (rows in table order) of every prompt of ``table``."""
+    texts = table.texts()
+    if embeddings is None:
+        if encoder is None:
+            from zerorouter_integrations.encoder import QueryEncoder
+
+            encoder = QueryEncoder()
+        embeddings = encoder.encode(texts, show_progress=show_progress)
+    return PromptFeaturizer(encoder).transform(texts, embeddings)
+
+
+@dataclass
+class RouterResult:
+    """One router's evaluation."""
+
+    name: str
+    curve: Curve
+    audc: float
+    qnc: float | None
+    cost_at_95: float | None
+    apgr: float | None
+    best_quality: float
+    fit_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "audc": self.audc,
+            "qnc": self.qnc,
+            "cost_at_95": self.cost_at_95,
+            "apgr": self.apgr,
+            "best_quality": self.best_quality,
+            "curve": [[float(c), float(q)] for c, q in self.curve.hull],
+            "fit_seconds": round(self.fit_seconds, 3),
+            **self.extra,
+        }
+
+
+@dataclass
+class EvaluationReport:
+    """Everything ``zerorouter eval`` prints and writes."""
+
+    table: str
+    routers: dict[str, RouterResult]
+    references: dict[str, Any]
+    pool: list[str]
+    new_models: list[str]
+    excluded_models: list[dict[str, str]]
+    n_test_prompts: int
+    n_dropped_prompts: int
+    anchors: int
+    cost_range: tuple[float, float]
+    oracle_curve: Curve
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        refs = self.references
+        return {
+            "table": self.table,
+            "routers": {name: r.to_dict() for name, r in self.routers.items()},
+            "unavailable_routers": dict(self.unavailable),
+            "references": {
+                "best_single": {k: refs["best_single"][k] for k in ("model", "quality", "cost")},
+                "cheapest": {k: refs["cheapest"][k] for k in ("model", "quality", "cost")},
+                "oracle": {**refs["oracle"], "audc": refs["oracle_audc"]},
+                "random_mix": {**refs["random_mix"], "audc": refs["random_mix_audc"]},
+                "single_models": refs["single_models"],
+            },
+            "pool": list(self.pool),
+            "new_models": list(self.new_models),
+            "excluded_models": list(self.excluded_models),
+            "n_test_prompts": self.n_test_prompts,
+            "n_dropped_test_prompts": self.n_dropped_prompts,
+            "anchors": self.anchors,
+            "cost_range": list(self.cost_range),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=None, allow_nan=False)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per router plus the references, for tables."""
+        refs = self.references
+        bs = refs["best_single"]
+        out = []
+        for name, r in self.routers.items():
+            out.append({"router": name, "audc": r.audc, "qnc": r.qnc, "cost_at_95": r.cost_at_95, "apgr": r.apgr,
+                        "best_quality": r.best_quality})
+        out.append({"router": f"best single ({bs['model']})", "audc": None, "qnc": 1.0, "cost_at_95": None,
+                    "apgr": None, "best_quality": bs["quality"]})
+        out.append({"router": "random mix", "audc": refs["random_mix_audc"], "qnc": 1.0, "cost_at_95": None,
+                    "apgr": 0.5, "best_quality": bs["quality"]})
+        out.append({"router": "oracle", "audc": refs["oracle_audc"],
+                    "qnc": cost_to_reach(self.oracle_curve, bs["quality"]) / bs["cost"] if bs["cost"] > 0 else None,
+                    "cost_at_95": None, "apgr": None, "best_quality": refs["oracle"]["quality"]})
+        return out
+
+    def to_markdown(self) -> str:
+        def fmt(v: Any, pct: bool = False) -> str:
+            if v is None:
+                return "never" if not pct else "–"
+            return f"{100 * v:.1f}" if pct else f"{v:.3f}"
+
+        lines = [
+            f"Table `{self.table}`: {self.n_test_prompts} test prompts ({self.n_dropped_prompts} dropped), "
+            f"pool of {len(self.pool)} models ({len(self.new_models)} new, onboarded from ≤{self.anchors} anchors).",
+            "",
+            "| router | AUDC (%) | QNC | cost at 95 % | APGR | best quality (%) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in self.rows():
+            lines.append(f"| {r['router']} | {fmt(r['audc'], True)} | {fmt(r['qnc'])} | {fmt(r['cost_at_95'])} | "
+                         f"{fmt(r['apgr'])} | {fmt(r['best_quality'], True)} |")
+        lines.append("")
+        lines.append("QNC and cost at 95 % are fractions of the best single model's cost; 'never' means the curve "
+                     "does not reach that quality.")
+        for name, why in self.unavailable.items():
+            lines.append(f"- `{name}` unavailable: {why}")
+        for ex in self.excluded_models:
+            lines.append(f"- excluded `{ex['model']}`: {ex['reason']}")
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["router", "audc", "qnc", "cost_at_95", "apgr", "best_quality"])
+        w.writeheader()
+        for r in self.rows():
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        return buf.getvalue()
+
+    def plot(self, path: str | Path) -> Path:
+        """Deferral curves of every router and the references, as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from zerorouter_integrations._io import atomic_write_bytes
+
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        for name, r in self.routers.items():
+            h = r.curve.hull
+            ax.plot(h[:, 0] * 1000, h[:, 1], marker=".", ms=3, label=f"{name} (AUDC {100 * r.audc:.1f})")
+        oc = self.oracle_curve.hull
+        ax.plot(oc[:, 0] * 1000, oc[:, 1], ls=":", color="grey", label="oracle")
+        rm = np.asarray(self.references["random_mix"]["curve"])
+        ax.plot(rm[:, 0] * 1000, rm[:, 1], ls="--", color="black", lw=1, label="random mix")
+        for name, s in self.references["single_models"].items():
+            ax.scatter([s["cost"] * 1000], [s["quality"]], s=10, color="grey", alpha=0.5)
+        bs = self.references["best_single"]
+        ax.scatter([bs["cost"] * 1000], [bs["quality"]], marker="*", s=120, color="red",
+                   label=f"best single: {bs['model']}")
+        ax.set_xscale("log")
+        ax.set_xlabel("mean cost per 1k queries (USD, log scale)")
+        ax.set_ylabel("mean quality on test prompts")
+        ax.set_title(f"Deferral curves on {self.table} ({self.n_test_prompts} test prompts)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=120)
+        plt.close(fig)
+        return atomic_write_bytes(Path(path), buf.getvalue())
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``report.md``, ``report.csv``, ``report.json`` and ``deferral.png`` into ``out_dir``."""
+        from zerorouter_integrations._io import atomic_write_bytes
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return {
+            "markdown": atomic_write_bytes(out / "report.md", self.to_markdown().encode()),
+            "csv": atomic_write_bytes(out / "report.csv", self.to_csv().encode()),
+            "json": atomic_write_bytes(out / "report.json", json.dumps(self.to_dict(), indent=1).encode()),
+            "plot": self.plot(out / "deferral.png"),
+        }
+
+
+def _router_curve(Q_hat: np.ndarray, C_hat: np.ndarray, Y: np.ndarray, C: np.ndarray) -> Curve:
+    pts = curve_from_choices(sweep_choices(Q_hat, C_hat), Y, C)
+    return Curve(points=pts, hull=upper_hull(pts))
+
+
+def _summarize(name: str, curve: Curve, refs: dict, c_range: tuple[float, float], fit_s: float,
+               extra: dict | None = None) -> RouterResult:
+    bs, ch = refs["best_single"], refs["cheapest"]
+    reach = cost_to_reach(curve, bs["quality"])
+    reach95 = cost_to_reach(curve, 0.95 * bs["quality"])
+    return RouterResult(
+        name=name, curve=curve, audc=audc(curve, *c_range),
+        qnc=None if reach is None else reach / bs["cost"],
+        cost_at_95=None if reach95 is None else reach95 / bs["cost"],
+        apgr=apgr(curve, c_weak=ch["cost"], q_weak=ch["quality"], c_strong=bs["cost"], q_strong=bs["quality"]),
+        best_quality=curve.best_quality, fit_seconds=fit_s, extra=extra or {},
+    )
+
+
+def evaluate(table: RoutingTable, split: Split, *, routers: Sequence[str] = tuple(ROUTERS), anchors: int = 100,
+             seed: int = 0, features: np.ndarray | None = None, encoder: Any = None,
+             show_progress: bool | None = None,
+             extra_routers: Mapping[str, Callable[..., Any]] | None = None) -> EvaluationReport:
+    """Run the evaluation contract (module docstring) and return the report.
+
+    Parameters
+    ----------
+    table : RoutingTable
+    split : Split
+        Test prompt ids and new models; both lists may be empty (an empty test list is an error, since
+        there would be nothing to evaluate on).
+    routers : sequence of str
+        Router names from :data:`ROUTERS` (and ``zerorouter-cascade`` when the cascade module is present).
+    anchors : int
+        Most anchors a router may pick for onboarding new models.
+    features : ndarray, optional
+        Precomputed features of every prompt in table order (else computed with ``encoder``).
+    """
+    split.validate_against(table)
+    if not split.test_prompt_ids:
+        raise SchemaError("split has no test prompts; put the prompts to evaluate on in 'test_prompt_ids'")
+    if anchors < 1:
+        raise ValueError(f"anchors must be ≥ 1, got {anchors!r}")
+    from zerorouter_integrations import cascade as _cascade  # noqa: F401  (registers zerorouter-cascade)
+
+    available = {**ROUTERS, **_cascade.EVAL_ROUTERS, **(extra_routers or {})}
+    for name in routers:
+        if name not in available:
+            raise SchemaError(f"unknown router {name!r}; expected one of {sorted(available)}")
+
+    all_ids = table.prompt_ids
+    id_pos = {pid: i for i, pid in enumerate(all_ids)}
+    test_idx = np.array(sorted({id_pos[p] for p in split.test_prompt_ids}))
+    is_test = np.zeros(len(all_ids), dtype=bool)
+    is_test[test_idx] = True
+    train_idx = np.flatnonzero(~is_test)
+    new_models = list(dict.fromkeys(split.new_models))
+    models = table.model_names
+    known = [m for m in models if m not in set(new_models)]
+    if not known:
+        raise SchemaError("split holds out every model; keep at least one known model to fit on")
+
+    S_all = table.scores(all_ids, models)
+    C_all = table.costs(all_ids, models)
+    tokens_all = np.array([estimate_tokens(t) for t in table.texts()], dtype=float)
+
+    # Evaluated pool and the test prompts it can be scored on.
+    S_test, C_test = S_all[test_idx], C_all[test_idx]
+    have = ~np.isnan(S_test) & ~np.isnan(C_test)
+    coverage = have.mean(axis=0)
+    pool_cols = [j for j in range(len(models)) if coverage[j] >= POOL_COVERAGE]
+    excluded = []
+    for j, name in enumerate(models):
+        if j not in pool_cols:
+            n_score = int((~np.isnan(S_test[:, j])).sum())
+            n_cost = int((~np.isnan(C_test[:, j])).sum())
+            excluded.append({"model": name, "reason": f"score and cost on {coverage[j]:.1%} of test prompts "
+                             f"(score on {n_score}, cost on {n_cost} of {len(test_idx)}); the pool needs "
+                             f"≥{POOL_COVERAGE:.0%}"})
+    if len(pool_cols) < 2:
+        raise SchemaError(f"only {len(pool_cols)} model(s) have a score and a cost on ≥{POOL_COVERAGE:.0%} of the "
+                          "test prompts; evaluation needs at least 2")
+    complete = have[:, pool_cols].all(axis=1)
+    eval_idx = test_idx[complete]
+    pool = [models[j] for j in pool_cols]
+    Y = S_all[np.ix_(eval_idx, pool_cols)]
+    C = C_all[np.ix_(eval_idx, pool_cols)]
+
+    refs = references(Y, C, pool)
+    costs_single = np.array([refs["single_models"][m]["cost"] for m in pool])
+    c_range = (float(costs_single.min()), float(costs_single.max()))
+    oracle_curve = _router_curve(Y, C, Y, C)
+    refs["oracle_audc"] = audc(oracle_curve, *c_range)
+    rm = np.asarray(refs["random_mix"]["curve"])
+    refs["random_mix_audc"] = audc(Curve(points=rm, hull=upper_hull(rm)), *c_range)
+
+    if features is None:
+        features = table_features(table, encoder=encoder, show_progress=show_progress)
+    if len(features) != len(all_ids):
+        raise ValueError(f"features has {len(features)} rows; the table has {len(all_ids)} prompts")
+
+    known_cols = [models.index(m) for m in known]
+    prices = {m: table.prices(m) for m in models}
+    results: dict[str, RouterResult] = {}
+    unavailable: dict[str, str] = {}
+    ctx = EvalContext(table=table, features=features, train_idx=train_idx, eval_idx=eval_idx, models=models,
+                      known=known, new_models=new_models, pool=pool, S_all=S_all, C_all=C_all,
+                      tokens_all=tokens_all, prices=prices, anchors=anchors, seed=seed)
+    for name in routers:
+        t0 = time.perf_counter()
+        if name in ROUTERS:
+            pred = fit_and_onboard(ctx, ROUTERS[name](seed))
+            P = pred.predict(features[eval_idx], input_tokens=tokens_all[eval_idx], models=pool)
+            curve = _router_curve(P.quality, P.cost_usd, Y, C)
+            results[name] = _summarize(name, curve, refs, c_range, time.perf_counter() - t0)
+        else:
+            fn = available[name]
+            out = fn(ctx, Y=Y, C=C)
+            if isinstance(out, str):
+                unavailable[name] = out
+                continue
+            curve, extra = out
+            results[name] = _summarize(name, curve, refs, c_range, time.perf_counter() - t0, extra)
+    return EvaluationReport(table=table.name, routers=results, references=refs, pool=pool, new_models=new_models,
+                            excluded_models=excluded, n_test_prompts=int(len(eval_idx)),
+                            n_dropped_prompts=int(len(test_idx) - len(eval_idx)), anchors=anchors,
+                            cost_range=c_range, oracle_curve=oracle_curve, unavailable=unavailable)
+
+
+@dataclass
+class EvalContext:
+    """What a router sees during evaluation (training part and the new models' anchor access)."""
+
+    table: RoutingTable
+    features: np.ndarray
+    train_idx: np.ndarray
+    eval_idx: np.ndarray
+    models: list[str]
+    known: list[str]
+    new_models: list[str]
+    pool: list[str]
+    S_all: np.ndarray
+    C_all: np.ndarray
+    tokens_all: np.ndarray
+    prices: dict[str, tuple[float | None, float | None]]
+    anchors: int
+    seed: int
+
+
+def fit_and_onboard(ctx: EvalContext, space: LatentSpace, *, anchors: int | None = None,
+                    anchor_seed: int | None = None) -> QualityPredictor:
+    """Fit ``space`` on the known models' training outcomes, pick anchors, onboard every other pool model."""
+    known_cols = [ctx.models.index(m) for m in ctx.known]
+    tr = ctx.train_idx
+    pred = QualityPredictor(space).fit(
+        ctx.features[tr], ctx.S_all[np.ix_(tr, known_cols)], ctx.known,
+        costs=ctx.C_all[np.ix_(tr, known_cols)], input_tokens=ctx.tokens_all[tr], prices=ctx.prices)
+    to_onboard = [m for m in ctx.pool if m not in pred.profiles_]
+    if to_onboard:
+        k = ctx.anchors if anchors is None else anchors
+        Z_train = pred.space_.training_coordinates()
+        chosen = pred.space_.select_anchors(Z_train, k, seed=ctx.seed if anchor_seed is None else anchor_seed)
+        anchor_rows = tr[chosen]
+        Z_anchor = Z_train[chosen]
+        for name in to_onboard:
+            j = ctx.models.index(name)
+            y = ctx.S_all[anchor_rows, j]
+            ok = ~np.isnan(y)
+            pred.onboard(name, Z_anchor[ok], y[ok], costs=ctx.C_all[anchor_rows, j][ok],
+                         input_tokens=ctx.tokens_all[anchor_rows][ok], prices=ctx.prices.get(name))
+    return pred
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x

@@ -1,0 +1,195 @@
+"""UniRoute's cluster-based representations (arXiv 2502.08773), behind the :class:`LatentSpace` interface.
+
+* :class:`KMeansSpace`: K-means on prompt features; a prompt's coordinates are the one-hot of its
+  cluster; a model is its vector of per-cluster success rates (1 − error), estimated from whatever
+  scored prompts it has (training data or ~100 anchors) with Beta smoothing toward the model's own
+  overall rate.
+* :class:`LearnedMapSpace`: the learned cluster map: a softmax map ``Z = softmax(X V)`` trained so
+  that ``P(good) = Z · ψ_m`` fits the known models' outcomes; a new model's ψ is the Z-weighted
+  average of its anchor scores, smoothed the same way.
+
+Routing with either is UniRoute's rule ``argmin_m err_m(x) + λ·cost_m`` with ``err = 1 − P(good)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import softmax
+
+from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
+
+__all__ = ["KMeansSpace", "LearnedMapSpace"]
+
+
+def _cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Smoothed per-cluster success rates from soft assignments ``Z`` (n × K) and scores ``y``."""
+    overall = float(np.mean(y)) if len(y) else 0.5
+    overall = float(np.clip(overall, 1e-3, 1 - 1e-3))
+    mass = Z.sum(axis=0)
+    rate = (Z.T @ y + smoothing * overall) / (mass + smoothing)
+    return rate, mass, overall
+
+
+class _ClusterAbilityMixin:
+    smoothing: float
+
+    def fit_ability(self, Z: np.ndarray, y: np.ndarray) -> Ability:
+        Z = np.asarray(Z, dtype=float)
+        y = np.asarray(y, dtype=float)
+        if len(y) != len(Z):
+            raise ValueError(f"Z has {len(Z)} rows but y has {len(y)}")
+        rate, mass, overall = _cluster_rates(Z, y, self.smoothing)
+        return Ability(self.kind, {"rate": rate, "mass": mass, "overall": overall}, n_obs=int(len(y)))  # type: ignore[attr-defined]
+
+    def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
+        rate, mass = ability.array("rate"), ability.array("mass")
+        p = Z @ rate
+        sd = np.sqrt(Z @ (rate * (1 - rate) / (mass + self.smoothing + 1.0)))
+        return p, sd
+
+
+class KMeansSpace(_ClusterAbilityMixin, LatentSpace):
+    """UniRoute K-means: a model is its per-cluster success rates.
+
+    Parameters
+    ----------
+    n_clusters : int, default=16
+    smoothing : float, default=2.0
+        Pseudo-count pulling each cluster's rate toward the model's overall rate.
+    seed : int, default=0
+    """
+
+    kind = "kmeans"
+
+    def __init__(self, *, n_clusters: int = 16, smoothing: float = 2.0, seed: int = 0):
+        self.n_clusters = n_clusters
+        self.smoothing = smoothing
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "KMeansSpace":
+        from sklearn.cluster import KMeans
+
+        X, Y = validate_xy(X, Y, models)
+        self.x_mean_ = X.mean(axis=0)
+        self.x_scale_ = X.std(axis=0) + 1e-8
+        Xs = (X - self.x_mean_) / self.x_scale_
+        k = min(int(self.n_clusters), len(X))
+        self.kmeans_ = KMeans(n_clusters=k, n_init=4, random_state=self.seed).fit(Xs)
+        self.train_Z_ = self.transform(X)
+        self.models_ = list(models)
+        self.abilities_ = {}
+        for j, name in enumerate(self.models_):
+            obs = ~np.isnan(Y[:, j])
+            self.abilities_[name] = self.fit_ability(self.train_Z_[obs], Y[obs, j])
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "kmeans_")
+        X, _ = validate_xy(X)
+        labels = self.kmeans_.predict((X - self.x_mean_) / self.x_scale_)
+        return np.eye(self.kmeans_.n_clusters)[labels]
+
+    def select_anchors(self, Z: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
+        """Cluster-stratified anchors: round-robin over clusters, proportional to cluster size."""
+        Z = np.asarray(Z)
+        n = len(Z)
+        if k >= n:
+            return np.arange(n)
+        rng = np.random.default_rng(seed)
+        labels = Z.argmax(axis=1)
+        pools = {c: list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)}
+        sizes = {c: len(v) for c, v in pools.items()}
+        quota = {c: max(1, int(round(k * s / n))) for c, s in sizes.items()}
+        chosen: list[int] = []
+        for c in sorted(pools, key=lambda c: -sizes[c]):
+            take = pools[c][: quota[c]]
+            chosen.extend(take)
+            pools[c] = pools[c][quota[c]:]
+        rest = [i for c in pools for i in pools[c]]
+        rng.shuffle(rest)
+        chosen = chosen[:k] + rest[: max(0, k - len(chosen))]
+        return np.asarray(chosen[:k])
+
+
+class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
+    """UniRoute's learned cluster map: ``Z = softmax(X V)``, ``P(good | m) = Z · ψ_m``.
+
+    Parameters
+    ----------
+    n_clusters : int, default=16
+    smoothing : float, default=2.0
+    reg : float, default=1.0
+        L2 penalty on the map ``V`` (standardized features).
+    temperature : float, default=1.0
+    max_iter : int, default=300
+    seed : int, default=0
+    """
+
+    kind = "learned_map"
+
+    def __init__(self, *, n_clusters: int = 16, smoothing: float = 2.0, reg: float = 1.0,
+                 max_iter: int = 300, seed: int = 0):
+        self.n_clusters = n_clusters
+        self.smoothing = smoothing
+        self.reg = reg
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "LearnedMapSpace":
+        from sklearn.cluster import KMeans
+
+        X, Y = validate_xy(X, Y, models)
+        self.x_mean_ = X.mean(axis=0)
+        self.x_scale_ = X.std(axis=0) + 1e-8
+        Xs = (X - self.x_mean_) / self.x_scale_
+        n, d = Xs.shape
+        m = Y.shape[1]
+        K = min(int(self.n_clusters), n)
+        M = ~np.isnan(Y)
+        Yf = np.where(M, Y, 0.0)
+        Mf = M.astype(float)
+        n_obs = int(M.sum())
+
+        # Initialize from K-means: V maps onto the centroids, ψ from per-cluster rates.
+        km = KMeans(n_clusters=K, n_init=2, random_state=self.seed).fit(Xs)
+        V0 = km.cluster_centers_.T * 0.5
+        Z0 = softmax(Xs @ V0, axis=1)
+        col = np.nanmean(Y, axis=0)
+        P0 = np.clip((Z0.T @ Yf + 2 * col) / (Z0.T @ Mf + 2), 1e-3, 1 - 1e-3).T  # (m, K)
+        psi0 = np.log(P0 / (1 - P0))
+
+        def unpack(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return v[: d * K].reshape(d, K), v[d * K:].reshape(m, K)
+
+        def fg(v: np.ndarray) -> tuple[float, np.ndarray]:
+            V, psi = unpack(v)
+            Z = softmax(Xs @ V, axis=1)
+            Psi = 1.0 / (1.0 + np.exp(-psi))
+            U = np.clip(Z @ Psi.T, 1e-6, 1 - 1e-6)
+            loss = -np.sum(Mf * (Yf * np.log(U) + (1 - Yf) * np.log(1 - U))) + 0.5 * self.reg * np.sum(V ** 2)
+            dU = Mf * (U - Yf) / (U * (1 - U))
+            g_psi = (dU.T @ Z) * Psi * (1 - Psi)
+            dZ = dU @ Psi
+            g_logits = Z * (dZ - np.sum(dZ * Z, axis=1, keepdims=True))
+            g_V = Xs.T @ g_logits + self.reg * V
+            return loss / n_obs, np.concatenate([g_V.ravel(), g_psi.ravel()]) / n_obs
+
+        opt = minimize(fg, np.concatenate([V0.ravel(), psi0.ravel()]), jac=True, method="L-BFGS-B",
+                       options={"maxiter": int(self.max_iter)})
+        self.V_, _ = unpack(opt.x)
+        self.n_iter_ = int(opt.nit)
+        self.train_Z_ = self.transform(X)
+        self.models_ = list(models)
+        self.abilities_ = {}
+        for j, name in enumerate(self.models_):
+            obs = M[:, j]
+            self.abilities_[name] = self.fit_ability(self.train_Z_[obs], Y[obs, j])
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "V_")
+        X, _ = validate_xy(X)
+        return softmax(((X - self.x_mean_) / self.x_scale_) @ self.V_, axis=1)

@@ -1,0 +1,139 @@
+"""The quality predictor: a fitted latent space plus one profile per model.
+
+:class:`QualityPredictor` is the routing core without I/O: given prompt features it returns, for
+every model of the pool, the predicted probability of a good answer (with uncertainty) and the
+expected cost. It is what the shipped default artifact contains and what evaluation fits per split.
+
+Flow: ``X`` (features) → :meth:`LatentSpace.transform` → ``Z`` → ``predict(Z, ability)`` per model;
+cost from each profile's :class:`~zerorouter_integrations.profiles.CostModel`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from zerorouter_integrations.errors import UnknownModelError
+from zerorouter_integrations.latent.base import LatentSpace, check_is_fitted
+from zerorouter_integrations.profiles import CostModel, ModelProfile
+
+__all__ = ["QualityPredictor", "Prediction"]
+
+
+@dataclass
+class Prediction:
+    """Per-prompt, per-model predictions (arrays of shape n_prompts × n_models)."""
+
+    models: list[str]
+    quality: np.ndarray
+    quality_sd: np.ndarray
+    cost_usd: np.ndarray
+
+    def row(self, i: int) -> "Prediction":
+        return Prediction(self.models, self.quality[i:i + 1], self.quality_sd[i:i + 1], self.cost_usd[i:i + 1])
+
+
+class QualityPredictor:
+    """Latent space + model profiles.
+
+    Parameters
+    ----------
+    space : LatentSpace
+        An unfitted latent space (e.g. :class:`~zerorouter_integrations.latent.irt.IRTSpace`).
+
+    Attributes
+    ----------
+    space_ : LatentSpace
+        The fitted space (a deep copy of ``space``).
+    profiles_ : dict of str to ModelProfile
+        The pool, in insertion order.
+    """
+
+    def __init__(self, space: LatentSpace):
+        self.space = space
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str], *, costs: np.ndarray | None = None,
+            input_tokens: np.ndarray | None = None,
+            prices: Mapping[str, tuple[float | None, float | None]] | None = None) -> "QualityPredictor":
+        """Fit the space on ``X`` / ``Y`` and build a profile for each model.
+
+        ``costs`` (n × m, NaN where unknown) and ``input_tokens`` (n,) fit each model's cost model;
+        where a model has no observed cost its list ``prices`` are used with 200 expected output tokens.
+        """
+        models = list(models)
+        obs = ~np.isnan(np.asarray(Y, dtype=float))
+        keep = [j for j in range(len(models)) if obs[:, j].any()]
+        self.space_ = copy.deepcopy(self.space).fit(X, np.asarray(Y, dtype=float)[:, keep], [models[j] for j in keep])
+        self.profiles_ = {}
+        for j in keep:
+            name = models[j]
+            cost = _fit_cost(costs[:, j] if costs is not None else None, input_tokens, (prices or {}).get(name))
+            pin, pout = (prices or {}).get(name, (None, None))
+            self.profiles_[name] = ModelProfile(
+                name=name, ability=self.space_.abilities_[name], cost=cost,
+                input_usd_per_token=pin, output_usd_per_token=pout, source="fit",
+            )
+        return self
+
+    # ------------------------------------------------------------------ onboarding
+    def onboard(self, name: str, Z: np.ndarray, scores: np.ndarray, *, costs: np.ndarray | None = None,
+                input_tokens: np.ndarray | None = None, prices: tuple[float | None, float | None] | None = None,
+                **profile_fields) -> ModelProfile:
+        """A new model's profile from its scores on anchor prompts at latent coordinates ``Z``.
+
+        Pure with respect to the space and the other profiles: only the returned profile is new, and
+        it is added to ``profiles_`` (replacing a profile of the same name).
+        """
+        check_is_fitted(self, "space_")
+        ability = self.space_.fit_ability(np.asarray(Z, dtype=float), np.asarray(scores, dtype=float))
+        cost = _fit_cost(costs, input_tokens, prices)
+        pin, pout = prices if prices is not None else (None, None)
+        profile = ModelProfile(name=name, ability=ability, cost=cost, input_usd_per_token=pin,
+                               output_usd_per_token=pout, source=f"onboard:{len(scores)} anchors", **profile_fields)
+        self.profiles_[name] = profile
+        return profile
+
+    # ------------------------------------------------------------------ predict
+    @property
+    def models(self) -> list[str]:
+        check_is_fitted(self, "profiles_")
+        return list(self.profiles_)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "space_")
+        return self.space_.transform(X)
+
+    def predict(self, X: np.ndarray | None = None, *, Z: np.ndarray | None = None,
+                input_tokens: np.ndarray | None = None, models: Sequence[str] | None = None) -> Prediction:
+        """Predicted quality, its sd, and expected cost for prompts given by features ``X`` or coordinates ``Z``."""
+        check_is_fitted(self, "profiles_")
+        if Z is None:
+            if X is None:
+                raise ValueError("predict needs features X or latent coordinates Z")
+            Z = self.space_.transform(X)
+        names = self.models if models is None else list(models)
+        for n in names:
+            if n not in self.profiles_:
+                raise UnknownModelError(n, self.models)
+        profiles = [self.profiles_[n] for n in names]
+        q, sd = self.space_.predict_matrix(Z, [p.ability for p in profiles])
+        tokens = np.zeros(len(Z)) if input_tokens is None else np.asarray(input_tokens, dtype=float)
+        cost = np.column_stack([p.cost.predict(tokens) for p in profiles]) if profiles else np.zeros((len(Z), 0))
+        return Prediction(names, q, sd, cost)
+
+
+def _fit_cost(costs: np.ndarray | None, input_tokens: np.ndarray | None,
+              prices: tuple[float | None, float | None] | None) -> CostModel:
+    if costs is not None and input_tokens is not None:
+        c = np.asarray(costs, dtype=float)
+        ok = ~np.isnan(c)
+        if ok.any():
+            return CostModel.fit(np.asarray(input_tokens, dtype=float)[ok], c[ok])
+    if prices is not None and prices[0] is not None and prices[1] is not None:
+        return CostModel.from_prices(prices[0], prices[1], expected_output_tokens=200.0)
+    return CostModel()
+

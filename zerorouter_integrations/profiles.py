@@ -1,0 +1,181 @@
+"""Model profiles: everything the router knows about one model, as plain JSON.
+
+A :class:`ModelProfile` holds the model's ability in the latent space (with its uncertainty), how it
+is priced and what a call is expected to cost (:class:`CostModel`), a latency prior, how to call it
+(LiteLLM name and parameters) and its capabilities. Observed figures (latency, cost, errors) live in
+a profile store (:mod:`zerorouter_integrations.stores`) and are merged in at decision time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from zerorouter_integrations._io import atomic_write_json
+from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.latent.base import Ability
+
+__all__ = ["CostModel", "ModelProfile", "estimate_tokens", "save_profiles", "load_profiles"]
+
+
+def estimate_tokens(text_or_chars: str | int) -> int:
+    """Token estimate used everywhere in the package: ``ceil(chars / 4)`` (the data's own convention)."""
+    n = text_or_chars if isinstance(text_or_chars, int) else len(text_or_chars)
+    return int(math.ceil(n / 4))
+
+
+@dataclass
+class CostModel:
+    """Expected USD cost of one call: ``intercept_usd + per_input_token_usd × input_tokens``.
+
+    The intercept covers the output (expected output tokens × output price); the slope is the input
+    price. Fit from observed ``(input_tokens, cost)`` pairs (:meth:`fit`) or built from prices
+    (:meth:`from_prices`).
+    """
+
+    intercept_usd: float = 0.0
+    per_input_token_usd: float = 0.0
+    n_obs: int = 0
+
+    @classmethod
+    def from_prices(cls, input_usd_per_token: float, output_usd_per_token: float,
+                    expected_output_tokens: float) -> "CostModel":
+        return cls(intercept_usd=float(output_usd_per_token * expected_output_tokens),
+                   per_input_token_usd=float(input_usd_per_token))
+
+    @classmethod
+    def fit(cls, input_tokens: Iterable[float], costs: Iterable[float]) -> "CostModel":
+        """Non-negative least squares fit of cost on input tokens (NaN pairs ignored)."""
+        x = np.asarray(list(input_tokens), dtype=float)
+        y = np.asarray(list(costs), dtype=float)
+        ok = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[ok], y[ok]
+        if len(y) == 0:
+            raise ValueError("CostModel.fit needs at least one (input_tokens, cost) pair without NaN")
+        if len(y) < 3 or np.ptp(x) == 0:
+            return cls(intercept_usd=float(np.mean(y)), per_input_token_usd=0.0, n_obs=int(len(y)))
+        from scipy.optimize import nnls
+
+        A = np.column_stack([np.ones_like(x), x])
+        coef, _ = nnls(A, y)
+        return cls(intercept_usd=float(coef[0]), per_input_token_usd=float(coef[1]), n_obs=int(len(y)))
+
+    def predict(self, input_tokens: np.ndarray | float) -> np.ndarray:
+        return self.intercept_usd + self.per_input_token_usd * np.asarray(input_tokens, dtype=float)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"intercept_usd": self.intercept_usd, "per_input_token_usd": self.per_input_token_usd,
+                "n_obs": self.n_obs}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CostModel":
+        return cls(float(d.get("intercept_usd", 0.0)), float(d.get("per_input_token_usd", 0.0)), int(d.get("n_obs", 0)))
+
+
+@dataclass
+class ModelProfile:
+    """One model of the pool.
+
+    Attributes
+    ----------
+    name : str
+        The pool name (what decisions and responses report).
+    ability : Ability
+        Position in the router's latent space, with uncertainty.
+    cost : CostModel
+        Expected cost per call.
+    litellm_model : str or None
+        LiteLLM model string used for dispatch (``None``: not callable, e.g. an offline table model).
+    input_usd_per_token, output_usd_per_token : float or None
+        List prices when known.
+    expected_output_tokens : float or None
+    latency_prior : dict
+        ``{"ttft_s": …, "tokens_per_s": …}`` used until feedback has observed the model.
+    capabilities : dict
+        Overrides of :class:`~zerorouter_integrations.constraints.ModelCapabilities` fields.
+    dispatch : dict
+        Extra LiteLLM parameters (``api_base``, ``api_key_env``, …).
+    capability : float or None
+        A scalar summary of ability (mean predicted quality on the anchor set), used for
+        escalate-only stickiness.
+    source : str
+        How the profile was made (``"fit"``, ``"onboard:100 anchors"``, …).
+    """
+
+    name: str
+    ability: Ability
+    cost: CostModel = field(default_factory=CostModel)
+    litellm_model: str | None = None
+    input_usd_per_token: float | None = None
+    output_usd_per_token: float | None = None
+    expected_output_tokens: float | None = None
+    latency_prior: dict[str, float] = field(default_factory=lambda: {"ttft_s": 0.5, "tokens_per_s": 50.0})
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    dispatch: dict[str, Any] = field(default_factory=dict)
+    capability: float | None = None
+    source: str = "fit"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ability": self.ability.to_dict(),
+            "cost": self.cost.to_dict(),
+            "litellm_model": self.litellm_model,
+            "input_usd_per_token": self.input_usd_per_token,
+            "output_usd_per_token": self.output_usd_per_token,
+            "expected_output_tokens": self.expected_output_tokens,
+            "latency_prior": dict(self.latency_prior),
+            "capabilities": dict(self.capabilities),
+            "dispatch": dict(self.dispatch),
+            "capability": self.capability,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelProfile":
+        try:
+            return cls(
+                name=str(d["name"]),
+                ability=Ability.from_dict(d["ability"]),
+                cost=CostModel.from_dict(d.get("cost", {})),
+                litellm_model=d.get("litellm_model"),
+                input_usd_per_token=d.get("input_usd_per_token"),
+                output_usd_per_token=d.get("output_usd_per_token"),
+                expected_output_tokens=d.get("expected_output_tokens"),
+                latency_prior=dict(d.get("latency_prior") or {"ttft_s": 0.5, "tokens_per_s": 50.0}),
+                capabilities=dict(d.get("capabilities") or {}),
+                dispatch=dict(d.get("dispatch") or {}),
+                capability=d.get("capability"),
+                source=str(d.get("source", "fit")),
+            )
+        except KeyError as exc:
+            raise SchemaError(f"model profile is missing key {exc.args[0]!r}: {dict(d)!r:.160}") from exc
+
+    def expected_latency_s(self, output_tokens: float | None = None) -> float:
+        """Prior expected latency: TTFT + output tokens ÷ tokens per second."""
+        out = output_tokens if output_tokens is not None else (self.expected_output_tokens or 200.0)
+        tps = max(float(self.latency_prior.get("tokens_per_s", 50.0)), 1e-6)
+        return float(self.latency_prior.get("ttft_s", 0.5)) + out / tps
+
+
+def save_profiles(path: str | Path, profiles: Iterable[ModelProfile]) -> Path:
+    """Write profiles to a JSON file atomically."""
+    return atomic_write_json(path, {"profiles": [p.to_dict() for p in profiles]}, indent=1)
+
+
+def load_profiles(path: str | Path) -> list[ModelProfile]:
+    f = Path(path)
+    try:
+        data = json.loads(f.read_text())
+    except FileNotFoundError as exc:
+        raise SchemaError(f"{f}: profile file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{f}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("profiles"), list):
+        raise SchemaError(f"{f}: expected a JSON object with a 'profiles' list")
+    return [ModelProfile.from_dict(p) for p in data["profiles"]]
