@@ -1,0 +1,58 @@
+"""LangChain adapter of zerorouter: a chat model, usage callbacks, embeddings and agent middleware.
+
+``import langchain_router`` is cheap: every export is loaded on first access (PEP 562), and the
+routing core (numpy, the encoder, LiteLLM) only on the first model call.
+
+>>> from langchain_router import ZeroRouterChat            # doctest: +SKIP
+>>> llm = ZeroRouterChat(router=router, quality_target=0.9)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import zerorouter_integrations._env  # noqa: F401  (offline settings before litellm / transformers)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from langchain_router.callbacks import (
+        ModelUsage,
+        RoutingUsageCallbackHandler,
+        get_routing_usage_callback,
+    )
+    from langchain_router.chat_model import ZeroRouterChat, routing_options_from_config
+    from langchain_router.embeddings import ZeroRouterEmbeddings
+    from langchain_router.middleware import ZeroRouterMiddleware
+
+__all__ = [
+    "ZeroRouterChat",
+    "routing_options_from_config",
+    "RoutingUsageCallbackHandler",
+    "ModelUsage",
+    "get_routing_usage_callback",
+    "ZeroRouterEmbeddings",
+    "ZeroRouterMiddleware",
+]
+
+_EXPORTS = {
+    "ZeroRouterChat": "langchain_router.chat_model",
+    "routing_options_from_config": "langchain_router.chat_model",
+    "RoutingUsageCallbackHandler": "langchain_router.callbacks",
+    "ModelUsage": "langchain_router.callbacks",
+    "get_routing_usage_callback": "langchain_router.callbacks",
+    "ZeroRouterEmbeddings": "langchain_router.embeddings",
+    "ZeroRouterMiddleware": "langchain_router.middleware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_router' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -75,3 +75,48 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------------------- routing-core fixtures
+from pathlib import Path as _Path
+
+DATA_DIR = _Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> _Path:
+    """The shared benchmark data (``../shared/data`` next to the repository)."""
+    if not (DATA_DIR / "zeroeval" / "prompts.parquet").is_file():
+        pytest.fail(f"shared data not found at {DATA_DIR}", pytrace=False)
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def encoder(tmp_path_factory: pytest.TempPathFactory):
+    """The real bundled MiniLM encoder, with a per-session disk cache."""
+    from zerorouter_integrations.encoder import QueryEncoder
+
+    return QueryEncoder(max_seq_length=128, cache_dir=tmp_path_factory.mktemp("emb"), show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_table(data_dir):
+    """A real slice of zeroeval: 360 prompts (120 per task), every model."""
+    import numpy as np
+
+    from zerorouter_integrations.tables import load_table
+
+    t = load_table(data_dir / "zeroeval")
+    rng = np.random.default_rng(0)
+    ids = []
+    for task in ("gsm", "math-l5", "crux"):
+        pool = t.prompts.loc[t.prompts["task"] == task, "prompt_id"].to_numpy()
+        ids += sorted(rng.choice(pool, size=120, replace=False).tolist())
+    return t.subset(prompt_ids=ids)
+
+
+@pytest.fixture(scope="session")
+def small_features(small_table, encoder):
+    from zerorouter_integrations.features import PromptFeaturizer
+
+    return PromptFeaturizer(encoder).transform(small_table.texts())

@@ -104,6 +104,12 @@ def _numeric(df: pd.DataFrame, column: str, file: Path) -> np.ndarray:
     return values
 
 
+def _optional_strings(values: pd.Series) -> pd.Series:
+    """Object series of str, with ``None`` (never NaN) where the cell is empty."""
+    return pd.Series([None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v)
+                      for v in values], dtype=object)
+
+
 def _check_range(values: np.ndarray, column: str, file: Path, *, lo: float, hi: float, allow_nan: bool) -> None:
     nan = np.isnan(values)
     if not allow_nan and nan.any():
@@ -233,8 +239,8 @@ class RoutingTable:
             "prompt_id": p["prompt_id"].astype(str).to_numpy(),
             "task": p["task"].astype(str).to_numpy(),
             "prompt": p["prompt"].astype(str).to_numpy(),
-            "reference": p["reference"].astype(object).where(p["reference"].notna(), None).to_numpy()
-            if "reference" in p.columns else np.full(len(p), None, dtype=object),
+            "reference": _optional_strings(p["reference"]) if "reference" in p.columns
+            else np.full(len(p), None, dtype=object),
         })
         outcomes = pd.DataFrame({
             "prompt_id": o["prompt_id"].astype(str).to_numpy(),
@@ -250,8 +256,8 @@ class RoutingTable:
             "model": m["model"].astype(str).to_numpy(),
             "input_usd_per_1m": prices["input_usd_per_1m"],
             "output_usd_per_1m": prices["output_usd_per_1m"],
-            "litellm_model": m["litellm_model"].astype(object).where(m["litellm_model"].notna(), None).to_numpy()
-            if "litellm_model" in m.columns else np.full(len(m), None, dtype=object),
+            "litellm_model": _optional_strings(m["litellm_model"]) if "litellm_model" in m.columns
+            else np.full(len(m), None, dtype=object),
         })
         return RoutingTable(prompts=prompts, outcomes=outcomes, models=models, name=self.name, path=self.path)
 

@@ -1,0 +1,499 @@
+"""``ZeroRouterLLM``: the zerorouter as a LlamaIndex ``FunctionCallingLLM``.
+
+The adapter has no routing logic: each call is translated to OpenAI-format messages, handed to the
+core :class:`~zerorouter_integrations.router.ZeroRouter` (which decides, dispatches through LiteLLM
+and records feedback), and the answer comes back as a LlamaIndex response whose
+``additional_kwargs`` say which model served it, its usage, cost, latency and the routing decision::
+
+    from llamaindex_router import ZeroRouterLLM
+    llm = ZeroRouterLLM(models=["gpt-4o", "gpt-4o-mini"], budget_usd_per_1k=0.5)
+    r = llm.chat([ChatMessage(role="user", content="What is 2 + 2?")])
+    r.additional_kwargs["model"], r.additional_kwargs["cost_usd"]
+
+Per-call routing options are keyword arguments of ``chat`` / ``complete`` / their stream and async
+twins: ``mode`` (``"max_quality"`` or ``"min_cost"``), ``quality_target``, ``budget_usd_per_1k``
+(alias ``budget``), ``reference_model``, ``policy``, ``allowed_models``, ``denied_models``,
+``session_id``, ``latency_sla_s``, ``request_id`` and ``model="<pool name>"`` (bypasses routing).
+Everything else is passed to LiteLLM.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+
+from llamaindex_router._convert import (
+    StreamAccumulator,
+    chat_response,
+    chat_to_completion,
+    parse_tool_arguments,
+    to_openai_messages,
+    tool_calls_of,
+)
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+__all__ = ["ZeroRouterLLM", "DEFAULT_CONTEXT_WINDOW"]
+
+#: Context window reported when no model of the admissible pool has a known one.
+DEFAULT_CONTEXT_WINDOW = 4096
+
+#: Routing options the core router takes as keyword arguments (passed through unchanged).
+_ROUTE_KEYS = ("denied_models", "session_id", "latency_sla_s", "request_id", "model", "policy")
+#: Per-call options this adapter turns into a ``Policy``.
+_POLICY_KEYS = ("mode", "quality_target", "budget_usd_per_1k", "budget", "reference_model")
+_MODES = ("default", "max_quality", "min_cost")
+#: ``Policy(lam=…)`` used by ``mode="min_cost"``: cost dominates any quality difference.
+_MIN_COST_LAM = 1e9
+#: LlamaIndex-internal keyword arguments that must not reach LiteLLM.
+_DROP_KEYS = ("formatted", "verbose", "tool_required", "allow_parallel_tool_calls", "strict")
+
+
+class ZeroRouterLLM(FunctionCallingLLM):
+    """Route every LlamaIndex LLM call to the cheapest model likely to answer it well.
+
+    Parameters
+    ----------
+    router : ZeroRouter, optional
+        A ready router. When omitted, one is built on first use from ``artifact_path`` (default:
+        the shipped artifact) with ``models``, ``endpoints``, ``store`` and ``reference_model``.
+    artifact_path : str or Path, optional
+        Artifact file written by ``ZeroRouter.save`` / ``zerorouter fit``. Not with ``router``.
+    models : list of str, optional
+        Restrict the pool (only when the router is built here).
+    endpoints : dict of str to ModelEndpoint, optional
+        How to call each pool model (only when the router is built here).
+    store : ProfileStore or str, optional
+        Feedback store of a router built here (``"sqlite:///path"``, ``"redis://…"``).
+    temperature : float, optional
+        Sampling temperature in [0, 2] sent to every model; ``None`` leaves the provider default.
+    max_tokens : int, optional
+        Output token limit per call; also what :attr:`metadata` reports as ``num_output``.
+    timeout : float, optional
+        Seconds per LiteLLM call.
+    allowed_models : list of str, optional
+        Only these pool models may be chosen (narrowed further by a per-call ``allowed_models``).
+    quality_target : float, optional
+        Route to keep this fraction (in (0, 1]) of the reference model's predicted quality.
+    reference_model : str, optional
+        The model ``quality_target`` and the savings are measured against.
+    budget_usd_per_1k : float, optional
+        Route to spend about this many USD per 1,000 calls. Not with ``quality_target``.
+    session_id : str, optional
+        Default conversation id (escalate-only stickiness within a session).
+    additional_kwargs : dict, optional
+        Further LiteLLM parameters for every call (per-call keyword arguments win).
+    **kwargs
+        ``LLM`` fields: ``callback_manager``, ``system_prompt``, ``pydantic_program_mode``, …
+
+    Notes
+    -----
+    Responses carry ``additional_kwargs = {"model", "usage", "cost_usd", "latency_s", "ttft_s",
+    "routing_decision", "request_id", "finish_reason", "failed_attempts"}``; ``raw`` is the
+    ``RoutedResponse.to_dict()``; the message's ``additional_kwargs`` repeat ``model``, ``usage``,
+    ``cost_usd`` and ``request_id`` (and hold ``tool_calls``). Core errors propagate unchanged,
+    e.g. ``AllModelsFailedError`` listing every attempt.
+    """
+
+    temperature: Optional[float] = Field(default=None, ge=0.0, le=2.0,
+                                         description="Sampling temperature; None = provider default.")
+    max_tokens: Optional[int] = Field(default=None, gt=0, description="Output token limit per call.")
+    timeout: Optional[float] = Field(default=None, gt=0, description="Seconds per LiteLLM call.")
+    allowed_models: Optional[List[str]] = Field(default=None, description="Pool models that may be chosen.")
+    quality_target: Optional[float] = Field(
+        default=None, gt=0.0, le=1.0, description="Fraction of the reference model's quality to keep.")
+    reference_model: Optional[str] = Field(default=None, description="Model quality targets refer to.")
+    budget_usd_per_1k: Optional[float] = Field(default=None, gt=0.0, description="Average USD per 1,000 calls.")
+    session_id: Optional[str] = Field(default=None, description="Default conversation id.")
+    additional_kwargs: Dict[str, Any] = Field(default_factory=dict,
+                                              description="Extra LiteLLM parameters for every call.")
+
+    _router: Any = PrivateAttr(default=None)
+    _router_spec: Dict[str, Any] = PrivateAttr(default_factory=dict)
+    _lock: Any = PrivateAttr(default=None)
+    _policies: Dict[Any, Any] = PrivateAttr(default_factory=dict)
+    _metadata_cache: Any = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        router: Any = None,
+        *,
+        artifact_path: Any = None,
+        models: Optional[Sequence[str]] = None,
+        endpoints: Optional[Dict[str, Any]] = None,
+        store: Any = None,
+        temperature: Optional[float] = None,
+        max_tokens: Optional[int] = None,
+        timeout: Optional[float] = None,
+        allowed_models: Optional[Sequence[str]] = None,
+        quality_target: Optional[float] = None,
+        reference_model: Optional[str] = None,
+        budget_usd_per_1k: Optional[float] = None,
+        session_id: Optional[str] = None,
+        additional_kwargs: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> None:
+        if quality_target is not None and budget_usd_per_1k is not None:
+            raise ValueError(f"give quality_target ({quality_target!r}) or budget_usd_per_1k "
+                             f"({budget_usd_per_1k!r}), not both")
+        built_here = {"artifact_path": artifact_path, "models": models, "endpoints": endpoints, "store": store}
+        if router is not None:
+            given = [k for k, v in built_here.items() if v is not None]
+            if given:
+                raise ValueError(f"router= was given together with {', '.join(given)}; those configure a "
+                                 "router built by ZeroRouterLLM, pass them to ZeroRouter instead")
+            if not hasattr(router, "complete") or not hasattr(router, "stream"):
+                raise TypeError(f"router={type(router).__name__!r}; expected a zerorouter ZeroRouter")
+        super().__init__(
+            temperature=temperature, max_tokens=max_tokens, timeout=timeout,
+            allowed_models=list(allowed_models) if allowed_models is not None else None,
+            quality_target=quality_target, reference_model=reference_model,
+            budget_usd_per_1k=budget_usd_per_1k, session_id=session_id,
+            additional_kwargs=dict(additional_kwargs or {}), **kwargs,
+        )
+        self._router = router
+        self._router_spec = {k: v for k, v in built_here.items() if v is not None}
+        self._lock = threading.Lock()
+        self._policies = {}
+        self._metadata_cache = None
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ZeroRouterLLM"
+
+    # ------------------------------------------------------------------ router and metadata
+    @property
+    def router(self) -> Any:
+        """The core ``ZeroRouter`` (built on first access when none was given)."""
+        if self._router is None:
+            with self._lock:
+                if self._router is None:
+                    from zerorouter_integrations.router import ZeroRouter
+
+                    spec = dict(self._router_spec)
+                    path = spec.pop("artifact_path", None)
+                    if self.reference_model is not None:
+                        spec["reference_model"] = self.reference_model
+                    self._router = (ZeroRouter.load(path, **spec) if path is not None
+                                    else ZeroRouter.default(**spec))
+        return self._router
+
+    def _admissible_pool(self) -> list[str]:
+        router = self.router
+        endpoints = getattr(router, "endpoints", None) or {}
+        pool = [m for m in router.models if not endpoints or m in endpoints]
+        if self.allowed_models is not None:
+            allowed = set(self.allowed_models)
+            pool = [m for m in pool if m in allowed]
+        return pool
+
+    def _capabilities(self, name: str) -> Any:
+        # The core caches these per model (LiteLLM's model map plus the profile's overrides).
+        getter = getattr(self.router, "capabilities", None) or getattr(self.router, "_capabilities")
+        return getter(name)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """Context window = the smallest known one of the admissible pool (4096 if none is known);
+        function calling iff every pool model supports tools."""
+        pool = self._admissible_pool()
+        key = (id(self.router), tuple(pool), self.max_tokens)
+        cached = self._metadata_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        caps = [self._capabilities(m) for m in pool]
+        windows = [c.context_window for c in caps if getattr(c, "context_window", None)]
+        meta = LLMMetadata(
+            context_window=int(min(windows)) if windows else DEFAULT_CONTEXT_WINDOW,
+            num_output=self.max_tokens or DEFAULT_NUM_OUTPUTS,
+            is_chat_model=True,
+            is_function_calling_model=bool(caps) and all(getattr(c, "supports_tools", False) for c in caps),
+            model_name="zerorouter",
+        )
+        self._metadata_cache = (key, meta)
+        return meta
+
+    # ------------------------------------------------------------------ request building
+    def _policy(self, mode: Optional[str], quality_target: Optional[float], budget: Optional[float],
+                reference: Optional[str]) -> Any:
+        """A calibrated ``Policy`` for these options (cached), or None for the router's own."""
+        if mode not in (None, *_MODES):
+            raise ValueError(f"mode={mode!r}; expected one of {_MODES}")
+        if quality_target is not None and budget is not None:
+            raise ValueError(f"give quality_target ({quality_target!r}) or budget_usd_per_1k ({budget!r}), not both")
+        if mode in ("max_quality", "min_cost") and (quality_target is not None or budget is not None):
+            raise ValueError(f"mode={mode!r} cannot be combined with quality_target or budget_usd_per_1k")
+        if mode in ("max_quality", "min_cost"):
+            key: Any = (mode,)
+        elif quality_target is not None:
+            key = ("quality", float(quality_target), reference)
+        elif budget is not None:
+            key = ("budget", float(budget))
+        else:
+            return None
+        router = self.router
+        policy = self._policies.get(key)
+        if policy is None:
+            from zerorouter_integrations.policy import Policy
+
+            if key[0] == "max_quality":
+                p = Policy(lam=0.0)
+            elif key[0] == "min_cost":
+                p = Policy(lam=_MIN_COST_LAM)
+            elif key[0] == "quality":
+                if not 0.0 < key[1] <= 1.0:
+                    raise ValueError(f"quality_target={key[1]!r}; expected a fraction in (0, 1] of the "
+                                     "reference model's predicted quality")
+                ref = reference or router.reference_model or router._reference()
+                p = Policy.for_quality_target(key[1], reference=ref)
+            else:
+                if key[1] <= 0:
+                    raise ValueError(f"budget_usd_per_1k={key[1]!r}; expected > 0")
+                p = Policy.for_budget(key[1])
+            policy = router.with_policy(p).policy  # calibrated once on the router's calibration prompts
+            self._policies[key] = policy
+        return policy
+
+    def _call_kwargs(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        """Split LlamaIndex kwargs into the router's: LiteLLM params + routing options (+ a Policy)."""
+        kw = dict(kwargs)
+        for k in _DROP_KEYS:
+            kw.pop(k, None)
+        opts = {k: kw.pop(k) for k in _POLICY_KEYS if k in kw}
+        budget = opts.get("budget_usd_per_1k", opts.get("budget"))
+        out: Dict[str, Any] = {}
+        for k, v in (("temperature", self.temperature), ("max_tokens", self.max_tokens),
+                     ("timeout", self.timeout)):
+            if v is not None:
+                out[k] = v
+        out.update(self.additional_kwargs)
+        route = {k: kw.pop(k) for k in _ROUTE_KEYS if k in kw}
+        allowed = kw.pop("allowed_models", None)
+        out.update(kw)
+        if route.get("policy") is None:
+            route.pop("policy", None)
+            per_call = any(opts.get(k) is not None for k in ("mode", "quality_target")) or budget is not None
+            if per_call:
+                policy = self._policy(opts.get("mode"), opts.get("quality_target"), budget,
+                                      opts.get("reference_model") or self.reference_model)
+            else:
+                policy = self._policy(None, self.quality_target, self.budget_usd_per_1k, self.reference_model)
+            if policy is not None:
+                route["policy"] = policy
+        if self.allowed_models is not None and allowed is not None:
+            base = set(self.allowed_models)
+            allowed = [m for m in allowed if m in base]
+        elif allowed is None and self.allowed_models is not None:
+            allowed = list(self.allowed_models)
+        if allowed is not None:
+            route["allowed_models"] = list(allowed)
+        if self.session_id is not None:
+            route.setdefault("session_id", self.session_id)
+        if not out.get("tools"):
+            out.pop("tools", None)
+            out.pop("tool_choice", None)
+            out.pop("parallel_tool_calls", None)
+        out.update(route)
+        return out
+
+    # ------------------------------------------------------------------ chat bodies
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        resp = self.router.complete(to_openai_messages(messages), **self._call_kwargs(kwargs))
+        return chat_response(resp)
+
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        resp = await self.router.acomplete(to_openai_messages(messages), **self._call_kwargs(kwargs))
+        return chat_response(resp)
+
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        msgs = to_openai_messages(messages)
+        params = self._call_kwargs(kwargs)
+        router = self.router
+
+        def gen() -> ChatResponseGen:
+            acc = StreamAccumulator()
+            for chunk in router.stream(msgs, **params):
+                out = acc.feed(chunk)
+                if out is not None:
+                    yield out
+
+        return gen()
+
+    async def _astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        msgs = to_openai_messages(messages)
+        params = self._call_kwargs(kwargs)
+        router = self.router
+
+        async def gen() -> ChatResponseAsyncGen:
+            acc = StreamAccumulator()
+            async for chunk in router.astream(msgs, **params):
+                out = acc.feed(chunk)
+                if out is not None:
+                    yield out
+
+        return gen()
+
+    @staticmethod
+    def _prompt_messages(prompt: str) -> List[ChatMessage]:
+        return [ChatMessage(role=MessageRole.USER, content=prompt)]
+
+    # ------------------------------------------------------------------ public API (decorated)
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Route and answer a conversation."""
+        return self._chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        """Route and stream; the last response carries usage, cost and the decision."""
+        return self._stream_chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        """Async twin of :meth:`chat`."""
+        return await self._achat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        """Async twin of :meth:`stream_chat`."""
+        return await self._astream_chat(messages, **kwargs)
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Route and answer a prompt (sent as one user message)."""
+        return chat_to_completion(self._chat(self._prompt_messages(prompt), **kwargs))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        """Streaming twin of :meth:`complete`."""
+        chat_gen = self._stream_chat(self._prompt_messages(prompt), **kwargs)
+
+        def gen() -> CompletionResponseGen:
+            for r in chat_gen:
+                yield chat_to_completion(r)
+
+        return gen()
+
+    @llm_completion_callback()
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        """Async twin of :meth:`complete`."""
+        return chat_to_completion(await self._achat(self._prompt_messages(prompt), **kwargs))
+
+    @llm_completion_callback()
+    async def astream_complete(self, prompt: str, formatted: bool = False,
+                               **kwargs: Any) -> CompletionResponseAsyncGen:
+        """Async twin of :meth:`stream_complete`."""
+        chat_gen = await self._astream_chat(self._prompt_messages(prompt), **kwargs)
+
+        async def gen() -> CompletionResponseAsyncGen:
+            async for r in chat_gen:
+                yield chat_to_completion(r)
+
+        return gen()
+
+    # ------------------------------------------------------------------ function calling
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence["BaseTool"],
+        user_msg: Optional[Union[str, ChatMessage]] = None,
+        chat_history: Optional[List[ChatMessage]] = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: Union[str, Dict[str, Any], None] = None,
+        **kwargs: Any,
+    ) -> Dict[str, Any]:
+        """Build ``chat`` arguments: OpenAI tool specs, the tool choice, and a *new* message list
+        (the caller's ``chat_history`` is never modified)."""
+        specs = [t.metadata.to_openai_tool(skip_length_check=True) for t in tools]
+        messages = list(chat_history or [])  # a copy: appending below must not touch the caller's list
+        if user_msg is not None:
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg)
+                            if isinstance(user_msg, str) else user_msg)
+        out: Dict[str, Any] = {"messages": messages, **kwargs}
+        if specs:
+            out["tools"] = specs
+            out["tool_choice"] = _resolve_tool_choice(tool_choice, tool_required)
+        return out
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence["BaseTool"],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Keep only the first tool call when parallel calls are not allowed (on a copy)."""
+        calls = tool_calls_of(response.message)
+        if allow_parallel_tool_calls or len(calls) <= 1:
+            return response
+        from llama_index.core.base.llms.types import ToolCallBlock
+
+        first = calls[0]
+        message = response.message.model_copy(deep=True)
+        message.additional_kwargs["tool_calls"] = [first]
+        kept = False
+        blocks = []
+        for b in message.blocks:
+            if isinstance(b, ToolCallBlock):
+                if kept:
+                    continue
+                kept = True
+            blocks.append(b)
+        message.blocks = blocks
+        return response.model_copy(update={"message": message})
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> List[ToolSelection]:
+        """The tool calls of a response as ``ToolSelection``\\ s (arguments parsed tolerantly).
+
+        Raises
+        ------
+        ValueError
+            When the response has no tool call and ``error_on_no_tool_call`` is true.
+        """
+        calls = tool_calls_of(response.message)
+        if not calls:
+            if error_on_no_tool_call:
+                model = (response.additional_kwargs or {}).get("model", "the routed model")
+                raise ValueError(f"expected at least one tool call from {model}, got none "
+                                 f"(answer: {(response.message.content or '')[:120]!r})")
+            return []
+        return [ToolSelection(tool_id=tc.get("id") or "", tool_name=(tc.get("function") or {}).get("name") or "",
+                              tool_kwargs=parse_tool_arguments((tc.get("function") or {}).get("arguments")))
+                for tc in calls]
+
+
+def _resolve_tool_choice(tool_choice: Union[str, Dict[str, Any], None], tool_required: bool) -> Any:
+    """OpenAI ``tool_choice``: a tool name becomes ``{"type": "function", "function": {"name": …}}``."""
+    if tool_choice is None:
+        return "required" if tool_required else "auto"
+    if isinstance(tool_choice, dict):
+        return tool_choice
+    if tool_choice in ("none", "auto", "required"):
+        return tool_choice
+    if tool_choice == "any":
+        return "required"
+    return {"type": "function", "function": {"name": str(tool_choice)}}

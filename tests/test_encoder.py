@@ -1,0 +1,248 @@
+"""QueryEncoder with the real bundled MiniLM, offline: ONNX export, torch agreement, caches, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zerorouter_integrations  # noqa: F401  (offline settings)
+from zerorouter_integrations.encoder import CacheInfo, QueryEncoder, default_model_path
+from zerorouter_integrations.errors import ZeroRouterError
+
+DATA = Path("/work/shared/data")
+SHORT = ["What is 2 + 2?", "", "Write a haiku about routers.", "  spaces  ", "é ü 中文 🙂"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def onnx_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Export the ONNX model into a fresh folder, so every run exercises the export."""
+    root = tmp_path_factory.mktemp("zr-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ZEROROUTER_CACHE_DIR", str(root))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def real_prompts() -> list[str]:
+    """50 real prompts: 25 from zeroeval and 25 from routerbench_subset (fixed seed)."""
+    pd = pytest.importorskip("pandas")
+    if not DATA.is_dir():
+        pytest.skip(f"benchmark data not found at {DATA}")
+    rng = np.random.default_rng(7)
+    out: list[str] = []
+    for folder in ("zeroeval", "routerbench_subset"):
+        col = pd.read_parquet(DATA / folder / "prompts.parquet")["prompt"]
+        out += [col.iloc[i] for i in rng.choice(len(col), size=25, replace=False)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder(onnx_cache_dir: Path) -> QueryEncoder:
+    enc = QueryEncoder()  # "auto"
+    enc.warmup()
+    return enc
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> QueryEncoder:
+    return QueryEncoder(backend="torch")
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def test_auto_exports_onnx_atomically_and_encodes(onnx_encoder: QueryEncoder, onnx_cache_dir: Path):
+    assert onnx_encoder.resolved_backend == "onnx"
+    exports = list((onnx_cache_dir / "onnx").iterdir())
+    assert [p.name.startswith(".tmp-") for p in exports] == [False]  # one export, no leftovers
+    assert (exports[0] / "model.onnx").is_file()
+    assert json.loads((exports[0] / "meta.json").read_text())["pooling"] == "mean"
+
+    vecs = onnx_encoder.encode(SHORT)
+    assert vecs.shape == (len(SHORT), 384) and vecs.dtype == np.float32
+    assert onnx_encoder.dim == 384
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert onnx_encoder.encode([]).shape == (0, 384)
+    one = onnx_encoder.encode_one("What is 2 + 2?")
+    assert one.shape == (384,) and one.dtype == np.float32
+
+
+def test_constructor_only_stores_params(tmp_path: Path):
+    enc = QueryEncoder(str(tmp_path / "no-such-model"), backend="torch", max_seq_length=64)
+    assert (enc.backend, enc.max_seq_length, enc.cache_dir) == ("torch", 64, None)
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        enc.encode(["x"])
+
+
+def test_deterministic_and_batch_matches_single(onnx_encoder: QueryEncoder, real_prompts: list[str]):
+    texts = real_prompts[:8] + SHORT
+    first = QueryEncoder(cache_size=0).encode(texts)
+    again = QueryEncoder(cache_size=0).encode(texts)
+    np.testing.assert_array_equal(first, again)
+    singles = np.vstack([QueryEncoder(cache_size=0).encode_one(t) for t in texts[:3]])
+    np.testing.assert_allclose(singles, first[:3], atol=1e-5)  # padding changes only rounding
+    # Duplicates are encoded once and come back in input order.
+    dup = QueryEncoder(cache_size=0)
+    out = dup.encode(["b", "a", "b"])
+    np.testing.assert_array_equal(out[0], out[2])
+    assert dup.cache_info().misses == 2
+
+
+def test_lru_cache_hit_skips_the_model(onnx_encoder: QueryEncoder):
+    enc = QueryEncoder(cache_size=2)
+    first = enc.encode_one("cache me")
+    assert enc.cache_info() == CacheInfo(hits=0, disk_hits=0, misses=1, maxsize=2, currsize=1)
+    first[:] = 0.0  # the caller's copy; the cache is untouched
+    second = enc.encode_one("cache me")
+    assert enc.cache_info().hits == 1 and enc.cache_info().misses == 1
+    np.testing.assert_array_equal(second, onnx_encoder.encode_one("cache me"))
+    enc.encode(["cache me", "other", "third"])  # 1 hit, 2 misses; "cache me" is evicted last-in-first
+    info = enc.cache_info()
+    assert (info.hits, info.misses, info.currsize) == (2, 3, 2)
+    enc.encode_one("cache me")  # evicted (capacity 2) → encoded again
+    assert enc.cache_info().misses == 4
+    off = QueryEncoder(cache_size=0)
+    off.encode_one("x"), off.encode_one("x")
+    assert off.cache_info().misses == 2 and off.cache_info().currsize == 0
+
+
+def _write_cache(cache_dir: str, texts: list[str], queue) -> None:  # runs in a child process
+    enc = QueryEncoder(cache_dir=cache_dir, batch_size=4)
+    enc.encode(texts)
+    queue.put(enc.cache_info().misses)
+
+
+def test_disk_cache_round_trip_and_concurrent_writers(tmp_path: Path, real_prompts: list[str]):
+    texts = real_prompts[:12] + SHORT
+    writer = QueryEncoder(cache_dir=tmp_path)
+    written = writer.encode(texts)
+    assert writer.cache_info().misses == len(texts)
+
+    reader = QueryEncoder(cache_dir=tmp_path)  # a second instance, empty LRU
+    read = reader.encode(texts)
+    assert reader.cache_info().disk_hits == len(texts) and reader.cache_info().misses == 0
+    np.testing.assert_array_equal(read, written)
+    np.testing.assert_array_equal(QueryEncoder(cache_dir=tmp_path).encode_one(texts[3]), written[3])
+
+    other = QueryEncoder(cache_dir=tmp_path, max_seq_length=64)  # another fingerprint: no reuse
+    assert other.fingerprint != reader.fingerprint
+    other.encode(texts[:2])
+    assert other.cache_info().misses == 2
+
+    # Two processes write overlapping texts into one fresh cache at the same time.
+    shared = tmp_path / "shared"
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_write_cache, args=(str(shared), texts[i : i + 12], queue)) for i in (0, 5)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(queue.get(timeout=5) for _ in procs) == [12, 12]
+    union = QueryEncoder(cache_dir=shared)
+    np.testing.assert_allclose(union.encode(texts), written, atol=1e-5)
+    assert union.cache_info().disk_hits == len(texts) and union.cache_info().misses == 0
+
+
+def test_onnx_matches_torch_on_real_prompts(
+    onnx_encoder: QueryEncoder, torch_encoder: QueryEncoder, real_prompts: list[str]
+):
+    assert torch_encoder.resolved_backend == "torch"
+    assert torch_encoder.fingerprint == onnx_encoder.fingerprint  # the backend is not part of it
+    texts = real_prompts + SHORT
+    cos = _cos(onnx_encoder.encode(texts), torch_encoder.encode(texts))
+    assert cos.min() >= 0.999, cos.min()
+    single = np.vstack([QueryEncoder(cache_size=0).encode_one(t) for t in real_prompts[:5]])
+    assert _cos(single, torch_encoder.encode(real_prompts[:5])).min() >= 0.999
+
+
+def test_other_model_by_path_cls_pooling(tmp_path: Path, torch_encoder: QueryEncoder):
+    """A different sentence-transformers folder (CLS pooling, no Normalize) works on both backends."""
+    src = Path(default_model_path())
+    model = tmp_path / "minilm-cls"
+    shutil.copytree(src, model, ignore=shutil.ignore_patterns("model.safetensors"))
+    (model / "model.safetensors").symlink_to(src / "model.safetensors")
+    pooling = json.loads((model / "1_Pooling" / "config.json").read_text())
+    pooling.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+    (model / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    modules = json.loads((model / "modules.json").read_text())[:2]
+    (model / "modules.json").write_text(json.dumps(modules))
+
+    raw_onnx = QueryEncoder(str(model), backend="onnx", normalize=False, max_seq_length=64)
+    raw_torch = QueryEncoder(str(model), backend="torch", normalize=False, max_seq_length=64)
+    assert raw_onnx.fingerprint != torch_encoder.fingerprint
+    a, b = raw_onnx.encode(SHORT[:3]), raw_torch.encode(SHORT[:3])
+    assert np.linalg.norm(a, axis=1).max() > 1.5  # not normalized
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_pickle_round_trip(onnx_encoder: QueryEncoder):
+    enc = QueryEncoder(max_seq_length=96, cache_size=16)
+    expected = enc.encode(SHORT)
+    blob = pickle.dumps(enc)
+    assert len(blob) < 2000  # parameters only; the model and the cache are dropped
+    clone = pickle.loads(blob)
+    assert (clone.max_seq_length, clone.cache_size, clone.fingerprint) == (96, 16, enc.fingerprint)
+    assert clone.cache_info().currsize == 0
+    np.testing.assert_array_equal(clone.encode(SHORT), expected)
+
+
+def test_bad_inputs(tmp_path: Path):
+    enc = QueryEncoder()
+    with pytest.raises(TypeError, match=r"texts\[1\] must be str, got int"):
+        enc.encode(["ok", 3])
+    with pytest.raises(TypeError, match=r"texts\[0\] must be str, got NoneType"):
+        enc.encode([None])
+    with pytest.raises(TypeError, match="single str"):
+        enc.encode("one string")
+    with pytest.raises(TypeError, match="text must be str, got bytes"):
+        enc.encode_one(b"bytes")
+    with pytest.raises(ValueError, match="backend='tf'"):
+        QueryEncoder(backend="tf")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_seq_length=1"):
+        QueryEncoder(max_seq_length=1)
+    with pytest.raises(ValueError, match="exceeds"):
+        QueryEncoder(max_seq_length=4096).encode(["x"])
+    with pytest.raises(ZeroRouterError, match="backend='onnx' is unavailable"):
+        QueryEncoder(str(tmp_path), backend="onnx").encode(["x"])  # not a model folder
+
+
+def test_loads_offline_with_sockets_disabled():
+    pytest_socket = pytest.importorskip("pytest_socket")
+    pytest_socket.disable_socket()
+    try:
+        for backend in ("auto", "torch"):
+            vec = QueryEncoder(backend=backend).encode_one("no network needed")
+            assert vec.shape == (384,)
+    finally:
+        pytest_socket.enable_socket()
+
+
+async def test_async_twins_match_sync(onnx_encoder: QueryEncoder):
+    enc = QueryEncoder()
+    batch, one = await asyncio.gather(enc.aencode(SHORT), enc.aencode_one(SHORT[0]))
+    np.testing.assert_allclose(batch, onnx_encoder.encode(SHORT), atol=1e-6)
+    np.testing.assert_allclose(one, batch[0], atol=1e-5)
+    hit = await enc.aencode_one(SHORT[2])  # cached by the batch above
+    np.testing.assert_array_equal(hit, batch[2])
+    with pytest.raises(TypeError, match=r"texts\[0\]"):
+        await enc.aencode([1])
+
+
+def test_progress_bar_on_request(capsys: pytest.CaptureFixture[str]):
+    QueryEncoder(cache_size=0, show_progress=True).encode(SHORT)
+    assert "encoding prompts" in capsys.readouterr().err
+    QueryEncoder(cache_size=0).encode(SHORT, show_progress=False)
+    assert "encoding prompts" not in capsys.readouterr().err

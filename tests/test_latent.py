@@ -1,0 +1,167 @@
+"""Latent spaces, onboarding purity, determinism, serialization (real MiniLM on a real zeroeval slice)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from zerorouter_integrations.artifact import RouterArtifact, space_from_dict, space_to_dict
+from zerorouter_integrations.errors import NotFittedError, SchemaError
+from zerorouter_integrations.evaluation import ROUTERS, make_space
+from zerorouter_integrations.latent.irt import IRTSpace, bayes_logistic
+from zerorouter_integrations.predictor import QualityPredictor
+from zerorouter_integrations.profiles import estimate_tokens
+
+
+def _fit(name, X, table, seed=0, exclude=()):
+    models = [m for m in table.model_names if m not in exclude]
+    S = table.scores(models=models)
+    C = table.costs(models=models)
+    toks = np.array([estimate_tokens(t) for t in table.texts()], float)
+    return QualityPredictor(make_space(name, seed)).fit(X, S, models, costs=C, input_tokens=toks)
+
+
+@pytest.mark.parametrize("name", sorted(ROUTERS))
+def test_every_space_fits_predicts_and_beats_the_mean(name, small_table, small_features):
+    """Held-out log loss beats predicting each model's training mean (the spaces learn something)."""
+    X = small_features
+    n = len(X)
+    rng = np.random.default_rng(1)
+    test = rng.permutation(n)[: n // 4]
+    train = np.setdiff1d(np.arange(n), test)
+    models = small_table.model_names
+    S = small_table.scores(models=models)
+    keep = [j for j in range(len(models)) if (~np.isnan(S[train, j])).sum() > 20]
+    models = [models[j] for j in keep]
+    S = S[:, keep]
+    space = make_space(name).fit(X[train], S[train], models)
+    Z = space.transform(X[test])
+    q, sd = space.predict_matrix(Z, [space.abilities_[m] for m in models])
+    assert q.shape == sd.shape == (len(test), len(models))
+    assert np.all((q > 0) & (q < 1)) and np.all(sd >= 0)
+    obs = ~np.isnan(S[test])
+    y = S[test][obs]
+    base = np.broadcast_to(np.nanmean(S[train], axis=0), S[test].shape)[obs]
+    pred = np.clip(q[obs], 1e-4, 1 - 1e-4)
+    b = np.clip(base, 1e-4, 1 - 1e-4)
+    ll = -np.mean(y * np.log(pred) + (1 - y) * np.log(1 - pred))
+    ll_base = -np.mean(y * np.log(b) + (1 - y) * np.log(1 - b))
+    assert ll < ll_base, f"{name}: held-out log loss {ll:.4f} not below the per-model mean's {ll_base:.4f}"
+
+
+def test_fit_is_deterministic_with_a_seed(small_table, small_features):
+    a = _fit("zerorouter", small_features, small_table, seed=3)
+    b = _fit("zerorouter", small_features, small_table, seed=3)
+    np.testing.assert_array_equal(a.space_.W_, b.space_.W_)
+    for m in a.profiles_:
+        assert a.profiles_[m].to_dict() == b.profiles_[m].to_dict()
+    anchors_a = a.space_.select_anchors(a.space_.training_coordinates(), 30, seed=5)
+    anchors_b = b.space_.select_anchors(b.space_.training_coordinates(), 30, seed=5)
+    np.testing.assert_array_equal(anchors_a, anchors_b)
+
+
+@pytest.mark.parametrize("name", sorted(ROUTERS))
+def test_onboarding_leaves_space_and_other_profiles_byte_identical(name, small_table, small_features):
+    new = "gpt-4o-mini-2024-07-18"
+    pred = _fit(name, small_features, small_table, exclude=(new,))
+    before_space = pickle.dumps(pred.space_)
+    before_profiles = json.dumps({m: p.to_dict() for m, p in pred.profiles_.items()}, sort_keys=True)
+    Z = pred.space_.training_coordinates()
+    idx = pred.space_.select_anchors(Z, 40, seed=0)
+    y = small_table.scores(models=[new])[idx, 0]
+    ok = ~np.isnan(y)
+    profile = pred.onboard(new, Z[idx][ok], y[ok])
+    assert pickle.dumps(pred.space_) == before_space
+    after = {m: p.to_dict() for m, p in pred.profiles_.items() if m != new}
+    assert json.dumps(after, sort_keys=True) == before_profiles
+    assert profile.ability.n_obs == int(ok.sum()) and pred.profiles_[new] is profile
+
+
+def test_few_anchor_onboarding_shrinks_toward_the_population():
+    """With 5 all-correct anchors the IRT posterior stays well below certainty (population prior)."""
+    rng = np.random.default_rng(0)
+    n, m, k = 400, 12, 3
+    theta = rng.standard_normal((n, k))
+    A = rng.standard_normal((m, k))
+    b = rng.normal(0, 1, m)
+    Y = (rng.random((n, m)) < 1 / (1 + np.exp(-(theta @ A.T + b)))).astype(float)
+    X = np.hstack([theta + 0.1 * rng.standard_normal((n, k)), rng.standard_normal((n, 5))])
+    space = IRTSpace(n_dims=3, max_iter=200).fit(X, Y, [f"m{j}" for j in range(m)])
+    Z = space.training_coordinates()[:5]
+    ab = space.fit_ability(Z, np.ones(5))
+    p, sd = space.predict(space.transform(X[300:]), ab)
+    assert p.mean() < 0.95 and sd.mean() > 0
+    ab_many = space.fit_ability(space.training_coordinates()[:300], Y[:300, 0])
+    p_many, sd_many = space.predict(space.transform(X[300:]), ab_many)
+    assert sd_many.mean() < sd.mean()
+    # Against the truth, the 300-anchor estimate is close to the known model's own fit.
+    p_known, _ = space.predict(space.transform(X[300:]), space.abilities_["m0"])
+    assert np.abs(p_many - p_known).mean() < 0.1
+
+
+def test_bayes_logistic_matches_sklearn_without_prior():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    y = (rng.random(300) < 1 / (1 + np.exp(-(X @ [1.0, -2.0, 0.5] + 0.3)))).astype(float)
+    Xb = np.column_stack([X, np.ones(300)])
+    w, cov = bayes_logistic(Xb, y, np.zeros(4), np.eye(4) * 1e-6)
+    ref = LogisticRegression(C=1e6, max_iter=1000).fit(X, y)
+    np.testing.assert_allclose(w[:3], ref.coef_[0], rtol=1e-3, atol=1e-3)
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_not_fitted_errors():
+    with pytest.raises(NotFittedError, match="fit"):
+        IRTSpace().transform(np.zeros((1, 3)))
+    with pytest.raises(NotFittedError):
+        QualityPredictor(IRTSpace()).predict(np.zeros((1, 3)))
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="scores in \\[0, 1\\]"):
+        IRTSpace().fit(np.zeros((3, 2)), np.array([[2.0], [0.0], [1.0]]), ["a"])
+    with pytest.raises(ValueError, match="'a' has no observed score"):
+        IRTSpace().fit(np.zeros((3, 2)), np.full((3, 1), np.nan), ["a"])
+    with pytest.raises(ValueError, match="non-finite"):
+        IRTSpace().fit(np.array([[np.nan, 0], [0, 0]]), np.ones((2, 1)), ["a"])
+
+
+@pytest.mark.parametrize("name", ["zerorouter", "unirouter-kmeans", "unirouter-learned-map"])
+def test_space_json_and_pickle_round_trip(name, small_table, small_features):
+    pred = _fit(name, small_features, small_table)
+    space = pred.space_
+    clone = space_from_dict(json.loads(json.dumps(space_to_dict(space)))) if name == "zerorouter" else \
+        pickle.loads(pickle.dumps(space))
+    X = small_features[:20]
+    a = [pred.profiles_[m].ability for m in list(pred.profiles_)[:5]]
+    np.testing.assert_allclose(space.predict_matrix(space.transform(X), a)[0],
+                               clone.predict_matrix(clone.transform(X), a)[0], rtol=1e-12)
+
+
+def test_artifact_save_load_round_trip_and_atomicity(tmp_path, small_table, small_features):
+    pred = _fit("zerorouter", small_features, small_table)
+    art = RouterArtifact(predictor=pred, encoder={"max_seq_length": 128}, features={"use_text_features": True},
+                         calibration_Z=pred.transform(small_features[:50]))
+    path = art.save(tmp_path / "a.json.gz")
+    back = RouterArtifact.load(path)
+    assert [p.to_dict() for p in back.predictor.profiles_.values()] == [p.to_dict() for p in pred.profiles_.values()]
+    q1 = pred.predict(small_features[:10]).quality
+    q2 = back.predictor.predict(small_features[:10]).quality
+    np.testing.assert_allclose(q1, q2, rtol=1e-12)
+    # A failing save leaves the previous file intact and no temp file behind.
+    good = path.read_bytes()
+    bad = copy.copy(art)
+    bad.build = {"oops": object()}
+    with pytest.raises(TypeError):
+        bad.save(path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json.gz"]
+    (tmp_path / "junk.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(SchemaError, match="not a router artifact"):
+        RouterArtifact.load(tmp_path / "junk.json.gz")

@@ -1,0 +1,179 @@
+"""Final-answer extraction and grading, without running code.
+
+Used to grade live onboarding runs against an anchor's reference answer and, in cascades, to compare
+two models' answers. Extractors are pluggable: any ``Callable[[str], str | None]``.
+
+* :func:`extract_json_answer`: the ``"answer"`` field of a JSON object in the text (ZeroEval's format);
+* :func:`extract_choice`: a multiple-choice letter (``A``–``E``, "Answer: C", "(b)", "The answer is D");
+* :func:`extract_number`: the last number (thousands separators and ``$`` removed, ``\\boxed{}`` first);
+* :func:`extract_final`: JSON answer → boxed → "answer is/Answer:" line → last line, normalized.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Callable
+
+__all__ = [
+    "Extractor",
+    "extract_json_answer",
+    "extract_choice",
+    "extract_number",
+    "extract_final",
+    "normalize_answer",
+    "answers_agree",
+    "grade",
+]
+
+Extractor = Callable[[str], "str | None"]
+
+_JSON_OBJ = re.compile(r"\{.*\}", re.S)
+_ANSWER_FIELD = re.compile(r'"answer"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\n]+)', re.S)
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_CHOICE_PATTERNS = [
+    re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*[:\-]?\s*\(?([A-E])\)?(?![A-Za-z])", re.I),
+    re.compile(r"^\s*\(?([A-E])\)?(?:[\s\.\):]|$)", re.M),
+    re.compile(r"\(([A-E])\)"),
+]
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+_ANSWER_LINE = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*(.+)", re.I)
+
+
+def extract_json_answer(text: str) -> str | None:
+    """The ``answer`` field of the (last) JSON object in ``text``, as a string."""
+    if not text:
+        return None
+    m = _JSON_OBJ.search(text)
+    if m:
+        try:
+            obj = json.loads(m.group(0))
+            if isinstance(obj, dict) and "answer" in obj:
+                return str(obj["answer"]).strip()
+        except (json.JSONDecodeError, ValueError):
+            pass
+    m2 = list(_ANSWER_FIELD.finditer(text))
+    if m2:
+        raw = m2[-1].group(1).strip()
+        if raw.startswith('"'):
+            try:
+                return str(json.loads(raw)).strip()
+            except json.JSONDecodeError:
+                return raw.strip('"').strip()
+        return raw
+    return None
+
+
+def extract_choice(text: str) -> str | None:
+    """A multiple-choice letter A–E, or ``None``."""
+    if not text:
+        return None
+    inner = extract_json_answer(text)
+    if inner:
+        text = inner
+    stripped = text.strip()
+    if len(stripped) <= 3:
+        m = re.fullmatch(r"\(?([A-Ea-e])[\)\.]?", stripped)
+        if m:
+            return m.group(1).upper()
+    for pat in _CHOICE_PATTERNS:
+        found = pat.findall(text)
+        if found:
+            return found[0].upper() if pat is _CHOICE_PATTERNS[0] else found[0].upper()
+    return None
+
+
+def extract_number(text: str) -> str | None:
+    """The final number in ``text`` (boxed / JSON answer first), normalized (``"1,000.50"`` → ``"1000.5"``)."""
+    if not text:
+        return None
+    for getter in (extract_json_answer, lambda t: (_BOXED.findall(t) or [None])[-1]):
+        inner = getter(text)
+        if inner:
+            nums = _NUMBER.findall(inner.replace(",", "").replace("$", ""))
+            if nums:
+                return _canon_number(nums[-1])
+    nums = _NUMBER.findall(text.replace(",", "").replace("$", ""))
+    return _canon_number(nums[-1]) if nums else None
+
+
+def _canon_number(s: str) -> str:
+    try:
+        if "/" in s:
+            a, b = s.split("/")
+            v = float(a) / float(b)
+        else:
+            v = float(s)
+    except (ValueError, ZeroDivisionError):
+        return s
+    if math.isfinite(v) and v == int(v):
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+def normalize_answer(s: str | None) -> str | None:
+    """Lower-case, strip LaTeX wrappers, punctuation at the ends and white space."""
+    if s is None:
+        return None
+    s = str(s).strip()
+    boxed = _BOXED.findall(s)
+    if boxed:
+        s = boxed[-1]
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("$", "")
+    s = re.sub(r"\\text\{([^}]*)\}", r"\1", s)
+    s = re.sub(r"\s+", " ", s).strip().strip(".").strip().lower()
+    num = _NUMBER.fullmatch(s.replace(",", ""))
+    if num:
+        return _canon_number(num.group(0))
+    return s
+
+
+def extract_final(text: str) -> str | None:
+    """Best-effort final answer of a free-form response, normalized."""
+    if not text:
+        return None
+    for getter in (extract_json_answer, lambda t: (_BOXED.findall(t) or [None])[-1]):
+        v = getter(text)
+        if v:
+            return normalize_answer(v)
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        m = _ANSWER_LINE.search(ln)
+        if m:
+            return normalize_answer(m.group(1))
+    return normalize_answer(lines[-1]) if lines else None
+
+
+def answers_agree(a: str | None, b: str | None) -> bool:
+    """Two extracted answers agree: both present and equal after normalization (numbers compared as numbers)."""
+    if a is None or b is None:
+        return False
+    na, nb = normalize_answer(a), normalize_answer(b)
+    if na == nb:
+        return True
+    try:
+        return abs(float(na) - float(nb)) <= 1e-6 * max(1.0, abs(float(nb)))
+    except (TypeError, ValueError):
+        return False
+
+
+def grade(response: str, reference: str | None, *, extractor: Extractor | None = None) -> float | None:
+    """1.0 when the response's final answer matches the reference, else 0.0; ``None`` without a reference.
+
+    The extractor is chosen from the reference's shape unless given: a letter A–E → choice, a number →
+    number, else :func:`extract_final`.
+    """
+    if reference is None or str(reference).strip() == "":
+        return None
+    ref = str(reference).strip()
+    if extractor is None:
+        if re.fullmatch(r"\(?[A-Ea-e]\)?", ref):
+            extractor = extract_choice
+            ref = ref.strip("()").upper()
+        elif _NUMBER.fullmatch(ref.replace(",", "").replace("$", "")):
+            extractor = extract_number
+        else:
+            extractor = extract_final
+    got = extractor(response or "")
+    return 1.0 if answers_agree(got, ref) else 0.0

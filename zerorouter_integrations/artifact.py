@@ -1,0 +1,202 @@
+"""The router artifact: latent space + model profiles + anchor set, as one gzipped JSON file.
+
+JSON rather than pickle: the shipped default is data, not code, so loading it never executes
+anything, and it diffs and inspects with ordinary tools. Spaces are serialized from their constructor
+parameters plus their learned (``*_``) attributes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zerorouter_integrations._io import atomic_write_bytes
+from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.latent.base import Ability, LatentSpace
+from zerorouter_integrations.predictor import QualityPredictor
+from zerorouter_integrations.profiles import ModelProfile
+
+__all__ = ["AnchorSet", "RouterArtifact", "space_to_dict", "space_from_dict", "DEFAULT_ARTIFACT"]
+
+FORMAT_VERSION = 1
+#: Path of the artifact shipped inside the package (built by ``scripts/build_default_artifact.py``).
+DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "default.json.gz"
+
+
+def _space_classes() -> dict[str, type]:
+    from zerorouter_integrations.latent.clusters import KMeansSpace, LearnedMapSpace
+    from zerorouter_integrations.latent.irt import IRTSpace
+    from zerorouter_integrations.latent.reference import KNNSpace, LogisticSpace
+
+    return {c.kind: c for c in (IRTSpace, KMeansSpace, LearnedMapSpace, KNNSpace, LogisticSpace)}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, Ability):
+        return {"__ability__": value.to_dict()}
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"cannot serialize a {type(value).__name__} in a router artifact")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.asarray(value["__ndarray__"], dtype=value.get("dtype", "float64"))
+        if "__ability__" in value:
+            return Ability.from_dict(value["__ability__"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+#: Learned attributes needed only while fitting (the training prompts' coordinates): left out of artifacts.
+_NOT_SHIPPED = frozenset({"train_Z_"})
+
+
+def space_to_dict(space: LatentSpace) -> dict[str, Any]:
+    """Constructor parameters + learned attributes of a fitted space, JSON-safe."""
+    params = {name: getattr(space, name) for name in inspect.signature(type(space).__init__).parameters
+              if name != "self" and hasattr(space, name)}
+    learned = {k: v for k, v in vars(space).items()
+               if k.endswith("_") and not k.startswith("_") and k not in _NOT_SHIPPED}
+    try:
+        return {"kind": space.kind, "params": _encode(params), "learned": _encode(learned)}
+    except TypeError as exc:
+        raise TypeError(f"{type(space).__name__} cannot be saved as JSON: {exc}") from exc
+
+
+def space_from_dict(data: dict[str, Any]) -> LatentSpace:
+    classes = _space_classes()
+    kind = data.get("kind")
+    if kind not in classes:
+        raise SchemaError(f"artifact space kind {kind!r} is unknown; expected one of {sorted(classes)}")
+    space = classes[kind](**_decode(data.get("params", {})))
+    for key, value in _decode(data.get("learned", {})).items():
+        setattr(space, key, value)
+    return space
+
+
+def _find_nonfinite(obj: Any, path: str = "$") -> str | None:
+    """JSON path of the first NaN/inf float in ``obj`` (or ``None``)."""
+    if isinstance(obj, float):
+        return None if np.isfinite(obj) else path
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found = _find_nonfinite(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = _find_nonfinite(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+@dataclass
+class AnchorSet:
+    """The router's own anchor prompts: texts, reference answers and latent coordinates."""
+
+    prompt_ids: list[str]
+    texts: list[str]
+    references: list[str | None]
+    tasks: list[str]
+    Z: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt_ids": self.prompt_ids, "texts": self.texts, "references": self.references,
+                "tasks": self.tasks, "Z": np.asarray(self.Z).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AnchorSet":
+        return cls(list(d["prompt_ids"]), list(d["texts"]), list(d["references"]), list(d["tasks"]),
+                   np.asarray(d["Z"], dtype=float))
+
+
+@dataclass
+class RouterArtifact:
+    """Everything a :class:`~zerorouter_integrations.router.ZeroRouter` needs besides I/O."""
+
+    predictor: QualityPredictor
+    anchors: AnchorSet | None = None
+    encoder: dict[str, Any] = field(default_factory=dict)  # QueryEncoder settings (max_seq_length, …)
+    features: dict[str, Any] = field(default_factory=dict)  # PromptFeaturizer settings
+    calibration_Z: np.ndarray | None = None  # latent coordinates of a calibration prompt set
+    calibration_tokens: np.ndarray | None = None
+    build: dict[str, Any] = field(default_factory=dict)  # provenance: script, tables, split, date
+
+    def to_dict(self) -> dict[str, Any]:
+        pred = self.predictor
+        return {
+            "format": FORMAT_VERSION,
+            "space": space_to_dict(pred.space_),
+            "profiles": [p.to_dict() for p in pred.profiles_.values()],
+            "anchors": self.anchors.to_dict() if self.anchors is not None else None,
+            "encoder": self.encoder,
+            "features": self.features,
+            "calibration_Z": None if self.calibration_Z is None else np.asarray(self.calibration_Z).tolist(),
+            "calibration_tokens": None if self.calibration_tokens is None
+            else np.asarray(self.calibration_tokens).tolist(),
+            "build": self.build,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RouterArtifact":
+        if not isinstance(d, dict) or d.get("format") != FORMAT_VERSION:
+            raise SchemaError(f"router artifact format {d.get('format') if isinstance(d, dict) else d!r} is not "
+                              f"supported; expected {FORMAT_VERSION}")
+        space = space_from_dict(d["space"])
+        pred = QualityPredictor(space)
+        pred.space_ = space
+        pred.profiles_ = {p["name"]: ModelProfile.from_dict(p) for p in d["profiles"]}
+        return cls(
+            predictor=pred,
+            anchors=AnchorSet.from_dict(d["anchors"]) if d.get("anchors") else None,
+            encoder=dict(d.get("encoder") or {}),
+            features=dict(d.get("features") or {}),
+            calibration_Z=None if d.get("calibration_Z") is None else np.asarray(d["calibration_Z"], dtype=float),
+            calibration_tokens=None if d.get("calibration_tokens") is None
+            else np.asarray(d["calibration_tokens"], dtype=float),
+            build=dict(d.get("build") or {}),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write gzipped JSON atomically (serialization happens first: a failure writes nothing)."""
+        payload = self.to_dict()
+        bad = _find_nonfinite(payload)
+        if bad is not None:
+            raise ValueError(f"router artifact holds a non-finite number at {bad}; nothing was written")
+        data = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+        return atomic_write_bytes(Path(path), gzip.compress(data, compresslevel=9, mtime=0))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RouterArtifact":
+        f = Path(path)
+        try:
+            raw = f.read_bytes()
+        except FileNotFoundError:
+            raise SchemaError(f"{f}: router artifact not found") from None
+        try:
+            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"{f}: not a router artifact (gzipped JSON expected): {exc}") from exc
+        return cls.from_dict(data)

@@ -1,0 +1,158 @@
+"""Zero-shot onboarding: add a model to the pool from ~100 scored anchor prompts, with no retraining.
+
+* :func:`select_anchors`: the most informative ``k`` prompts of a caller's labelled pool (the latent
+  space's own strategy: information-maximizing for the IRT space, cluster-stratified for K-means).
+* :func:`onboard`: a new profile from scores on anchor prompts. Only the new profile is created: the
+  latent space and every other profile stay byte-identical.
+* :func:`onboard_live`: run the router's own anchor set through the model via LiteLLM, grade each
+  answer against the anchor's reference (:func:`zerorouter_integrations.answers.grade`), then onboard.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zerorouter_integrations.router import ZeroRouter
+
+__all__ = ["select_anchors", "onboard", "onboard_live"]
+
+
+def _coordinates(router: "ZeroRouter", prompts: Sequence[str]) -> np.ndarray:
+    """Latent coordinates; the router's own anchors use their fitted (exact) coordinates."""
+    texts = [str(p) for p in prompts]
+    anchors = router.artifact.anchors
+    known = {t: i for i, t in enumerate(anchors.texts)} if anchors is not None else {}
+    missing = [i for i, t in enumerate(texts) if t not in known]
+    out: list[np.ndarray | None] = [None] * len(texts)
+    for i, t in enumerate(texts):
+        if t in known:
+            out[i] = anchors.Z[known[t]]
+    if missing:
+        X = router.featurizer.transform([texts[i] for i in missing])
+        Zm = router.predictor.transform(X)
+        for j, i in enumerate(missing):
+            out[i] = Zm[j]
+    return np.vstack(out) if out else np.zeros((0, 0))
+
+
+def select_anchors(router: "ZeroRouter", prompts: Sequence[str], k: int = 100, *, seed: int = 0) -> list[int]:
+    """Indices (into ``prompts``) of the ``k`` most informative anchors."""
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k!r}")
+    if not prompts:
+        raise ValueError("prompts is empty; give the labelled pool to choose anchors from")
+    Z = _coordinates(router, prompts)
+    return [int(i) for i in router.predictor.space_.select_anchors(Z, min(k, len(prompts)), seed=seed)]
+
+
+def onboard(router: "ZeroRouter", model: str, anchor_prompts: Sequence[str], scores: Sequence[float], *,
+            costs: Sequence[float] | None = None, input_usd_per_token: float | None = None,
+            output_usd_per_token: float | None = None, expected_output_tokens: float | None = None,
+            litellm_model: str | None = None, endpoint: Any = None, capabilities: dict | None = None,
+            latency_prior: dict | None = None) -> ModelProfile:
+    """Fit ``model``'s profile from its ``scores`` (in [0, 1]) on ``anchor_prompts`` and add it to the pool.
+
+    Cost: from ``costs`` observed on the anchors when given, else from the prices and
+    ``expected_output_tokens`` (default 200), else LiteLLM's price map for ``litellm_model``.
+    """
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a non-empty string, got {model!r}")
+    prompts = list(anchor_prompts)
+    y = np.asarray(list(scores), dtype=float)
+    if len(prompts) != len(y):
+        raise ValueError(f"got {len(prompts)} anchor prompts but {len(y)} scores")
+    if len(y) == 0:
+        raise ValueError("onboarding needs at least one scored anchor prompt")
+    if np.isnan(y).any() or ((y < 0) | (y > 1)).any():
+        bad = int(np.flatnonzero(np.isnan(y) | (y < 0) | (y > 1))[0])
+        raise ValueError(f"scores must be in [0, 1]; score {bad} is {y[bad]!r}")
+    if costs is not None and len(costs) != len(y):
+        raise ValueError(f"got {len(costs)} costs for {len(y)} anchors")
+    if litellm_model is None and endpoint is not None:
+        litellm_model = getattr(endpoint, "litellm_model", None)
+    if (input_usd_per_token is None or output_usd_per_token is None) and litellm_model:
+        pin, pout = _litellm_prices(litellm_model)
+        input_usd_per_token = input_usd_per_token if input_usd_per_token is not None else pin
+        output_usd_per_token = output_usd_per_token if output_usd_per_token is not None else pout
+    Z = _coordinates(router, prompts)
+    tokens = np.array([estimate_tokens(p) for p in prompts], dtype=float)
+    prices = (input_usd_per_token, output_usd_per_token)
+    ability = router.predictor.space_.fit_ability(Z, y)
+    from zerorouter_integrations.predictor import _fit_cost
+    from zerorouter_integrations.profiles import CostModel
+
+    if costs is None and None not in prices:
+        cost = CostModel.from_prices(prices[0], prices[1], expected_output_tokens or 200.0)
+    else:
+        cost = _fit_cost(None if costs is None else np.asarray(costs, dtype=float), tokens, prices)
+    profile = ModelProfile(name=model, ability=ability, cost=cost, litellm_model=litellm_model,
+                           input_usd_per_token=prices[0], output_usd_per_token=prices[1],
+                           expected_output_tokens=expected_output_tokens, capabilities=dict(capabilities or {}),
+                           source=f"onboard:{len(y)} anchors")
+    if latency_prior:
+        profile.latency_prior = dict(latency_prior)
+    router._add_profile(profile, endpoint)
+    return profile
+
+
+def _litellm_prices(litellm_model: str) -> tuple[float | None, float | None]:
+    from zerorouter_integrations._env import import_litellm
+
+    litellm = import_litellm()
+    try:
+        info = litellm.get_model_info(litellm_model)
+    except Exception:  # unknown to LiteLLM's local map
+        return None, None
+    return info.get("input_cost_per_token"), info.get("output_cost_per_token")
+
+
+def onboard_live(router: "ZeroRouter", model: str, endpoint: Any, *, k: int = 100,
+                 grader: Callable[[str, str | None], float | None] | None = None, max_tokens: int = 512,
+                 show_progress: bool | None = None, **onboard_kwargs: Any) -> ModelProfile:
+    """Run up to ``k`` of the router's anchors (those with a reference answer) through ``endpoint``.
+
+    Each answer is graded with ``grader(response_text, reference)`` (default: exact-match / numeric /
+    multiple-choice checker, no code execution); failed calls are skipped and counted. Observed costs
+    feed the new profile's cost model.
+    """
+    from zerorouter_integrations.answers import grade
+    from zerorouter_integrations.dispatch import Dispatcher
+
+    anchors = router.artifact.anchors
+    if anchors is None or not len(anchors):
+        raise SchemaError("this router's artifact has no anchor set; use onboard() with your own scored prompts")
+    usable = [i for i, r in enumerate(anchors.references) if r is not None and str(r).strip()]
+    if not usable:
+        raise SchemaError("none of the router's anchors has a reference answer to grade against")
+    usable = usable[:k]
+    grader = grader or grade
+    dispatcher = Dispatcher({model: endpoint})
+    prompts, scores, costs = [], [], []
+    from tqdm.auto import tqdm
+
+    failures = 0
+    for i in tqdm(usable, desc=f"onboarding {model}", disable=show_progress is False,
+                  leave=False):
+        try:
+            res = dispatcher.complete([model], [{"role": "user", "content": anchors.texts[i]}],
+                                      max_tokens=max_tokens, temperature=0)
+        except Exception:
+            failures += 1
+            continue
+        s = grader(res.content or "", anchors.references[i])
+        if s is None:
+            continue
+        prompts.append(anchors.texts[i])
+        scores.append(float(s))
+        costs.append(res.cost_usd if getattr(res, "cost_known", True) else math.nan)
+    if not scores:
+        raise SchemaError(f"no anchor could be run and graded on {model!r} ({failures} call(s) failed)")
+    cost_arg = costs if not all(math.isnan(c) for c in costs) else None
+    return onboard(router, model, prompts, scores, costs=cost_arg, endpoint=endpoint, **onboard_kwargs)

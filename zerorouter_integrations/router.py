@@ -1,0 +1,611 @@
+"""``ZeroRouter``: the one object users hold.
+
+One request flows one way::
+
+    messages ─ text ─ encoder ─ features ─ latent space ─ predicted quality / cost / latency per model
+      ─ constraints (capabilities, allow/deny, cooldown, SLA, stickiness) ─ policy ─ RoutingDecision
+      ─ dispatch (LiteLLM, retries, fallback down the ranking) ─ feedback (store) ─ profiles
+
+:meth:`ZeroRouter.route` decides only; :meth:`complete` / :meth:`acomplete` / :meth:`stream` /
+:meth:`astream` decide and dispatch; :meth:`route_batch` runs the dual-mode integer program over a
+batch; :meth:`onboard` adds a model from scored anchors, :meth:`onboard_live` by running the router's
+own anchors through it; :meth:`record_quality` refines a model's ability from a graded answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, AnchorSet, RouterArtifact
+from zerorouter_integrations.errors import NoAdmissibleModelError, SchemaError, UnknownModelError
+from zerorouter_integrations.features import PromptFeaturizer, messages_to_text
+from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
+
+__all__ = ["ZeroRouter", "RoutedResponse", "RoutedChunk"]
+
+Messages = Sequence[Mapping[str, Any]] | str
+
+
+def _as_messages(messages: Messages) -> list[dict[str, Any]]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ValueError(f"messages must be a non-empty list of {{'role', 'content'}} dicts or a string, "
+                         f"got {messages!r:.80}")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or "role" not in m:
+            raise ValueError(f"message {i} must be a dict with a 'role' (and 'content'), got {m!r:.80}")
+        out.append(m if isinstance(m, dict) else dict(m))
+    return out
+
+
+@dataclass
+class RoutedResponse:
+    """A completed call: the answer plus where it went, what it cost and how long it took."""
+
+    content: str | None
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+    model: str
+    decision: Any  # RoutingDecision
+    usage: Any  # dispatch.Usage
+    cost_usd: float
+    latency_s: float
+    ttft_s: float | None
+    request_id: str
+    attempts: list[Any] = field(default_factory=list)
+    response: Any = None  # the raw LiteLLM ModelResponse
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "content": self.content, "tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
+            "model": self.model, "decision": self.decision.to_dict(), "usage": asdict(self.usage),
+            "cost_usd": self.cost_usd, "latency_s": self.latency_s, "ttft_s": self.ttft_s,
+            "request_id": self.request_id, "attempts": [asdict(a) for a in self.attempts],
+        }
+
+
+@dataclass
+class RoutedChunk:
+    """One streamed piece. The last chunk of a stream has ``final`` set and carries ``response``."""
+
+    content: str = ""
+    tool_call_deltas: list[Any] = field(default_factory=list)
+    model: str | None = None
+    final: bool = False
+    response: RoutedResponse | None = None
+    raw: Any = None
+
+
+class ZeroRouter:
+    """Route each request to the cheapest model that will answer it well.
+
+    Parameters
+    ----------
+    artifact : RouterArtifact
+        Latent space, profiles, anchors (see :meth:`default` and :meth:`load`).
+    endpoints : mapping of str to ModelEndpoint, optional
+        How to call each model through LiteLLM. Models without an endpoint are routed to only when
+        none has one (offline use of :meth:`route`). Default: each profile's ``litellm_model``.
+    models : sequence of str, optional
+        Restrict the pool to these models.
+    policy : Policy, optional
+        Per-query trade-off; default: the cheapest choice that keeps 95 % of the reference model's
+        predicted quality, calibrated on the artifact's calibration prompts.
+    store : ProfileStore or str, optional
+        Where feedback goes (``"sqlite:///path"``, ``"redis://…"``, a path, or a store); default in-memory.
+    reference_model : str, optional
+        The model savings are measured against (default: the pool model of highest predicted quality).
+    encoder : QueryEncoder, optional
+    retry : RetryPolicy, optional
+    latency_sla_s : float, optional
+        Default p95 latency bound; models whose p95 estimate exceeds it are removed.
+    cooldown_after, cooldown_s : int, float
+        After ``cooldown_after`` consecutive errors a model is skipped for ``cooldown_s`` seconds.
+    """
+
+    def __init__(self, artifact: RouterArtifact, *, endpoints: Mapping[str, Any] | None = None,
+                 models: Sequence[str] | None = None, policy: Any = None, store: Any = None,
+                 reference_model: str | None = None, encoder: Any = None, retry: Any = None,
+                 latency_sla_s: float | None = None, cooldown_after: int = 3, cooldown_s: float = 30.0,
+                 feedback_alpha: float = 0.2):
+        from zerorouter_integrations.decision import SessionStickiness
+        from zerorouter_integrations.stores import ProfileStore, open_store
+
+        self.artifact = artifact
+        self.predictor = artifact.predictor
+        all_models = list(self.predictor.profiles_)
+        if models is not None:
+            for name in models:
+                if name not in self.predictor.profiles_:
+                    raise UnknownModelError(name, all_models)
+            self._pool = list(dict.fromkeys(models))
+        else:
+            self._pool = all_models
+        self.store = store if isinstance(store, ProfileStore) else open_store(store or ":memory:")
+        self.endpoints: dict[str, Any] = {}
+        if endpoints is None:
+            from zerorouter_integrations.dispatch import ModelEndpoint
+
+            for name in self._pool:
+                p = self.predictor.profiles_[name]
+                if p.litellm_model:
+                    self.endpoints[name] = ModelEndpoint(name=name, litellm_model=p.litellm_model,
+                                                         input_cost_per_token=p.input_usd_per_token,
+                                                         output_cost_per_token=p.output_usd_per_token,
+                                                         **_endpoint_kwargs(p.dispatch))
+        else:
+            for name, ep in endpoints.items():
+                if name not in self.predictor.profiles_:
+                    raise UnknownModelError(name, all_models)
+                self.endpoints[name] = ep
+        if encoder is None:
+            from zerorouter_integrations.encoder import QueryEncoder
+
+            encoder = QueryEncoder(**{k: v for k, v in artifact.encoder.items() if k in ("max_seq_length",)})
+        self.encoder = encoder
+        self.featurizer = PromptFeaturizer(encoder, **{k: v for k, v in artifact.features.items()
+                                                      if k in ("use_text_features",)})
+        self.reference_model = reference_model
+        self.latency_sla_s = latency_sla_s
+        self.cooldown_after = cooldown_after
+        self.cooldown_s = cooldown_s
+        self.feedback_alpha = feedback_alpha
+        self.stickiness = SessionStickiness(self.store)
+        self._caps_cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._dispatcher = None
+        self._retry = retry
+        self.policy = self._fit_policy(policy)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def default(cls, **kwargs: Any) -> "ZeroRouter":
+        """The router shipped with the package (offline; see ``scripts/build_default_artifact.py``)."""
+        return cls(RouterArtifact.load(DEFAULT_ARTIFACT), **kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> "ZeroRouter":
+        """A router from an artifact file written by :meth:`save` or ``zerorouter fit``."""
+        return cls(RouterArtifact.load(path), **kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact (space, profiles incl. onboarded models, anchors) atomically."""
+        return self.artifact.save(path)
+
+    @property
+    def models(self) -> list[str]:
+        """The pool, in order."""
+        return list(self._pool)
+
+    @property
+    def profiles(self) -> dict[str, ModelProfile]:
+        return {m: self.predictor.profiles_[m] for m in self._pool}
+
+    # ------------------------------------------------------------------ policy
+    def _calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
+        a = self.artifact
+        if a.calibration_Z is not None:
+            toks = a.calibration_tokens if a.calibration_tokens is not None else np.full(len(a.calibration_Z), 200.0)
+            return a.calibration_Z, toks
+        if a.anchors is not None and len(a.anchors):
+            return a.anchors.Z, np.array([estimate_tokens(t) for t in a.anchors.texts], dtype=float)
+        return None
+
+    def _fit_policy(self, policy: Any) -> Any:
+        from zerorouter_integrations.policy import Policy
+
+        if policy is None:
+            policy = Policy.for_quality_target(0.95, reference=self._reference())
+        if getattr(policy, "lam_", None) is not None:
+            return policy
+        if getattr(policy, "lam", None) is not None and policy.budget_usd_per_1k is None and \
+                policy.quality_target is None:
+            pool = self._routable_pool()  # same width as a calibrated policy (see _rank)
+            return policy.fit(np.zeros((1, len(pool))), np.zeros((1, len(pool))), model_names=pool)
+        calib = self._calibration()
+        if calib is None:
+            raise SchemaError("this artifact has no calibration prompts; pass a Policy with an explicit lam")
+        pool = self._routable_pool()
+        Z, toks = calib
+        pred = self.predictor.predict(Z=Z, input_tokens=toks, models=pool)
+        return policy.fit(pred.quality, pred.cost_usd, None, model_names=pool)
+
+    def _reference(self) -> str:
+        if self.reference_model is not None:
+            if self.reference_model not in self.predictor.profiles_:
+                raise UnknownModelError(self.reference_model, self.models)
+            return self.reference_model
+        calib = self._calibration()
+        pool = self._routable_pool()
+        if calib is None:
+            return pool[0]
+        pred = self.predictor.predict(Z=calib[0], input_tokens=calib[1], models=pool)
+        q = pred.quality.mean(axis=0)
+        c = pred.cost_usd.mean(axis=0)
+        return pool[int(np.lexsort((c, -q))[0])]
+
+    def _routable_pool(self) -> list[str]:
+        if self.endpoints:
+            return [m for m in self._pool if m in self.endpoints]
+        return list(self._pool)
+
+    def with_policy(self, policy: Any) -> "ZeroRouter":
+        """A shallow copy of this router with another policy (calibrated on the same prompts)."""
+        clone = object.__new__(ZeroRouter)
+        clone.__dict__.update(self.__dict__)
+        clone.policy = clone._fit_policy(policy)
+        return clone
+
+    # ------------------------------------------------------------------ deciding
+    def _capabilities(self, name: str) -> Any:
+        from zerorouter_integrations.constraints import ModelCapabilities, capabilities_from_litellm
+
+        with self._lock:
+            if name not in self._caps_cache:
+                p = self.predictor.profiles_[name]
+                ep = self.endpoints.get(name)
+                litellm_name = getattr(ep, "litellm_model", None) or p.litellm_model
+                if litellm_name:
+                    caps = capabilities_from_litellm(litellm_name, p.capabilities or None)
+                else:
+                    caps = ModelCapabilities.from_dict(p.capabilities) if p.capabilities else ModelCapabilities()
+                self._caps_cache[name] = caps
+            return self._caps_cache[name]
+
+    def route(self, messages: Messages, *, tools: Sequence[Any] | None = None, response_format: Any = None,
+              max_tokens: int | None = None, allowed_models: Sequence[str] | None = None,
+              denied_models: Sequence[str] | None = None, session_id: str | None = None, policy: Any = None,
+              latency_sla_s: float | None = None, request_id: str | None = None) -> Any:
+        """Decide which model should answer, without calling it. Returns a ``RoutingDecision``."""
+        msgs = _as_messages(messages)
+        text = messages_to_text(msgs)
+        t0 = time.perf_counter()
+        x = self.featurizer.transform_one(text)
+        return self._decide(msgs, x[None, :], text, tools=tools, response_format=response_format,
+                            max_tokens=max_tokens, allowed=allowed_models, denied=denied_models,
+                            session_id=session_id, policy=policy, latency_sla_s=latency_sla_s,
+                            request_id=request_id, t0=t0)
+
+    async def aroute(self, messages: Messages, **kwargs: Any) -> Any:
+        """Async twin of :meth:`route` (the encoder runs in a worker thread)."""
+        return await asyncio.to_thread(self.route, messages, **kwargs)
+
+    def _decide(self, msgs: list[dict[str, Any]], X: np.ndarray, text: str, *, tools: Any, response_format: Any,
+                max_tokens: int | None, allowed: Sequence[str] | None, denied: Sequence[str] | None,
+                session_id: str | None, policy: Any, latency_sla_s: float | None, request_id: str | None,
+                t0: float) -> Any:
+        from zerorouter_integrations.constraints import filter_models, needs_from_request
+        from zerorouter_integrations.decision import Candidate, RoutingDecision
+        from zerorouter_integrations.feedback import in_cooldown
+
+        pool = self._routable_pool()
+        for group in (allowed or ()), (denied or ()):
+            for name in group:
+                if name not in self.predictor.profiles_:
+                    raise UnknownModelError(name, self.models)
+        needs = needs_from_request(msgs, tools=tools, response_format=response_format, max_tokens=max_tokens)
+        caps = {m: self._capabilities(m) for m in pool}
+        admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
+        now = time.time()
+        stats = self.store.all_stats()
+        for m in list(admissible):
+            st = stats.get(m)
+            if st is not None and in_cooldown(st, now):
+                admissible.remove(m)
+                removed[m] = f"cooling down for {st.cooldown_until - now:.1f} s after {st.consecutive_errors} " \
+                             f"consecutive errors ({st.last_error})"
+        Z = self.predictor.transform(X)
+        tokens = np.array([estimate_tokens(text)], dtype=float)
+        pred = self.predictor.predict(Z=Z, input_tokens=tokens, models=admissible) if admissible else None
+        latency = np.array([self._expected_latency(m, stats.get(m)) for m in admissible])
+        sla = latency_sla_s if latency_sla_s is not None else self.latency_sla_s
+        if sla is not None and admissible:
+            p95 = np.array([self._p95_latency(m, stats.get(m)) for m in admissible])
+            keep = p95 <= sla
+            for m, ok, v in zip(list(admissible), keep, p95):
+                if not ok:
+                    removed[m] = f"p95 latency {v:.2f} s > SLA {sla:.2f} s"
+            idx = np.flatnonzero(keep)
+            admissible = [admissible[i] for i in idx]
+            latency = latency[idx]
+            if pred is not None:
+                pred = pred.__class__(admissible, pred.quality[:, idx], pred.quality_sd[:, idx],
+                                      pred.cost_usd[:, idx])
+        capability = {m: self._capability(m) for m in admissible}
+        ranking_all = admissible
+        sticky = False
+        if session_id is not None and admissible:
+            kept, sticky = self.stickiness.filter(session_id, admissible, capability)
+            for m in admissible:
+                if m not in kept:
+                    removed[m] = "below the capability already used in this session (escalate-only)"
+            ranking_all = list(kept)
+        if not ranking_all:
+            raise NoAdmissibleModelError("no model of the pool can serve this request", removed)
+        pol = self.policy if policy is None else self._fit_policy(policy)
+        cols = [admissible.index(m) for m in ranking_all]
+        q = pred.quality[0, cols]
+        c = pred.cost_usd[0, cols]
+        lat = latency[cols]
+        scores = pol.scores(q[None, :], c[None, :], lat[None, :])[0]
+        order = _rank(pol, ranking_all, q, c, lat)
+        candidates = [Candidate(model=ranking_all[i], predicted_quality=float(q[i]),
+                                quality_sd=float(pred.quality_sd[0, cols[i]]), predicted_cost_usd=float(c[i]),
+                                predicted_latency_s=float(lat[i]), score=float(scores[i])) for i in order]
+        ref = self._reference()
+        ref_q = ref_c = None
+        if ref in self.predictor.profiles_:
+            rp = self.predictor.predict(Z=Z, input_tokens=tokens, models=[ref])
+            ref_q, ref_c = float(rp.quality[0, 0]), float(rp.cost_usd[0, 0])
+        decision = RoutingDecision(
+            request_id=request_id or uuid.uuid4().hex, chosen=candidates[0].model, candidates=candidates,
+            removed=removed, policy=_policy_summary(pol), reference_model=ref, reference_cost_usd=ref_c,
+            reference_quality=ref_q, session_id=session_id, sticky=sticky,
+            routing_time_s=time.perf_counter() - t0,
+        )
+        decision.latent = Z[0].tolist()  # type: ignore[attr-defined]
+        return decision
+
+    def _capability(self, name: str) -> float:
+        p = self.predictor.profiles_[name]
+        if p.capability is not None:
+            return float(p.capability)
+        calib = self._calibration()
+        if calib is None:
+            return 0.0
+        q = self.predictor.predict(Z=calib[0], input_tokens=calib[1], models=[name]).quality
+        p.capability = float(q.mean())
+        return p.capability
+
+    def _expected_latency(self, name: str, st: Any) -> float:
+        if st is not None and st.ewma_latency_s is not None and st.n_calls > 0:
+            return float(st.ewma_latency_s)
+        return self.predictor.profiles_[name].expected_latency_s()
+
+    def _p95_latency(self, name: str, st: Any) -> float:
+        try:
+            from zerorouter_integrations.decision import p95_latency_s
+        except ImportError:  # pragma: no cover
+            return 1.5 * self._expected_latency(name, st)
+        prior = self.predictor.profiles_[name]
+        return float(p95_latency_s(expected_s=self._expected_latency(name, st), observed=st,
+                                   prior=prior.latency_prior))
+
+    # ------------------------------------------------------------------ batch
+    def route_batch(self, prompts: Sequence[str], *, mode: str = "min_cost", budget_usd: float | None = None,
+                    quality_target: float | None = None, allowed_models: Sequence[str] | None = None,
+                    capacity: Mapping[str, int] | None = None, max_latency_s: float | None = None) -> Any:
+        """Assign models to a batch of prompts with the dual-mode integer program.
+
+        ``mode="max_quality"`` maximizes total predicted quality within ``budget_usd`` (total for the batch);
+        ``mode="min_cost"`` minimizes total cost with mean predicted quality ≥ ``quality_target``.
+        """
+        from zerorouter_integrations.optimizer import optimize_batch
+
+        pool = [m for m in self._routable_pool() if allowed_models is None or m in set(allowed_models)]
+        texts = [str(p) for p in prompts]
+        X = self.featurizer.transform(texts)
+        tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
+        pred = self.predictor.predict(X, input_tokens=tokens, models=pool)
+        stats = self.store.all_stats()
+        L = np.tile([self._expected_latency(m, stats.get(m)) for m in pool], (len(texts), 1))
+        return optimize_batch(pred.quality, pred.cost_usd, mode=mode, budget=budget_usd, target=quality_target,
+                              L=L, max_latency_s=max_latency_s, capacity=capacity, model_names=pool)
+
+    # ------------------------------------------------------------------ dispatch
+    def _get_dispatcher(self) -> Any:
+        if self._dispatcher is None:
+            from zerorouter_integrations.dispatch import Dispatcher, RetryPolicy
+
+            if not self.endpoints:
+                raise SchemaError("no model of the pool has a LiteLLM endpoint; pass endpoints={name: ModelEndpoint(…)}")
+            self._dispatcher = Dispatcher(self.endpoints, retry=self._retry or RetryPolicy(),
+                                          on_success=self._on_success, on_error=self._on_error)
+        return self._dispatcher
+
+    def _on_success(self, model: str, result: Any) -> None:
+        self.store.record_call(model, latency_s=result.latency_s, ttft_s=result.ttft_s,
+                               input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
+                               cost_usd=result.cost_usd if getattr(result, "cost_known", True) else None,
+                               alpha=self.feedback_alpha)
+
+    def _on_error(self, model: str, attempt: Any) -> None:
+        self.store.record_error(model, error_type=attempt.error_type, cooldown_after=self.cooldown_after,
+                                cooldown_s=self.cooldown_s, alpha=self.feedback_alpha)
+
+    def _split_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        route_keys = ("allowed_models", "denied_models", "session_id", "policy", "latency_sla_s", "request_id")
+        routing = {k: kwargs.pop(k) for k in route_keys if k in kwargs}
+        model = kwargs.pop("model", None)
+        return routing, kwargs, model
+
+    def _prepare(self, messages: Messages, kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, list[str], dict]:
+        routing, params, forced = self._split_kwargs(dict(kwargs))
+        msgs = _as_messages(messages)
+        if forced is not None:
+            from zerorouter_integrations.decision import Candidate, RoutingDecision
+
+            if forced not in self.endpoints:
+                raise UnknownModelError(forced, list(self.endpoints))
+            p = self.predictor.profiles_[forced]
+            decision = RoutingDecision(request_id=routing.get("request_id") or uuid.uuid4().hex, chosen=forced,
+                                       candidates=[Candidate(forced, float("nan"), None, float("nan"), None, 0.0)],
+                                       removed={}, policy={"mode": "forced"}, reference_model=None,
+                                       reference_cost_usd=None, reference_quality=None,
+                                       session_id=routing.get("session_id"))
+            decision.latent = None  # type: ignore[attr-defined]
+            del p
+            return msgs, decision, [forced], params
+        decision = self.route(msgs, tools=params.get("tools"), response_format=params.get("response_format"),
+                              max_tokens=params.get("max_tokens"), **routing)
+        return msgs, decision, decision.ranking, params
+
+    def _finish(self, decision: Any, result: Any) -> RoutedResponse:
+        if decision.session_id is not None and decision.policy.get("mode") != "forced":
+            self.stickiness.record(decision.session_id, result.model, self._capability(result.model))
+        latent = getattr(decision, "latent", None)
+        if latent is not None:
+            self.store.put_request(decision.request_id, {"model": result.model, "latent": latent})
+        return RoutedResponse(content=result.content, tool_calls=result.tool_calls,
+                              finish_reason=result.finish_reason, model=result.model, decision=decision,
+                              usage=result.usage, cost_usd=result.cost_usd, latency_s=result.latency_s,
+                              ttft_s=result.ttft_s, request_id=decision.request_id, attempts=result.attempts,
+                              response=result.response)
+
+    def complete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
+        """Route, call the chosen model through LiteLLM (falling back down the ranking), record feedback.
+
+        Keyword arguments are LiteLLM parameters (``temperature``, ``max_tokens``, ``tools``, ``tool_choice``,
+        ``response_format``, ``stop``, ``timeout``, …) plus the routing options ``allowed_models``,
+        ``denied_models``, ``session_id``, ``policy``, ``latency_sla_s``, ``request_id``, and ``model=`` to
+        bypass routing.
+        """
+        msgs, decision, order, params = self._prepare(messages, kwargs)
+        result = self._get_dispatcher().complete(order, msgs, **params)
+        return self._finish(decision, result)
+
+    async def acomplete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
+        """Async twin of :meth:`complete`."""
+        msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
+        result = await self._get_dispatcher().acomplete(order, msgs, **params)
+        return self._finish(decision, result)
+
+    def stream(self, messages: Messages, **kwargs: Any) -> Iterator[RoutedChunk]:
+        """Stream the routed answer: content chunks, then one final chunk with the :class:`RoutedResponse`."""
+        from zerorouter_integrations.dispatch import StreamEnd
+
+        msgs, decision, order, params = self._prepare(messages, kwargs)
+        for event in self._get_dispatcher().stream(order, msgs, **params):
+            if isinstance(event, StreamEnd):
+                yield RoutedChunk(model=event.result.model, final=True, response=self._finish(decision, event.result))
+            else:
+                yield RoutedChunk(content=event.content_delta or "", tool_call_deltas=list(event.tool_call_deltas or []),
+                                  model=event.model, raw=event.raw)
+
+    async def astream(self, messages: Messages, **kwargs: Any) -> AsyncIterator[RoutedChunk]:
+        """Async twin of :meth:`stream`."""
+        from zerorouter_integrations.dispatch import StreamEnd
+
+        msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
+        async for event in self._get_dispatcher().astream(order, msgs, **params):
+            if isinstance(event, StreamEnd):
+                yield RoutedChunk(model=event.result.model, final=True, response=self._finish(decision, event.result))
+            else:
+                yield RoutedChunk(content=event.content_delta or "", tool_call_deltas=list(event.tool_call_deltas or []),
+                                  model=event.model, raw=event.raw)
+
+    # ------------------------------------------------------------------ feedback on quality
+    def record_quality(self, request_id: str, score: float) -> ModelProfile:
+        """Grade an answer (thumbs up = 1, down = 0, a judge's or a test's score in [0, 1]).
+
+        The observation is stored, and the model's ability is refined by a Bayesian update in the
+        latent space (its current posterior is the prior). Returns the updated profile.
+        """
+        if not (isinstance(score, (int, float)) and 0.0 <= float(score) <= 1.0):
+            raise ValueError(f"score must be a number in [0, 1], got {score!r}")
+        req = self.store.get_request(request_id)
+        if req is None:
+            raise KeyError(f"unknown request_id {request_id!r}: not routed by this router or expired")
+        model, latent = req["model"], req.get("latent")
+        if latent is None:
+            raise ValueError(f"request {request_id!r} bypassed routing (model=…); it has no latent position")
+        self.store.append_quality(model, list(latent), float(score), request_id=request_id)
+        return self._update_ability(model, np.asarray([latent], dtype=float), np.asarray([float(score)]))
+
+    def _update_ability(self, model: str, Z: np.ndarray, y: np.ndarray) -> ModelProfile:
+        from zerorouter_integrations.latent.irt import bayes_logistic
+
+        p = self.predictor.profiles_[model]
+        ab = p.ability
+        if ab.kind != "irt":
+            raise NotImplementedError(f"quality feedback updates need the IRT space, not {ab.kind!r}")
+        w, cov = ab.array("w"), ab.array("cov")
+        Zb = np.column_stack([Z, np.ones(len(Z))])
+        w_new, cov_new = bayes_logistic(Zb, y, w, np.linalg.inv(cov))
+        with self._lock:
+            ab.params["w"], ab.params["cov"] = w_new.tolist(), cov_new.tolist()
+            ab.n_obs += len(y)
+            p.capability = None
+        return p
+
+    # ------------------------------------------------------------------ onboarding
+    def select_anchors(self, prompts: Sequence[str], k: int = 100, *, seed: int = 0) -> list[int]:
+        """Indices of the ``k`` most informative prompts of a caller's labelled pool."""
+        from zerorouter_integrations.onboarding import select_anchors
+
+        return select_anchors(self, prompts, k, seed=seed)
+
+    def onboard(self, model: str, anchor_prompts: Sequence[str], scores: Sequence[float], **kwargs: Any) -> ModelProfile:
+        """Add (or replace) a model from its scores on anchor prompts; nothing else changes."""
+        from zerorouter_integrations.onboarding import onboard
+
+        return onboard(self, model, anchor_prompts, scores, **kwargs)
+
+    def onboard_live(self, model: str, endpoint: Any, k: int = 100, **kwargs: Any) -> ModelProfile:
+        """Run the router's own anchors through ``endpoint`` (LiteLLM), grade them, and onboard the model."""
+        from zerorouter_integrations.onboarding import onboard_live
+
+        return onboard_live(self, model, endpoint, k=k, **kwargs)
+
+    def _add_profile(self, profile: ModelProfile, endpoint: Any = None) -> None:
+        with self._lock:
+            self.predictor.profiles_[profile.name] = profile
+            if profile.name not in self._pool:
+                self._pool.append(profile.name)
+            if endpoint is not None:
+                self.endpoints[profile.name] = endpoint
+                self._dispatcher = None
+            self._caps_cache.pop(profile.name, None)
+
+    def __repr__(self) -> str:
+        return f"ZeroRouter(models={len(self._pool)}, endpoints={len(self.endpoints)}, policy={_policy_summary(self.policy)})"
+
+
+def _endpoint_kwargs(dispatch: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("api_base", "api_key", "api_key_env")
+    out = {k: dispatch[k] for k in keys if k in dispatch}
+    extra = {k: v for k, v in dispatch.items() if k not in keys}
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+def _rank(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, lat: np.ndarray) -> list[int]:
+    """``pol.rank`` for the candidates ``names`` (indices into ``names``, best first).
+
+    A fitted policy checks that it gets as many columns as it was calibrated on (the routable pool),
+    while the candidates are the pool minus what the constraints removed; so the candidates are
+    placed in the calibration columns and the others masked out.
+    """
+    fitted = getattr(pol, "model_names_", None)
+    if fitted is None or getattr(pol, "n_models_", None) is None or not set(names) <= set(fitted):
+        return [int(i) for i in pol.rank(q, c, lat)]
+    col = {m: j for j, m in enumerate(fitted)}
+    m = len(fitted)
+    qf, cf, lf, mask = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=bool)
+    for i, name in enumerate(names):
+        j = col[name]
+        qf[j], cf[j], lf[j], mask[j] = q[i], c[i], lat[i], True
+    pos = {name: i for i, name in enumerate(names)}
+    return [pos[fitted[j]] for j in pol.rank(qf, cf, lf, mask)]
+
+
+def _policy_summary(policy: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": "per-query"}
+    for key in ("lam_", "mu_", "budget_usd_per_1k", "quality_target", "reference", "reference_fraction"):
+        v = getattr(policy, key, None)
+        if v is not None:
+            out[key.rstrip("_")] = float(v) if isinstance(v, (int, float, np.floating)) else v
+    return out
