@@ -114,7 +114,7 @@ def knn_quality(lengths: list[int], n_per_dataset: int, k: int = 20) -> None:
         y = scores.to_numpy(dtype=float)  # (n, models), NaN where unscored
         tasks = prompts["task"].to_numpy()
 
-        def mean_auc(pred: np.ndarray) -> float:
+        def mean_auc(pred: np.ndarray, y: np.ndarray = y) -> float:
             aucs = []
             for m in range(y.shape[1]):
                 ok = ~np.isnan(y[:, m]) & ~np.isnan(pred[:, m])
@@ -205,7 +205,11 @@ def main() -> None:
           f"{n_tokens.max()}; cores available: {len(os.sched_getaffinity(0))}; ONNX cache: {default_cache_dir()}")
 
     variants = list(args.backends) + (["int8", "int8-safe"] if args.int8 else [])
-    rows = []
+    header = (f"{'backend':10s} {'thr':>3s} {'max_len':>7s} {'trunc%':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
+              f"{'min ms':>6s} {'batch32/s':>9s} {'cos vs torch min/mean':>22s} {'cos vs L256':>11s}")
+    print("\nSingle query (encode_one, cache off) and batch throughput")
+    print(header)
+    print("-" * len(header), flush=True)
     ref256: dict[tuple[str, int], np.ndarray] = {}
     lengths = sorted(args.lengths, reverse=True)  # 256 first: the truncation reference
     for threads in args.threads:
@@ -245,13 +249,10 @@ def main() -> None:
                 if length == 256:
                     ref256[key] = batch_out[v]
                 trunc_cos = rowwise_cos(batch_out[v], ref256[key]).mean() if key in ref256 else float("nan")
-                rows.append({
-                    "backend": v, "threads": threads or len(os.sched_getaffinity(0)), "L": length,
-                    "trunc%": 100 * float((n_tokens > length).mean()),
-                    "p50": statistics.median(lat[v]), "p99": float(np.percentile(lat[v], 99)), "min": min(lat[v]),
-                    "rate": rate[v], "cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
-                    "cos256": float(trunc_cos),
-                })
+                print(f"{v:10s} {threads or len(os.sched_getaffinity(0)):3d} {length:7d} "
+                      f"{100 * float((n_tokens > length).mean()):6.1f} {statistics.median(lat[v]):7.2f} "
+                      f"{float(np.percentile(lat[v], 99)):7.2f} {min(lat[v]):6.2f} {rate[v]:9.1f} "
+                      f"{cos.min():11.5f}/{cos.mean():.5f} {trunc_cos:11.4f}", flush=True)
             # LRU hit cost, for the record.
             enc = QueryEncoder(backend="onnx" if "onnx" in encoders else "torch", max_seq_length=length)
             enc.encode_one(prompts[0])
@@ -259,16 +260,6 @@ def main() -> None:
             for _ in range(1000):
                 enc.encode_one(prompts[0])
             hit_us = (time.perf_counter() - t0) * 1000
-    order = {v: i for i, v in enumerate(variants)}
-    rows.sort(key=lambda r: (r["threads"], r["L"], order[r["backend"]]))
-    header = (f"{'backend':10s} {'thr':>3s} {'max_len':>7s} {'trunc%':>6s} {'p50 ms':>7s} {'p99 ms':>7s} {'min ms':>6s} "
-              f"{'batch32/s':>9s} {'cos vs torch min/mean':>22s} {'cos vs L256':>11s}")
-    print("\nSingle query (encode_one, cache off) and batch throughput")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['backend']:10s} {r['threads']:3d} {r['L']:7d} {r['trunc%']:6.1f} {r['p50']:7.2f} {r['p99']:7.2f} {r['min']:6.2f} "
-              f"{r['rate']:9.1f} {r['cos_min']:11.5f}/{r['cos_mean']:.5f} {r['cos256']:11.4f}")
     print(f"\nLRU cache hit (encode_one, repeated prompt): {hit_us:.1f} µs")
 
     if not args.no_cold:

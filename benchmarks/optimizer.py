@@ -87,7 +87,10 @@ def bench_solve_times(
     capacity_up_to : int
         Also time a capacitated case (no model may take more than 5 % of the batch) up to this size.
     """
-    optimize_batch(*synthetic_instance(20, 5), mode="max_quality", budget=1.0)  # warm-up (imports)
+    from scipy.optimize import linprog, milp  # noqa: F401  (import cost kept out of the timings)
+
+    Qw, Cw = synthetic_instance(30, 5)
+    optimize_batch(Qw, Cw, mode="max_quality", **_problem(Qw, Cw, "max_quality"))  # warm-up
     results: list[dict] = []
     for n in sizes:
         Q, C = synthetic_instance(n, n_models, seed=n)

@@ -22,7 +22,7 @@ DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data
 DOCUMENTS = [
     "The router sends each request to the cheapest model that is predicted to answer it well.",
     "Predicted quality comes from a latent space learned from benchmark outcomes of many models.",
-    "A new model is onboarded from its scores on about one hundred anchor prompts.",
+    "A new model is added to the router by onboarding: it answers about one hundred anchor prompts.",
     "LiteLLM dispatches the call; when a model fails, the next model of the ranking answers.",
     "Within a conversation the router only escalates: it never moves to a weaker model.",
     "The Eiffel Tower was completed in 1889 and is 330 metres tall.",

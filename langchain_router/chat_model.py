@@ -54,6 +54,7 @@ from langchain_router._messages import (
 )
 from zerorouter_integrations.errors import (
     AllModelsFailedError,
+    InfeasibleError,
     NoAdmissibleModelError,
     SchemaError,
     UnknownModelError,
@@ -129,6 +130,11 @@ def _hint_for(exc: ZeroRouterError) -> str | None:
     if isinstance(exc, AllModelsFailedError):
         return ("check each failing endpoint's api_base and api_key (ZeroRouterChat(api_key=...) fills "
                 "endpoints that have none when the adapter builds the router), or raise timeout / max_retries")
+    if isinstance(exc, InfeasibleError):
+        best = getattr(exc, "best_value", None)
+        at_least = f" (at least {best:.6g})" if isinstance(best, (int, float)) else ""
+        return (f"raise budget_usd_per_1k{at_least}, lower quality_target, or widen allowed_models "
+                "so that the target can be met")
     if isinstance(exc, SchemaError):
         return "pass router=ZeroRouter(...), or endpoints={name: ModelEndpoint(...)} for the pool models"
     return None

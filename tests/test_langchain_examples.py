@@ -32,7 +32,7 @@ from langchain_router._messages import (
     normalize_tool_choice,
     usage_to_metadata,
 )
-from zerorouter_integrations.errors import UnknownModelError
+from zerorouter_integrations.errors import InfeasibleError, UnknownModelError
 from zerorouter_integrations.testing.fixtures import ROUTERBENCH_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,8 +269,10 @@ def test_routing_options_via_config(llm: ZeroRouterChat) -> None:
                      config={"configurable": {"allowed_models": [CHEAP]}})
     assert msg.response_metadata["model_name"] == OTHER
     cheap_policy = llm.invoke("Write a function to filter odd numbers.",
-                              config={"configurable": {"budget_usd_per_1k": 0.01}})
-    assert cheap_policy.response_metadata["routing_decision"]["policy"].get("budget_usd_per_1k") == 0.01
+                              config={"configurable": {"budget_usd_per_1k": 0.5}})
+    assert cheap_policy.response_metadata["routing_decision"]["policy"].get("budget_usd_per_1k") == 0.5
+    with pytest.raises(InfeasibleError, match="What to do: raise budget_usd_per_1k"):
+        llm.invoke("Hello", budget_usd_per_1k=1e-9)
     q = llm.invoke("Write a function to filter odd numbers.", config={"configurable": {"quality_target": 0.5}})
     assert q.response_metadata["routing_decision"]["policy"].get("reference_fraction") == 0.5
 

@@ -74,7 +74,14 @@ def replay_router_shared() -> Iterator[Any]:
         _SHARED["server"] = srv
         _SHARED["router"] = replay_router(srv)
         yield _SHARED["router"]
-    _SHARED.clear()
+        # Every standard test reached the server over HTTP, and the answers came from the generic
+        # replay paths (tool calls from schemas, answers after tool results, text), the scripted
+        # table serving only the two prompts named above.
+        sources = {r.source for r in srv.requests}
+        served = {r.model for r in srv.requests}
+        _SHARED.clear()
+    assert {"tool", "tool_result", "scripted", "deterministic"} <= sources, sources
+    assert served <= set(ROUTERBENCH_MODELS), served
 
 
 class TestZeroRouterChatUnit(ChatModelUnitTests):

@@ -1,6 +1,1702 @@
-"""Cascade mode (answer cheap, check, escalate): see issue 9. Evaluation routers registered here."""
+"""Cascade mode: answer with cheap models first, check the answer, escalate only when it is doubtful.
+
+A cascade is one more *plan* the per-query policy can choose, next to sending the request to a single
+model. For one prompt with predicted quality ``q_j``, cost ``c_j`` and latency ``l_j`` per model
+(the router's latent-space predictions), a cascade plan is
+
+    first stage  : two cheap models ``a`` and ``b``, called concurrently;
+    acceptance   : their normalized final answers agree (extractors of :mod:`answers`), weighed with
+                   the router's predicted probabilities of success (and token log-probabilities when
+                   the provider returns them);
+    escalation   : otherwise the escalation target ``E`` (the best-quality admissible model, or the
+                   choice of a stricter per-query :class:`~zerorouter_integrations.policy.Policy`).
+
+Which pair, and whether to cascade at all, is decided like any other plan: the policy scores every
+plan by ``Q − λ·C − μ·L`` and takes the best, where for a cascade
+
+    Q = P(agree)·[accept? q(a | agree) : q(E | agree)] + P(disagree)·[accept? q(a | disagree) : q(E | disagree)]
+    C = c_a + c_b + P(escalate)·c_E          L = max(l_a, l_b) + P(escalate)·l_E
+
+and "accept?" is itself the λ-optimal second-stage rule: accept the cheap answer when its confidence
+is at least the escalation's net value, ``conf ≥ q(E | ·) − λ·c_E − μ·l_E`` (that right-hand side is
+the *accept threshold* of the request). The probabilities come from an :class:`AgreementModel`: a
+closed-form prior (the two cheap answers are independent given the prompt; wrong answers agree with a
+small chance rate) or logistic fits on recorded answers (:meth:`AgreementModel.fit`).
+
+``λ`` (and so every threshold) is calibrated exactly like the per-query policy: to a budget or to a
+quality target on a calibration set (:meth:`CascadePolicy.fit`), bisecting ``λ`` and mixing the two
+ends of the last step, so the calibration set lands within 1 % of the target.
+
+Entry points: :func:`run_cascade`, :func:`arun_cascade`, :func:`stream_cascade`,
+:func:`astream_cascade` (what ``ZeroRouter.complete(..., cascade=True)`` calls), and the offline
+evaluation router ``"zerorouter-cascade"`` registered in :data:`EVAL_ROUTERS`, which replays the
+answers recorded in a routing table's ``outcome_extras.parquet``.
+"""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+import asyncio
+import concurrent.futures
+import copy
+import inspect
+import math
+import re
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
 
-EVAL_ROUTERS: dict[str, Callable[..., Any]] = {}
+import numpy as np
+
+from zerorouter_integrations.answers import (
+    extract_choice,
+    extract_final,
+    extract_json_answer,
+    extract_number,
+    normalize_answer,
+)
+from zerorouter_integrations.errors import (
+    AllModelsFailedError,
+    InfeasibleError,
+    NoAdmissibleModelError,
+    NotFittedError,
+    SchemaError,
+    UnknownModelError,
+)
+from zerorouter_integrations.policy import _index_uniform, prompt_uniform
+
+__all__ = [
+    "ANSWER_KINDS",
+    "EVAL_ROUTERS",
+    "AgreementModel",
+    "CascadePlan",
+    "CascadePolicy",
+    "answers_match",
+    "arun_cascade",
+    "astream_cascade",
+    "canonical_answer",
+    "detect_answer_kind",
+    "evaluate_cascade",
+    "extractor_for",
+    "run_cascade",
+    "stream_cascade",
+    "table_answers",
+]
+
+_EPS = 1e-4
+
+# ------------------------------------------------------------------------------------------------
+# answers: kinds, extraction, comparison
+# ------------------------------------------------------------------------------------------------
+
+#: Answer kinds a cascade can compare, and the extractor of each.
+ANSWER_KINDS: dict[str, Callable[[str], "str | None"]] = {
+    "choice": extract_choice,
+    "choice2": extract_choice,
+    "number": extract_number,
+    "json": lambda text: extract_json_answer(text) or extract_final(text),
+    "short": extract_final,
+}
+
+_JSON_ANSWER = re.compile(r"[\"'`]answer[\"'`]\s*:|\banswer\b[^\n]{0,40}\bjson\b|\bjson\b[^\n]{0,80}\banswer\b", re.I)
+_CHOICE_LINE = re.compile(r"^\s*\(?[A-Ea-e][\).:]\s+\S", re.M)
+_CHOICE_LETTER = re.compile(r"^\s*\(?([A-Ea-e])[\).:]\s+\S", re.M)
+_CHOICE_ASK = re.compile(r"single (?:choice|letter)|letter of the correct|answer with (?:the |a )?(?:letter|option)|"
+                         r"\(?[A-E]\)?\s*(?:,|or)\s*\(?[B-E]\)?\s*(?:,|or)", re.I)
+_CODE_ASK = re.compile(r"\bwrite (?:a |an |the )?(?:python |java |c\+\+ |js |javascript )?(?:function|program|"
+                       r"script|class|code|method|query)|```|\bdef \w+\(|\bimplement\b", re.I)
+_SHORT_ASK = re.compile(r"final answer|\\boxed|answer (?:only|with (?:a|one|the)|in (?:one|a single))|"
+                        r"only (?:the|a) (?:number|answer|word|name)|single (?:word|number)|"
+                        r"how (?:many|much)|what is the value|calculate|compute|evaluate|solve", re.I)
+_NUMERIC_ASK = re.compile(r"how (?:many|much)|what is the (?:sum|product|total|value|number)|calculate|compute", re.I)
+
+
+def detect_answer_kind(text: str) -> str | None:
+    """Which extractor compares two answers to this prompt, or ``None`` when answers are not comparable.
+
+    ``"json"`` when the prompt asks for a JSON ``answer`` field, ``"choice"`` for multiple-choice
+    questions (``"choice2"`` when the last question has only two options: two wrong answers then
+    always agree), ``None`` for code or open-ended requests, ``"number"`` for numeric questions, and
+    ``"short"`` when the prompt asks for a short final answer. Decided from the prompt alone, before
+    any model is called.
+    """
+    if not text:
+        return None
+    tail = text[-3000:]
+    if _JSON_ANSWER.search(tail):
+        return "json"
+    if len(_CHOICE_LINE.findall(tail)) >= 2 or _CHOICE_ASK.search(tail):
+        blocks = [b for b in re.split(r"\n\s*\n", tail) if _CHOICE_LINE.search(b)]
+        letters = {x.upper() for x in _CHOICE_LETTER.findall(blocks[-1])} if blocks else set()
+        return "choice2" if len(letters) == 2 else "choice"
+    if _CODE_ASK.search(tail):
+        return None
+    if _NUMERIC_ASK.search(tail) and re.search(r"\d", tail):
+        return "number"
+    if _SHORT_ASK.search(tail):
+        return "short"
+    return None
+
+
+def extractor_for(kind: str | None, extractor: Any = "auto") -> Callable[[str], "str | None"] | None:
+    """The extractor of an answer kind (``extractor`` callable wins; ``None`` kind → no extractor)."""
+    if callable(extractor):
+        return extractor
+    if kind is None:
+        return None
+    if kind not in ANSWER_KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; expected one of {sorted(ANSWER_KINDS)} or None")
+    return ANSWER_KINDS[kind]
+
+
+def canonical_answer(answer: Any) -> str | None:
+    """A comparable form of an extracted answer: normalized (:func:`answers.normalize_answer`),
+    white space removed, quotes unified; ``None`` for a missing or empty answer."""
+    if answer is None or (isinstance(answer, float) and math.isnan(answer)):
+        return None
+    s = normalize_answer(str(answer))
+    if s is None:
+        return None
+    s = re.sub(r"\s+", "", s).replace("'", '"')
+    return s or None
+
+
+def answers_match(a: str | None, b: str | None) -> bool:
+    """Two canonical answers agree: both present and equal (numbers compared as numbers)."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    try:
+        fa, fb = float(a), float(b)
+    except (TypeError, ValueError):
+        return False
+    return abs(fa - fb) <= 1e-6 * max(1.0, abs(fb))
+
+
+def _extract(text: str | None, kind: str | None, extractor: Any) -> str | None:
+    fn = extractor_for(kind, extractor)
+    if fn is None or not text:
+        return None
+    try:
+        return canonical_answer(fn(text))
+    except Exception:  # noqa: BLE001 - a broken custom extractor means "no answer", never a failed request
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# agreement model
+# ------------------------------------------------------------------------------------------------
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
+
+
+def _fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 60) -> np.ndarray:
+    """Ridge-penalized logistic regression by Newton steps (first column = intercept, unpenalized)."""
+    n, d = X.shape
+    w = np.zeros(d)
+    ybar = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    w[0] = math.log(ybar / (1 - ybar))
+    pen = np.full(d, l2)
+    pen[0] = 1e-6
+    for _ in range(iters):
+        p = _expit(X @ w)
+        g = X.T @ (p - y) + pen * w
+        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag(pen)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w
+
+
+#: The five probabilities an agreement model gives for a pair (a, b) and an escalation target E.
+_OUTPUTS = ("agree", "a_ok_agree", "a_ok_dis", "e_ok_agree", "e_ok_dis")
+
+
+class AgreementModel:
+    """Probabilities of the first-stage outcome of a cascade, from predicted qualities.
+
+    For cheap models ``a`` (the primary: its answer is the one returned) and ``b`` and the escalation
+    target ``E`` with predicted probabilities of success ``p_a``, ``p_b``, ``p_E``, it gives
+    ``P(agree)``, ``P(a correct | agree)``, ``P(a correct | disagree)``, ``P(E correct | agree)`` and
+    ``P(E correct | disagree)``.
+
+    Unfitted (or for an answer kind it has no data on) it uses the closed-form prior: the two answers
+    are independent given the prompt, and two wrong answers agree with the kind's chance rate
+    ``chance[kind]``; ``E`` is independent of both. :meth:`fit` replaces it, per answer kind, by
+    logistic regressions on the logits of the predicted probabilities, learned from recorded answers.
+
+    Parameters
+    ----------
+    chance : mapping of str to float, optional
+        Chance that two wrong answers agree, per answer kind (``"*"``: any other kind).
+    l2 : float, default=1.0
+        Ridge penalty of the logistic fits.
+    min_rows : int, default=200
+        Fewest rows (prompt × pair) a kind needs for its own fit; with fewer it uses the pooled fit.
+
+    Attributes
+    ----------
+    coef_ : dict of str to dict of str to ndarray
+        Per kind (``"*"`` = pooled), the weights of each output. Absent before :meth:`fit`.
+    n_rows_ : dict of str to int
+        Rows each kind was fitted on.
+    """
+
+    DEFAULT_CHANCE = {"choice": 0.35, "choice2": 1.0, "number": 0.05, "json": 0.08, "short": 0.1, "*": 0.1}
+
+    def __init__(self, *, chance: Mapping[str, float] | None = None, l2: float = 1.0, min_rows: int = 200):
+        self.chance = chance
+        self.l2 = l2
+        self.min_rows = min_rows
+
+    # ---- features
+    @staticmethod
+    def _features(pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, out: str) -> np.ndarray:
+        la, lb = _logit(pa), _logit(pb)
+        cols = [np.ones_like(la), la, lb, la * lb / 4.0]
+        if out.startswith("e_"):
+            cols.append(_logit(pe))
+        return np.column_stack(cols)
+
+    def fit(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, agree: np.ndarray, ok_a: np.ndarray,
+            ok_e: np.ndarray, kinds: Sequence[str] | np.ndarray | None = None) -> "AgreementModel":
+        """Fit the five probabilities on recorded first-stage outcomes.
+
+        Parameters
+        ----------
+        pa, pb, pe : array-like, shape (n,)
+            Predicted probabilities of success of the primary ``a``, the second model ``b`` and the
+            escalation target ``E`` (one row per prompt × pair).
+        agree : array-like of bool, shape (n,)
+            Whether the recorded answers of ``a`` and ``b`` agreed.
+        ok_a, ok_e : array-like, shape (n,)
+            Recorded scores in [0, 1] of ``a`` and ``E``.
+        kinds : sequence of str, optional
+            Answer kind of each row; one fit per kind with at least ``min_rows`` rows, plus a pooled one.
+
+        Returns
+        -------
+        self
+        """
+        pa, pb, pe = (np.asarray(v, dtype=float).ravel() for v in (pa, pb, pe))
+        agree = np.asarray(agree, dtype=bool).ravel()
+        ok_a = np.asarray(ok_a, dtype=float).ravel()
+        ok_e = np.asarray(ok_e, dtype=float).ravel()
+        n = len(pa)
+        if not (len(pb) == len(pe) == len(agree) == len(ok_a) == len(ok_e) == n):
+            raise ValueError("pa, pb, pe, agree, ok_a and ok_e must have the same length")
+        if n == 0:
+            raise ValueError("AgreementModel.fit needs at least one row")
+        kinds_arr = np.asarray(["*"] * n if kinds is None else list(kinds), dtype=object)
+        if len(kinds_arr) != n:
+            raise ValueError(f"kinds has {len(kinds_arr)} entries; expected {n}")
+        ok = ~(np.isnan(pa) | np.isnan(pb) | np.isnan(pe) | np.isnan(ok_a) | np.isnan(ok_e))
+        self.coef_: dict[str, dict[str, np.ndarray]] = {}
+        self.n_rows_: dict[str, int] = {}
+        groups: list[tuple[str, np.ndarray]] = [("*", ok)]
+        for k in sorted({str(k) for k in kinds_arr[ok]} - {"*"}):
+            sel = ok & (kinds_arr == k)
+            if sel.sum() >= self.min_rows:
+                groups.append((k, sel))
+        for k, sel in groups:
+            if sel.sum() < 10:
+                continue
+            coefs = {"agree": _fit_logistic(self._features(pa[sel], pb[sel], pe[sel], "agree"),
+                                            agree[sel].astype(float), l2=self.l2)}
+            for out, cond, y in (("a_ok_agree", agree, ok_a), ("a_ok_dis", ~agree, ok_a),
+                                 ("e_ok_agree", agree, ok_e), ("e_ok_dis", ~agree, ok_e)):
+                s2 = sel & cond
+                if s2.sum() >= 10:
+                    coefs[out] = _fit_logistic(self._features(pa[s2], pb[s2], pe[s2], out), y[s2], l2=self.l2)
+            self.coef_[k] = coefs
+            self.n_rows_[k] = int(sel.sum())
+        return self
+
+    def _chance(self, kind: str) -> float:
+        table = {**self.DEFAULT_CHANCE, **(self.chance or {})}
+        return float(table.get(kind, table["*"]))
+
+    def _prior(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+        r = self._chance(kind)
+        both = pa * pb
+        wrong = (1 - pa) * (1 - pb) * r
+        agree = np.clip(both + wrong, _EPS, 1 - _EPS)
+        return {"agree": agree, "a_ok_agree": both / agree, "a_ok_dis": pa * (1 - pb) / (1 - agree),
+                "e_ok_agree": pe.copy(), "e_ok_dis": pe.copy()}
+
+    def predict(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str = "*") -> dict[str, np.ndarray]:
+        """The five probabilities (same shape as ``pa``) for one answer kind."""
+        pa, pb, pe = np.broadcast_arrays(*(np.clip(np.asarray(v, dtype=float), _EPS, 1 - _EPS) for v in (pa, pb, pe)))
+        shape = pa.shape
+        pa, pb, pe = pa.ravel(), pb.ravel(), pe.ravel()
+        out = self._prior(pa, pb, pe, kind)
+        coefs = getattr(self, "coef_", {}).get(kind) or getattr(self, "coef_", {}).get("*")
+        if coefs:
+            for name in ("agree", "a_ok_agree", "e_ok_agree"):
+                if name in coefs:
+                    out[name] = _expit(self._features(pa, pb, pe, name) @ coefs[name])
+            # The disagreement side follows from the marginals (law of total probability), so that no
+            # plan can gain quality from the first stage's outcome alone (e.g. "always escalate").
+            g = np.clip(out["agree"], _EPS, 1 - _EPS)
+            out["a_ok_agree"] = np.minimum(out["a_ok_agree"], pa / g)
+            out["e_ok_agree"] = np.minimum(out["e_ok_agree"], pe / g)
+            out["a_ok_dis"] = np.clip((pa - g * out["a_ok_agree"]) / (1 - g), 0.0, 1.0)
+            out["e_ok_dis"] = np.clip((pe - g * out["e_ok_agree"]) / (1 - g), 0.0, 1.0)
+        return {k: np.clip(v, 0.0, 1.0).reshape(shape) for k, v in out.items()}
+
+    @property
+    def fitted(self) -> bool:
+        return bool(getattr(self, "coef_", None))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chance": dict(self.chance or {}), "l2": self.l2, "min_rows": self.min_rows,
+                "coef": {k: {o: w.tolist() for o, w in c.items()} for k, c in getattr(self, "coef_", {}).items()},
+                "n_rows": dict(getattr(self, "n_rows_", {}))}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AgreementModel":
+        m = cls(chance=d.get("chance") or None, l2=float(d.get("l2", 1.0)), min_rows=int(d.get("min_rows", 200)))
+        if d.get("coef"):
+            m.coef_ = {k: {o: np.asarray(w, dtype=float) for o, w in c.items()} for k, c in d["coef"].items()}
+            m.n_rows_ = {k: int(v) for k, v in (d.get("n_rows") or {}).items()}
+        return m
+
+    def __repr__(self) -> str:
+        state = f"fitted on {self.n_rows_}" if self.fitted else "prior"
+        return f"AgreementModel({state})"
+
+
+# ------------------------------------------------------------------------------------------------
+# plans (array level)
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Plans:
+    """Per-prompt plan menus, independent of λ: single models plus cascade pairs."""
+
+    Q: np.ndarray          # (n, m)
+    C: np.ndarray          # (n, m)
+    L: np.ndarray          # (n, m)
+    single_ok: np.ndarray  # (n, m) bool
+    E: np.ndarray          # (n,) escalation target
+    A: np.ndarray          # (P,) primary of each pair  (column index; swapped per prompt below)
+    B: np.ndarray          # (P,)
+    prim: np.ndarray       # (n, P) primary column per prompt
+    sec: np.ndarray        # (n, P)
+    pair_ok: np.ndarray    # (n, P) bool
+    probs: dict[str, np.ndarray]  # each (n, P)
+
+
+@dataclass
+class _Choice:
+    """What the policy chose per prompt at one λ."""
+
+    plan: np.ndarray        # (n,) index: < m single model, ≥ m pair (plan − m)
+    is_pair: np.ndarray     # (n,) bool
+    model: np.ndarray       # (n,) the single model, or the primary of the pair
+    second: np.ndarray      # (n,) the second cheap model (-1 for single plans)
+    E: np.ndarray           # (n,)
+    acc_agree: np.ndarray   # (n,) bool: accept the cheap answer when they agree
+    acc_dis: np.ndarray     # (n,) bool: accept the primary's answer when they disagree
+    thr_agree: np.ndarray   # (n,) accept threshold on agreement
+    thr_dis: np.ndarray
+    conf_agree: np.ndarray  # (n,) confidence of the cheap answer on agreement
+    conf_dis: np.ndarray
+    p_agree: np.ndarray
+    Q: np.ndarray           # (n,) expected quality of the chosen plan
+    C: np.ndarray           # (n,) expected cost
+    L: np.ndarray           # (n,) expected latency
+
+
+@dataclass
+class CascadePlan:
+    """The plan for one request (see :meth:`CascadePolicy.plan`).
+
+    Attributes
+    ----------
+    mode : {"single", "cascade"}
+    first : list of str
+        ``[model]`` for a single plan; ``[primary, second]`` for a cascade.
+    escalate_to : str or None
+        The escalation target of a cascade.
+    kind : str or None
+        Answer kind compared in the first stage.
+    lam : float
+        The λ this request uses (either end of a mixed calibration).
+    expected_quality, expected_cost_usd, expected_latency_s : float
+        Of the whole plan (a cascade counts its expected escalation).
+    p_agree : float or None
+        Predicted probability that the two cheap answers agree.
+    accept_if_agree, accept_if_disagree : bool or None
+        The λ-optimal second-stage rule under the predicted probabilities.
+    threshold_agree, threshold_disagree : float or None
+        Accept thresholds: the escalation's net value ``q(E | ·) − λ·c_E − μ·l_E``.
+    confidence_agree, confidence_disagree : float or None
+        Predicted probability that the cheap answer is right, given agreement / disagreement.
+    reason : str
+        Why this plan.
+    """
+
+    mode: str
+    first: list[str]
+    escalate_to: str | None
+    kind: str | None
+    lam: float
+    expected_quality: float
+    expected_cost_usd: float
+    expected_latency_s: float
+    p_agree: float | None = None
+    accept_if_agree: bool | None = None
+    accept_if_disagree: bool | None = None
+    threshold_agree: float | None = None
+    threshold_disagree: float | None = None
+    confidence_agree: float | None = None
+    confidence_disagree: float | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    cost_usd: dict[str, float] = field(default_factory=dict)
+    latency_s: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        from zerorouter_integrations.decision import _json_safe
+
+        return _json_safe(dict(self.__dict__))
+
+
+def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
+    iu = np.triu_indices(m, k=1)
+    return iu[0].astype(int), iu[1].astype(int)
+
+
+# ------------------------------------------------------------------------------------------------
+# the policy
+# ------------------------------------------------------------------------------------------------
+
+class CascadePolicy:
+    """Per-query choice between single models and cascades, calibrated to a budget or a quality target.
+
+    Parameters
+    ----------
+    lam : float, optional
+        Price of cost (quality units per USD). Give at most one of ``lam``, ``budget_usd_per_1k``,
+        ``quality_target`` and ``reference_fraction``; with none, :func:`run_cascade` takes the
+        router's own policy target (and :meth:`fit` raises).
+    mu : float, default=0.0
+        Price of latency (quality units per second); the expected escalation latency counts.
+    budget_usd_per_1k : float, optional
+        Calibrate λ so that the mean expected cost on the calibration set is this many USD per 1k calls.
+    quality_target : float, optional
+        Calibrate λ so that the mean expected quality on the calibration set is this value.
+    reference : str, optional
+        With ``reference_fraction``: the target is that fraction of this model's mean predicted quality.
+    reference_fraction : float, optional
+    max_candidates : int, default=4
+        Per prompt, the first-stage models are chosen among the ``max_candidates`` cheapest models
+        that are cheaper than the escalation target and clear ``quality_floor`` (every pair of them is
+        a plan; the policy takes the best).
+    quality_floor : float, default=0.3
+        Least predicted quality of a first-stage model.
+    escalate_to : "best" or Policy, default="best"
+        The escalation target: the admissible model of highest predicted quality (ties to the
+        cheaper), or the choice of this per-query :class:`~zerorouter_integrations.policy.Policy`
+        (e.g. ``Policy.for_quality_target(0.99, reference=...)``; fitted on the same calibration set
+        when it is not fitted yet).
+    extractor : "auto" or callable, default="auto"
+        ``"auto"``: the answer kind is detected from the prompt (:func:`detect_answer_kind`) and its
+        extractor used; prompts without a comparable answer (code, open-ended) are never cascaded.
+        A callable ``str → str | None`` is used for every prompt.
+    agreement : AgreementModel, optional
+        Default: the closed-form prior.
+    uncertainty_penalty : float, default=0.0
+        The cheap models' predicted probabilities enter the agreement model as ``p − κ·sd``
+        (``κ`` = this value, ``sd`` the predictor's standard deviation).
+    logprob_weight : float, default=0.5
+        Weight, in logit units, of the answer's token probability when the provider returns
+        log-probabilities: ``logit conf ← logit conf + w·(logit p_tokens − logit p_model)``.
+    allow_single : bool, default=True
+        Whether single-model plans compete with cascades (``False``: always cascade when the answer
+        kind allows it).
+    chunk_chars : int, default=32
+        Size of the chunks a stream yields for an accepted (buffered) first-stage answer.
+    random_state : int, default=0
+        Seed for requests without a key on a mixed calibration.
+
+    Attributes
+    ----------
+    lam_, lam_alt_, mix_, mu_ : float
+        Calibrated price of cost (``lam_alt_`` for the fraction ``mix_`` of prompts), price of latency.
+    agreement_ : AgreementModel
+    escalate_policy_ : Policy or None
+    calibration_ : dict
+        ``kind``, ``target``, ``achieved``, ``relative_error``, ``mean_cost_usd``, ``mean_quality``,
+        ``cascade_share``, ``expected_escalation_rate``, ``lam``, ``lam_alt``, ``mix``, ``n_prompts``.
+    """
+
+    def __init__(self, *, lam: float | None = None, mu: float = 0.0, budget_usd_per_1k: float | None = None,
+                 quality_target: float | None = None, reference: str | None = None,
+                 reference_fraction: float | None = None, max_candidates: int = 4, quality_floor: float = 0.3,
+                 escalate_to: Any = "best", extractor: Any = "auto", agreement: AgreementModel | None = None,
+                 uncertainty_penalty: float = 0.0, logprob_weight: float = 0.5, allow_single: bool = True,
+                 chunk_chars: int = 32, random_state: int | None = 0):
+        self.lam = lam
+        self.mu = mu
+        self.budget_usd_per_1k = budget_usd_per_1k
+        self.quality_target = quality_target
+        self.reference = reference
+        self.reference_fraction = reference_fraction
+        self.max_candidates = max_candidates
+        self.quality_floor = quality_floor
+        self.escalate_to = escalate_to
+        self.extractor = extractor
+        self.agreement = agreement
+        self.uncertainty_penalty = uncertainty_penalty
+        self.logprob_weight = logprob_weight
+        self.allow_single = allow_single
+        self.chunk_chars = chunk_chars
+        self.random_state = random_state
+
+    # ---- sklearn-style params
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as in scikit-learn."""
+        return {k: getattr(self, k) for k in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> "CascadePolicy":
+        """Set constructor parameters (unknown names raise ``ValueError``); returns ``self``."""
+        valid = set(self._get_param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"invalid parameter {k!r} for CascadePolicy; valid: {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        shown = [f"{k}={v!r}" for k, v in self.get_params().items() if v is not sig.parameters[k].default
+                 and v != sig.parameters[k].default]
+        return f"CascadePolicy({', '.join(shown)})"
+
+    @classmethod
+    def from_policy(cls, policy: Any, **params: Any) -> "CascadePolicy":
+        """A cascade policy with the same target (λ, budget or quality) as a per-query ``Policy``."""
+        keys = ("lam", "mu", "budget_usd_per_1k", "quality_target", "reference", "reference_fraction")
+        inherited = {k: getattr(policy, k, None) for k in keys}
+        inherited["mu"] = float(inherited["mu"] or 0.0)
+        if all(inherited[k] is None for k in ("lam", "budget_usd_per_1k", "quality_target", "reference_fraction")):
+            lam = getattr(policy, "lam_", None)
+            if lam is None:
+                raise ValueError(f"cannot take a target from {policy!r}: it has no lam, budget or quality target")
+            inherited["lam"] = float(lam)
+        return cls(**{**inherited, **params})
+
+    def _target_kind(self) -> str | None:
+        given = [k for k, v in (("lam", self.lam), ("budget", self.budget_usd_per_1k),
+                                ("quality", self.quality_target), ("reference", self.reference_fraction))
+                 if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
+                             f"got {', '.join(given)}")
+        if self.reference_fraction is not None:
+            if self.reference is None:
+                raise ValueError("reference_fraction needs reference= (the model whose quality it scales)")
+            if not 0.0 < self.reference_fraction <= 1.0:
+                raise ValueError(f"reference_fraction must be in (0, 1]; got {self.reference_fraction}")
+        if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ValueError(f"lam must be a finite number ≥ 0; got {self.lam}")
+        if not (self.mu >= 0 and math.isfinite(self.mu)):
+            raise ValueError(f"mu must be a finite number ≥ 0; got {self.mu}")
+        if not (isinstance(self.max_candidates, int) and self.max_candidates >= 2):
+            raise ValueError(f"max_candidates must be an int ≥ 2; got {self.max_candidates!r}")
+        if not (self.escalate_to == "best" or hasattr(self.escalate_to, "choose")):
+            raise ValueError(f"escalate_to must be 'best' or a Policy; got {self.escalate_to!r}")
+        if not (self.extractor == "auto" or callable(self.extractor)):
+            raise ValueError(f"extractor must be 'auto' or a callable str → str | None; got {self.extractor!r}")
+        return given[0] if given else None
+
+    # ---- plan menus
+    def _agreement(self) -> AgreementModel:
+        return getattr(self, "agreement_", None) or self.agreement or AgreementModel()
+
+    def _escalation(self, Q: np.ndarray, C: np.ndarray, L: np.ndarray, adm: np.ndarray,
+                    keys: Sequence[Hashable] | None) -> np.ndarray:
+        n = Q.shape[0]
+        esc = getattr(self, "escalate_policy_", None)
+        if esc is not None:
+            try:
+                return np.asarray(esc.choose(Q, C, L if getattr(esc, "mu_", 0.0) else None, adm, keys=keys))
+            except ValueError:  # width differs from the calibration pool: rank per prompt
+                out = np.empty(n, dtype=int)
+                for i in range(n):
+                    qi, ci, ai = Q[i], C[i], adm[i]
+                    lam = float(getattr(esc, "lam_", 0.0))
+                    s = np.where(ai, qi - lam * ci, -np.inf)
+                    out[i] = int(np.where(s >= s.max(), ci, np.inf).argmin())
+                return out
+        S = np.where(adm, Q, -np.inf)
+        best = S.max(axis=1, keepdims=True)
+        return np.where(S >= best - 1e-12, C, np.inf).argmin(axis=1)
+
+    def _menus(self, Q: np.ndarray, C: np.ndarray, L: np.ndarray | None, SD: np.ndarray | None,
+               kinds: Sequence[str | None], adm: np.ndarray | None = None,
+               keys: Sequence[Hashable] | None = None) -> _Plans:
+        Q = np.asarray(Q, dtype=float)
+        C = np.asarray(C, dtype=float)
+        n, m = Q.shape
+        L = np.zeros((n, m)) if L is None else np.nan_to_num(np.asarray(L, dtype=float), nan=0.0)
+        SD = np.zeros((n, m)) if SD is None else np.nan_to_num(np.asarray(SD, dtype=float), nan=0.0)
+        adm = np.isfinite(Q) & np.isfinite(C) if adm is None else (np.asarray(adm, dtype=bool) & np.isfinite(Q)
+                                                                   & np.isfinite(C))
+        if not adm.any(axis=1).all():
+            raise NoAdmissibleModelError(f"{int((~adm.any(axis=1)).sum())} prompt(s) have no admissible model")
+        Qf = np.where(adm, Q, 0.0)
+        Cf = np.where(adm, C, 0.0)
+        rows = np.arange(n)
+        E = self._escalation(Qf, Cf, L, adm, keys)
+        cE = Cf[rows, E]
+        # first-stage candidates: cheaper than E, above the floor, the max_candidates cheapest of those
+        cand = adm & (Cf < cE[:, None]) & (Qf >= float(self.quality_floor))
+        cand[rows, E] = False
+        mode = getattr(self, "_candidate_mode", "pareto")
+        if mode == "pareto":
+            # drop a candidate when another one is at least as good and strictly cheaper (or as cheap and better)
+            dom = ((Qf[:, None, :] >= Qf[:, :, None]) & (Cf[:, None, :] < Cf[:, :, None])) | \
+                  ((Qf[:, None, :] > Qf[:, :, None]) & (Cf[:, None, :] <= Cf[:, :, None]))
+            cand &= ~(dom & cand[:, None, :]).any(axis=2)
+            key = np.where(cand, -Qf, np.inf)  # keep the best-quality ones
+        else:
+            key = np.where(cand, Cf, np.inf)  # keep the cheapest ones
+        order = np.argsort(key, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        rank[rows[:, None], order] = np.arange(m)[None, :]
+        cand &= rank < int(self.max_candidates)
+        kinds_arr = list(kinds)
+        comparable = np.array([k is not None for k in kinds_arr], dtype=bool)
+        A, B = _pairs(m)
+        pair_ok = cand[:, A] & cand[:, B] & comparable[:, None]
+        # primary = higher predicted quality of the two
+        swap = Qf[:, B] > Qf[:, A]
+        prim = np.where(swap, B[None, :], A[None, :])
+        sec = np.where(swap, A[None, :], B[None, :])
+        kappa = float(self.uncertainty_penalty)
+        Qadj = np.clip(Qf - kappa * SD, _EPS, 1 - _EPS) if kappa else Qf
+        pa = np.take_along_axis(Qadj, prim, axis=1)
+        pb = np.take_along_axis(Qadj, sec, axis=1)
+        pe = np.broadcast_to(Qf[rows, E][:, None], pa.shape)
+        model = self._agreement()
+        probs = {k: np.zeros((n, len(A))) for k in _OUTPUTS}
+        if len(A):
+            uniq = {k for k in kinds_arr if k is not None}
+            for kind in uniq:
+                sel = np.array([k == kind for k in kinds_arr], dtype=bool)
+                pr = model.predict(pa[sel], pb[sel], pe[sel], kind)
+                for k in _OUTPUTS:
+                    probs[k][sel] = pr[k]
+        single_ok = adm.copy()
+        if not self.allow_single:
+            has_pair = pair_ok.any(axis=1)
+            single_ok[has_pair] = False
+        return _Plans(Q=Qf, C=Cf, L=L, single_ok=single_ok, E=E, A=A, B=B, prim=prim, sec=sec,
+                      pair_ok=pair_ok, probs=probs)
+
+    def _choose(self, pl: _Plans, lam: np.ndarray | float, mu: float) -> _Choice:
+        n, m = pl.Q.shape
+        rows = np.arange(n)
+        lam_v = np.broadcast_to(np.asarray(lam, dtype=float), (n,)).astype(float)
+        E = pl.E
+        qE_c, cE, lE = pl.Q[rows, E], pl.C[rows, E], pl.L[rows, E]
+        pr = pl.probs
+        esc_cost = (lam_v * cE + mu * lE)[:, None]
+        thr_ag = pr["e_ok_agree"] - esc_cost
+        thr_dis = pr["e_ok_dis"] - esc_cost
+        acc_ag = pr["a_ok_agree"] >= thr_ag
+        acc_dis = pr["a_ok_dis"] >= thr_dis
+        pag = pr["agree"]
+        Qp = pag * np.where(acc_ag, pr["a_ok_agree"], pr["e_ok_agree"]) + \
+            (1 - pag) * np.where(acc_dis, pr["a_ok_dis"], pr["e_ok_dis"])
+        p_esc = pag * (~acc_ag) + (1 - pag) * (~acc_dis)
+        ca = np.take_along_axis(pl.C, pl.prim, axis=1)
+        cb = np.take_along_axis(pl.C, pl.sec, axis=1)
+        la = np.take_along_axis(pl.L, pl.prim, axis=1)
+        lb = np.take_along_axis(pl.L, pl.sec, axis=1)
+        Cp = ca + cb + p_esc * cE[:, None]
+        Lp = np.maximum(la, lb) + p_esc * lE[:, None]
+        S_pair = np.where(pl.pair_ok, Qp - lam_v[:, None] * Cp - mu * Lp, -np.inf)
+        S_single = np.where(pl.single_ok, pl.Q - lam_v[:, None] * pl.C - mu * pl.L, -np.inf)
+        S = np.hstack([S_single, S_pair])
+        Call = np.hstack([pl.C, Cp])
+        best = S.max(axis=1, keepdims=True)
+        plan = np.where(S >= best - 1e-12 * np.maximum(1.0, np.abs(best)), Call, np.inf).argmin(axis=1)
+        is_pair = plan >= m
+        pidx = np.where(is_pair, plan - m, 0)
+        take = (lambda X: X[rows, pidx]) if S_pair.shape[1] else (lambda X: np.zeros(n))
+        model = np.where(is_pair, pl.prim[rows, pidx] if S_pair.shape[1] else 0, plan)
+        second = np.where(is_pair, pl.sec[rows, pidx] if S_pair.shape[1] else -1, -1)
+        return _Choice(
+            plan=plan, is_pair=is_pair, model=model.astype(int), second=second.astype(int), E=E,
+            acc_agree=np.where(is_pair, take(acc_ag), True).astype(bool),
+            acc_dis=np.where(is_pair, take(acc_dis), True).astype(bool),
+            thr_agree=np.where(is_pair, take(thr_ag), np.nan), thr_dis=np.where(is_pair, take(thr_dis), np.nan),
+            conf_agree=np.where(is_pair, take(pr["a_ok_agree"]), np.nan),
+            conf_dis=np.where(is_pair, take(pr["a_ok_dis"]), np.nan),
+            p_agree=np.where(is_pair, take(pag), np.nan),
+            Q=np.where(is_pair, take(Qp), pl.Q[rows, np.minimum(plan, m - 1)]),
+            C=np.where(is_pair, take(Cp), pl.C[rows, np.minimum(plan, m - 1)]),
+            L=np.where(is_pair, take(Lp), pl.L[rows, np.minimum(plan, m - 1)]),
+        )
+
+    # ---- fit
+    def fit(self, Q: Any, C: Any, L: Any = None, *, sd: Any = None, kinds: Sequence[str | None] | None = None,
+            model_names: Sequence[str] | None = None, mask: Any = None,
+            keys: Sequence[Hashable] | None = None) -> "CascadePolicy":
+        """Calibrate λ on a calibration set of predictions.
+
+        Parameters
+        ----------
+        Q, C : array-like, shape (n_prompts, n_models)
+            Predicted quality and cost (USD per call).
+        L : array-like, optional
+            Predicted latency (seconds); needed when ``mu`` ≠ 0.
+        sd : array-like, optional
+            Standard deviation of ``Q`` (used with ``uncertainty_penalty``).
+        kinds : sequence of str or None, optional
+            Answer kind of each prompt (``None``: not comparable, never cascaded). Default: every
+            prompt comparable with the agreement model's pooled (``"*"``) probabilities.
+        model_names : sequence of str, optional
+            Column names (needed with ``reference``).
+        mask : array-like of bool, optional
+            Admissible (prompt, model) pairs.
+        keys : sequence of hashable, optional
+            Prompt keys for the calibrated mix (default: the row index).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InfeasibleError
+            The target cannot be met on the calibration set.
+        """
+        kind = self._target_kind()
+        if kind is None:
+            raise ValueError("CascadePolicy.fit needs a target: give lam, budget_usd_per_1k, quality_target or "
+                             "reference_fraction (run_cascade takes the router's own target when none is given)")
+        Qm = np.asarray(Q, dtype=float)
+        if Qm.ndim != 2:
+            raise ValueError(f"Q must be 2-D (n_prompts × n_models); got shape {Qm.shape}")
+        Cm = np.asarray(C, dtype=float)
+        if Cm.shape != Qm.shape:
+            raise ValueError(f"C has shape {Cm.shape}; expected {Qm.shape} like Q")
+        mu = float(self.mu)
+        if mu and L is None:
+            raise ValueError(f"mu={mu} prices latency, so L= (predicted latency, seconds) is required")
+        n, m = Qm.shape
+        names = None if model_names is None else list(model_names)
+        if names is not None and len(names) != m:
+            raise ValueError(f"model_names has {len(names)} names; Q has {m} columns")
+        kinds = ["*"] * n if kinds is None else list(kinds)
+        if len(kinds) != n:
+            raise ValueError(f"kinds has {len(kinds)} entries; Q has {n} rows")
+        adm = None if mask is None else np.asarray(mask, dtype=bool)
+        self.agreement_ = self.agreement if self.agreement is not None else AgreementModel()
+        self.escalate_policy_ = None
+        if self.escalate_to != "best":
+            esc = self.escalate_to
+            if getattr(esc, "lam_", None) is None and getattr(esc, "lam", None) is None:
+                esc = copy.deepcopy(esc).fit(Qm, Cm, L if getattr(esc, "mu", 0.0) else None, model_names=names,
+                                             mask=adm)
+            self.escalate_policy_ = esc
+        pl = self._menus(Qm, Cm, L, sd, kinds, adm, keys)
+        u = _index_uniform(n) if keys is None else np.array([prompt_uniform(k) for k in keys])
+        if keys is not None and len(u) != n:
+            raise ValueError(f"keys has {len(u)} entries; Q has {n} rows")
+
+        lam_alt, mix, binding = None, 0.0, True
+        target = None
+        if kind == "lam":
+            lam, binding = float(self.lam), False
+        else:
+            if kind == "budget":
+                target = float(self.budget_usd_per_1k) / 1000.0
+            elif kind == "quality":
+                target = float(self.quality_target)
+            else:
+                if names is None:
+                    raise ValueError(f"reference={self.reference!r} needs model_names= to find its column")
+                if self.reference not in names:
+                    raise UnknownModelError(self.reference, names)
+                target = float(self.reference_fraction) * float(pl.Q[:, names.index(self.reference)].mean())
+            lam, lam_alt, mix, binding = self._calibrate(pl, kind, target, mu, u)
+        self.lam_ = float(lam)
+        self.lam_alt_ = None if lam_alt is None else float(lam_alt)
+        self.mix_ = float(mix)
+        self.mu_ = mu
+        self.model_names_ = names
+        self.rng_ = np.random.default_rng(self.random_state)
+        ch = self._choose(pl, self._lams(u), mu)
+        mean_c, mean_q = float(ch.C.mean()), float(ch.Q.mean())
+        achieved = None if kind == "lam" else (mean_c if kind == "budget" else mean_q)
+        rel = None if achieved is None or not target else abs(achieved - target) / abs(target)
+        esc_rate = np.where(ch.is_pair, ch.p_agree * ~ch.acc_agree + (1 - ch.p_agree) * ~ch.acc_dis, 0.0)
+        self.calibration_ = {
+            "kind": kind, "target": target, "achieved": achieved, "relative_error": rel, "binding": bool(binding),
+            "mean_cost_usd": mean_c, "cost_usd_per_1k": 1000 * mean_c, "mean_quality": mean_q,
+            "mean_latency_s": float(ch.L.mean()), "cascade_share": float(ch.is_pair.mean()),
+            "expected_escalation_rate": float(np.nan_to_num(esc_rate).mean()), "lam": self.lam_,
+            "lam_alt": self.lam_alt_, "mix": self.mix_, "mu": mu, "n_prompts": int(n),
+        }
+        if names is not None and self.reference in (names or []):
+            j = names.index(self.reference)
+            ref_c = float(pl.C[:, j].mean())
+            self.calibration_.update(reference=self.reference, reference_mean_quality=float(pl.Q[:, j].mean()),
+                                     reference_mean_cost_usd=ref_c,
+                                     saving_fraction=None if ref_c <= 0 else 1 - mean_c / ref_c)
+        if binding and rel is not None and rel > 0.01:
+            import warnings
+
+            warnings.warn(f"cascade calibration reached {achieved:.6g} for a {kind} target of {target:.6g} "
+                          f"({rel:.2%} off): the calibration set is too small", RuntimeWarning, stacklevel=2)
+        return self
+
+    def _lams(self, u: np.ndarray) -> np.ndarray:
+        lam = np.full(len(u), self.lam_)
+        if self.lam_alt_ is not None and self.mix_ > 0:
+            lam[u < self.mix_] = self.lam_alt_
+        return lam
+
+    def _calibrate(self, pl: _Plans, kind: str, target: float, mu: float,
+                   u: np.ndarray) -> tuple[float, float | None, float, bool]:
+        budget = kind == "budget"
+        n = pl.Q.shape[0]
+
+        def vals(lam: float) -> np.ndarray:
+            ch = self._choose(pl, lam, mu)
+            return ch.C if budget else ch.Q
+
+        def feasible(v: float) -> bool:
+            return v <= target * (1 + 1e-12) if budget else v >= target * (1 - 1e-12)
+
+        v0 = float(vals(0.0).mean())
+        pos = pl.C[pl.C > 0]
+        scale = float(np.median(pos)) if pos.size else 1.0
+        lam_max = 1e7 / scale
+        v_max = float(vals(lam_max).mean())
+        if budget:
+            if feasible(v0):
+                return 0.0, None, 0.0, False
+            if not feasible(v_max):
+                raise InfeasibleError(f"budget {target * 1000:.6g} USD per 1k calls is below the cheapest possible "
+                                      f"{v_max * 1000:.6g} USD per 1k calls", best_value=v_max * 1000,
+                                      status="infeasible")
+        else:
+            if not feasible(v0):
+                raise InfeasibleError(f"quality target {target:.6g} is above the best achievable mean expected "
+                                      f"quality {v0:.6g}", best_value=v0, status="infeasible")
+            if feasible(v_max):
+                return lam_max, None, 0.0, False
+        lo, hi = 1e-9 / scale, lam_max  # lo: feasible side (dearer/better), hi: infeasible side
+        if not feasible(float(vals(lo).mean())):
+            lo = 0.0
+        for _ in range(200):
+            mid = math.sqrt(lo * hi) if lo > 0 else hi * 1e-6
+            if not (lo < mid < hi) or (lo > 0 and hi <= lo * (1 + 1e-10)):
+                break
+            if feasible(float(vals(mid).mean())):
+                lo = mid
+            else:
+                hi = mid
+        v_lo, v_hi = vals(lo), vals(hi)
+        best: tuple[float, float, float, float] | None = None
+        for a, va in ((lo, v_lo),):
+            for b, vb in ((hi, v_hi), (hi * 1.01, vals(hi * 1.01)), (hi * 1.1, vals(hi * 1.1))):
+                diff = np.flatnonzero(np.abs(va - vb) > 0)
+                order = diff[np.argsort(u[diff], kind="stable")]
+                means = vb.mean() + np.concatenate([[0.0], np.cumsum((va[order] - vb[order]) / n)])
+                ok = means <= target * (1 + 1e-12) if budget else means >= target * (1 - 1e-12)
+                err = np.where(ok, np.abs(means - target), np.inf)
+                k = int(np.argmin(err))
+                if not np.isfinite(err[k]) or (best is not None and err[k] >= best[0]):
+                    continue
+                us = u[order]
+                mix = 0.0 if k == 0 else (0.5 * (us[-1] + 1.0) if k == len(order) else 0.5 * (us[k - 1] + us[k]))
+                best = (float(err[k]), b, a, mix)
+        if best is None:
+            return lo, None, 0.0, True
+        _, lam_b, lam_a, mix = best
+        return lam_b, (lam_a if mix > 0 else None), mix, True
+
+    # ---- one request
+    def _fitted(self) -> None:
+        if not hasattr(self, "lam_"):
+            if self.lam is not None and self._target_kind() == "lam":
+                self.agreement_ = self.agreement if self.agreement is not None else AgreementModel()
+                self.escalate_policy_ = None if self.escalate_to == "best" else self.escalate_to
+                self.lam_, self.lam_alt_, self.mix_, self.mu_ = float(self.lam), None, 0.0, float(self.mu)
+                return
+            raise NotFittedError("this CascadePolicy is calibrated to a target; call fit(Q, C, ...) on a calibration "
+                                 "set first (or give it to run_cascade, which fits it on the router's calibration set)")
+
+    def plan(self, models: Sequence[str], q: Any, c: Any, l: Any = None, *, sd: Any = None,
+             kind: str | None = "*", key: Hashable | None = None) -> CascadePlan:
+        """The plan for one request over its admissible ``models``.
+
+        Parameters
+        ----------
+        models : sequence of str
+        q, c, l, sd : array-like, shape (n_models,)
+            Predicted quality, cost (USD), latency (s) and quality sd of each model.
+        kind : str or None
+            Answer kind of the request (``None``: not comparable → single-model plan).
+        key : hashable, optional
+            Decides the side of a mixed calibration by a stable hash (else the seeded generator).
+        """
+        self._fitted()
+        names = list(models)
+        m = len(names)
+        if m == 0:
+            raise NoAdmissibleModelError("no admissible model for this request")
+        q = np.asarray(q, dtype=float).reshape(1, m)
+        c = np.asarray(c, dtype=float).reshape(1, m)
+        L = None if l is None else np.asarray([np.nan if v is None else v for v in np.ravel(l)], dtype=float).reshape(1, m)
+        SD = None if sd is None else np.asarray([np.nan if v is None else v for v in np.ravel(sd)],
+                                                dtype=float).reshape(1, m)
+        lam = self.lam_
+        if self.lam_alt_ is not None and self.mix_ > 0:
+            if key is not None:
+                uu = prompt_uniform(key)
+            else:
+                if not hasattr(self, "rng_"):
+                    self.rng_ = np.random.default_rng(self.random_state)
+                uu = float(self.rng_.random())
+            if uu < self.mix_:
+                lam = self.lam_alt_
+        pl = self._menus(q, c, L, SD, [kind], keys=None if key is None else [key])
+        ch = self._choose(pl, lam, self.mu_)
+        j = int(ch.model[0])
+        quality = {names[i]: float(q[0, i]) for i in range(m)}
+        cost = {names[i]: float(c[0, i]) for i in range(m)}
+        lat = {names[i]: float(pl.L[0, i]) for i in range(m)}
+        if not ch.is_pair[0]:
+            if kind is None:
+                why = "the answer kind of this request is not comparable (code or open-ended), so no cascade"
+            elif not pl.pair_ok[0].any():
+                why = (f"fewer than two first-stage candidates (cheaper than {names[int(pl.E[0])]} with predicted "
+                       f"quality ≥ {self.quality_floor})")
+            else:
+                why = "a single model scores higher than every cascade at this trade-off"
+            return CascadePlan(mode="single", first=[names[j]], escalate_to=None, kind=kind, lam=float(lam),
+                               expected_quality=float(ch.Q[0]), expected_cost_usd=float(ch.C[0]),
+                               expected_latency_s=float(ch.L[0]), quality=quality, cost_usd=cost, latency_s=lat,
+                               reason=why)
+        b, e = int(ch.second[0]), int(ch.E[0])
+        return CascadePlan(
+            mode="cascade", first=[names[j], names[b]], escalate_to=names[e], kind=kind, lam=float(lam),
+            expected_quality=float(ch.Q[0]), expected_cost_usd=float(ch.C[0]), expected_latency_s=float(ch.L[0]),
+            p_agree=float(ch.p_agree[0]), accept_if_agree=bool(ch.acc_agree[0]),
+            accept_if_disagree=bool(ch.acc_dis[0]), threshold_agree=float(ch.thr_agree[0]),
+            threshold_disagree=float(ch.thr_dis[0]), confidence_agree=float(ch.conf_agree[0]),
+            confidence_disagree=float(ch.conf_dis[0]), quality=quality, cost_usd=cost, latency_s=lat,
+            reason=f"cascade scores highest: expected quality {float(ch.Q[0]):.3f} at ${float(ch.C[0]) * 1000:.4g} "
+                   f"per 1k calls (P(agree) = {float(ch.p_agree[0]):.2f})",
+        )
+
+    def accept(self, plan: CascadePlan, answers: Mapping[str, str | None],
+               token_probs: Mapping[str, float | None] | None = None) -> tuple[bool, dict[str, Any]]:
+        """The second-stage decision of a cascade from the first stage's extracted answers.
+
+        Parameters
+        ----------
+        plan : CascadePlan
+            A ``"cascade"`` plan.
+        answers : mapping of str to str or None
+            Canonical extracted answer of each first-stage model (``None``: failed or no answer).
+        token_probs : mapping of str to float, optional
+            Probability of each model's answer tokens, when the provider returned log-probabilities.
+
+        Returns
+        -------
+        (accepted, detail)
+            ``detail`` holds ``agreement``, ``confidence``, ``threshold``, ``answer_model`` and ``reason``.
+        """
+        if plan.mode != "cascade":
+            raise ValueError("accept() needs a cascade plan")
+        a, b = plan.first
+        ans_a, ans_b = answers.get(a), answers.get(b)
+        answer_model = a if ans_a is not None or ans_b is None else b
+        agree = answers_match(ans_a, ans_b)
+        if agree:
+            conf, thr = float(plan.confidence_agree), float(plan.threshold_agree)
+        elif ans_a is None and ans_b is None:
+            return False, {"agreement": False, "confidence": 0.0, "threshold": plan.threshold_disagree,
+                           "answer_model": None, "reason": "no first-stage model gave a comparable answer"}
+        elif ans_a is None or ans_b is None:
+            # one answer only: its model's own predicted quality is the confidence
+            conf = float(plan.quality.get(answer_model, 0.0))
+            thr = float(plan.threshold_disagree)
+        else:
+            conf, thr = float(plan.confidence_disagree), float(plan.threshold_disagree)
+        tp = (token_probs or {}).get(answer_model)
+        if tp is not None and self.logprob_weight:
+            prior = float(plan.quality.get(answer_model, 0.5))
+            conf = float(_expit(_logit(conf) + float(self.logprob_weight) * (_logit(tp) - _logit(prior))))
+        accepted = conf >= thr
+        if agree:
+            why = (f"answers agree; confidence {conf:.3f} ≥ threshold {thr:.3f}" if accepted else
+                   f"answers agree but confidence {conf:.3f} < threshold {thr:.3f} (escalation is worth its cost)")
+        elif ans_a is None or ans_b is None:
+            why = (f"only {answer_model} answered; confidence {conf:.3f} " + ("≥" if accepted else "<") +
+                   f" threshold {thr:.3f}")
+        else:
+            why = (f"answers disagree ({ans_a!r} vs {ans_b!r}); confidence {conf:.3f} " + ("≥" if accepted else "<")
+                   + f" threshold {thr:.3f}")
+        return bool(accepted), {"agreement": bool(agree), "confidence": conf, "threshold": thr,
+                                "answer_model": answer_model, "reason": why}
+
+    # ---- against a router
+    def fit_router(self, router: Any) -> "CascadePolicy":
+        """Calibrate on the router's calibration prompts (taking the router's own target when none is set)."""
+        pool = router._routable_pool()
+        calib = router._calibration()
+        target = self
+        if self._target_kind() is None:
+            target = CascadePolicy.from_policy(router.policy, **{k: v for k, v in self.get_params().items()
+                                                                 if k not in ("lam", "mu", "budget_usd_per_1k",
+                                                                              "quality_target", "reference",
+                                                                              "reference_fraction")})
+        if calib is None:
+            if target.lam is None:
+                raise SchemaError("this router has no calibration prompts; give the CascadePolicy an explicit lam")
+            target._fitted()
+        else:
+            Z, toks = calib
+            pred = router.predictor.predict(Z=Z, input_tokens=toks, models=pool)
+            L = None
+            if target.mu:
+                stats = router.store.all_stats()
+                L = np.tile([router._expected_latency(mm, stats.get(mm)) for mm in pool], (len(Z), 1))
+            target.fit(pred.quality, pred.cost_usd, L, sd=pred.quality_sd, model_names=pool)
+        if target is not self:
+            for k, v in vars(target).items():
+                if k.endswith("_") and not k.startswith("_"):
+                    setattr(self, k, v)
+        return self
+
+
+# ------------------------------------------------------------------------------------------------
+# running a cascade through a router
+# ------------------------------------------------------------------------------------------------
+
+_DEFAULT_POLICIES: "weakref.WeakKeyDictionary[Any, CascadePolicy]" = weakref.WeakKeyDictionary()
+
+
+def _resolve_policy(router: Any, policy: Any) -> CascadePolicy:
+    if policy is None or policy is True:
+        cached = _DEFAULT_POLICIES.get(router)
+        if cached is None or getattr(cached, "_router_policy", None) is not router.policy:
+            cached = CascadePolicy().fit_router(router)
+            cached._router_policy = router.policy
+            _DEFAULT_POLICIES[router] = cached
+        return cached
+    if not isinstance(policy, CascadePolicy):
+        raise TypeError(f"cascade policy must be a CascadePolicy, True or None; got {policy!r}")
+    if not hasattr(policy, "lam_"):
+        policy.fit_router(router)
+    return policy
+
+
+def _token_prob(response: Any) -> float | None:
+    """Probability of the answer's tokens (exp of the mean token log-probability), when returned."""
+    try:
+        lp = response.choices[0].logprobs
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if lp is None:
+        return None
+    content = lp.get("content") if isinstance(lp, Mapping) else getattr(lp, "content", None)
+    if not content:
+        return None
+    vals = []
+    for t in content:
+        v = t.get("logprob") if isinstance(t, Mapping) else getattr(t, "logprob", None)
+        if v is not None and math.isfinite(float(v)):
+            vals.append(float(v))
+    if not vals:
+        return None
+    return float(math.exp(sum(vals) / len(vals)))
+
+
+@dataclass
+class _Setup:
+    msgs: list[dict[str, Any]]
+    decision: Any
+    params: dict[str, Any]
+    plan: CascadePlan | None
+    order: list[str]
+    policy: CascadePolicy
+    kind: str | None
+    t0: float
+
+
+def _setup(router: Any, messages: Any, policy: Any, kwargs: dict[str, Any]) -> _Setup:
+    from zerorouter_integrations.features import messages_to_text
+
+    t0 = time.perf_counter()
+    pol = _resolve_policy(router, policy)
+    msgs, decision, order, params = router._prepare(messages, dict(kwargs))
+    if decision.policy.get("mode") == "forced":
+        return _Setup(msgs, decision, params, None, list(order), pol, None, t0)
+    text = messages_to_text(msgs)
+    if params.get("tools") or params.get("functions"):
+        kind = None  # tool calls are not compared
+    elif callable(pol.extractor):
+        kind = "custom"
+    else:
+        kind = detect_answer_kind(text)
+    cands = decision.candidates
+    plan = pol.plan([cd.model for cd in cands], [cd.predicted_quality for cd in cands],
+                    [cd.predicted_cost_usd for cd in cands], [cd.predicted_latency_s for cd in cands],
+                    sd=[cd.quality_sd for cd in cands], kind=kind, key=text)
+    if plan.mode == "single":
+        order = [plan.first[0]] + [m for m in decision.ranking if m != plan.first[0]]
+    else:
+        e = plan.escalate_to
+        order = [e] + [m for m in decision.ranking if m not in (e, *plan.first)]
+    decision.policy = {"mode": "cascade", "lam": plan.lam, "mu": pol.mu_,
+                       **{k: v for k, v in (getattr(pol, "calibration_", None) or {}).items()
+                          if k in ("kind", "target")}}
+    return _Setup(msgs, decision, params, plan, order, pol, kind, t0)
+
+
+def _sum_usage(results: Sequence[Any]) -> Any:
+    from zerorouter_integrations.dispatch import Usage
+
+    u = Usage()
+    for r in results:
+        ru = r.usage
+        u.input_tokens += ru.input_tokens
+        u.output_tokens += ru.output_tokens
+        u.total_tokens += ru.total_tokens
+        u.cache_read_tokens += ru.cache_read_tokens
+        u.reasoning_tokens += ru.reasoning_tokens
+    return u
+
+
+def _combine(final: Any, results: Sequence[Any], attempts: list[Any], t0: float) -> Any:
+    """One DispatchResult for the whole cascade: the final answer, usage and cost of every stage."""
+    from zerorouter_integrations.dispatch import DispatchResult
+
+    latency = time.perf_counter() - t0
+    return DispatchResult(
+        model=final.model, response=final.response, content=final.content, tool_calls=final.tool_calls,
+        finish_reason=final.finish_reason, usage=_sum_usage(results),
+        cost_usd=float(sum(r.cost_usd for r in results)), latency_s=latency,
+        ttft_s=latency if final.ttft_s is None or final.ttft_s == final.latency_s else
+        (latency - final.latency_s + final.ttft_s),
+        attempts=attempts, cost_known=all(getattr(r, "cost_known", True) for r in results),
+    )
+
+
+def _first_stage_record(st: _Setup, outs: Sequence[Any]) -> tuple[dict[str, Any], dict[str, str | None],
+                                                                     dict[str, float | None], list[Any], list[Any]]:
+    """Answers, token probabilities, successful results and failed attempts of the first stage."""
+    plan = st.plan
+    results: dict[str, Any] = {}
+    answers: dict[str, str | None] = {}
+    probs: dict[str, float | None] = {}
+    attempts: list[Any] = []
+    for name, out in zip(plan.first, outs):
+        if isinstance(out, AllModelsFailedError):
+            attempts.extend(out.attempts)
+            answers[name] = None
+            continue
+        if isinstance(out, BaseException):
+            raise out
+        results[name] = out
+        attempts.extend(out.attempts)
+        answers[name] = None if out.tool_calls else _extract(out.content, st.kind, st.policy.extractor)
+        probs[name] = _token_prob(out.response)
+    return results, answers, probs, attempts, list(results.values())
+
+
+def _cascade_stage(st: _Setup, results: Mapping[str, Any], answers: Mapping[str, Any],
+                   accepted: bool, detail: Mapping[str, Any]) -> Any:
+    from zerorouter_integrations.decision import Stage
+
+    plan = st.plan
+    return Stage(kind="cascade", models=list(plan.first), outcome="accepted" if accepted else "escalated", detail={
+        "answer_kind": st.kind, "answers": dict(answers),
+        "contents": {m: (r.content or "")[:200] for m, r in results.items()},
+        "failed": [m for m in plan.first if m not in results],
+        "agreement": detail.get("agreement"), "confidence": detail.get("confidence"),
+        "threshold": detail.get("threshold"), "accepted_model": detail.get("answer_model") if accepted else None,
+        "reason": detail.get("reason"), "escalate_to": plan.escalate_to, "lam": plan.lam,
+        "p_agree": plan.p_agree, "expected_quality": plan.expected_quality,
+        "expected_cost_usd": plan.expected_cost_usd, "expected_latency_s": plan.expected_latency_s,
+        "cost_usd": {m: r.cost_usd for m, r in results.items()},
+        "latency_s": {m: r.latency_s for m, r in results.items()},
+    })
+
+
+def _single_stage(st: _Setup, result: Any) -> Any:
+    from zerorouter_integrations.decision import Stage
+
+    plan = st.plan
+    return Stage(kind="route", models=[result.model], outcome="answered", detail={
+        "reason": plan.reason if plan is not None else "model= bypassed routing", "answer_kind": st.kind,
+        "expected_quality": None if plan is None else plan.expected_quality,
+        "expected_cost_usd": None if plan is None else plan.expected_cost_usd,
+        "cost_usd": result.cost_usd, "latency_s": result.latency_s,
+    })
+
+
+def _escalation_stage(st: _Setup, result: Any | None, error: BaseException | None = None) -> Any:
+    from zerorouter_integrations.decision import Stage
+
+    if result is None:
+        return Stage(kind="escalation", models=list(st.order), outcome="failed",
+                     detail={"error": str(error)[:500] if error else None,
+                             "reason": "every escalation model failed; the first-stage answer is returned"})
+    return Stage(kind="escalation", models=[result.model], outcome="answered", detail={
+        "target": st.plan.escalate_to, "served_by": result.model, "cost_usd": result.cost_usd,
+        "latency_s": result.latency_s})
+
+
+def _finish(router: Any, st: _Setup, final: Any, results: Sequence[Any], attempts: list[Any]) -> Any:
+    combined = _combine(final, results, attempts, st.t0)
+    st.decision.chosen = final.model
+    return router._finish(st.decision, combined)
+
+
+def _decide_after_first(st: _Setup, outs: Sequence[Any]) -> tuple[bool, Any, list[Any], list[Any], Any]:
+    """(accepted, accepted result or None, successful results, attempts, cascade Stage)."""
+    results, answers, probs, attempts, done = _first_stage_record(st, outs)
+    accepted, detail = st.policy.accept(st.plan, answers, probs)
+    if accepted and detail.get("answer_model") not in results:
+        accepted = False
+    stage = _cascade_stage(st, results, answers, accepted, detail)
+    st.decision.stages.append(stage)
+    final = results[detail["answer_model"]] if accepted else None
+    return accepted, final, done, attempts, stage
+
+
+def _fallback_result(done: Sequence[Any], st: _Setup) -> Any | None:
+    """When escalation failed: the primary's first-stage answer, else the other one."""
+    by = {r.model: r for r in done}
+    for name in st.plan.first:
+        if name in by:
+            return by[name]
+    return None
+
+
+def run_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any) -> Any:
+    """Answer with a cascade: plan, run the cheap first stage concurrently, accept or escalate.
+
+    Parameters
+    ----------
+    router : ZeroRouter
+    messages : list of dict or str
+    policy : CascadePolicy, True or None
+        ``None``/``True``: a cascade policy with the router's own target, calibrated on its calibration
+        prompts (cached per router). An unfitted ``CascadePolicy`` is fitted the same way.
+    **kwargs
+        LiteLLM parameters and routing options, as for ``ZeroRouter.complete``.
+
+    Returns
+    -------
+    RoutedResponse
+        ``usage`` and ``cost_usd`` sum every call of every stage; ``decision.stages`` lists them.
+    """
+    st = _setup(router, messages, policy, kwargs)
+    disp = router._get_dispatcher()
+    if st.plan is None or st.plan.mode == "single":
+        result = disp.complete(st.order, st.msgs, **st.params)
+        st.decision.stages.append(_single_stage(st, result))
+        return router._finish(st.decision, result)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(st.plan.first),
+                                               thread_name_prefix="zerorouter-cascade") as pool:
+        futs = [pool.submit(_call_one, disp, name, st.msgs, st.params) for name in st.plan.first]
+        outs = [f.result() for f in futs]
+    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
+    if accepted:
+        return _finish(router, st, final, done, attempts)
+    try:
+        esc = disp.complete(st.order, st.msgs, **st.params)
+    except AllModelsFailedError as exc:
+        fb = _fallback_result(done, st)
+        st.decision.stages.append(_escalation_stage(st, None, exc))
+        if fb is None:
+            raise AllModelsFailedError(attempts + exc.attempts) from exc
+        return _finish(router, st, fb, done, attempts + exc.attempts)
+    st.decision.stages.append(_escalation_stage(st, esc))
+    return _finish(router, st, esc, [*done, esc], attempts + esc.attempts)
+
+
+def _call_one(disp: Any, name: str, msgs: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+    try:
+        return disp.complete([name], msgs, **params)
+    except AllModelsFailedError as exc:
+        return exc
+
+
+async def _acall_one(disp: Any, name: str, msgs: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+    try:
+        return await disp.acomplete([name], msgs, **params)
+    except AllModelsFailedError as exc:
+        return exc
+
+
+async def arun_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None,
+                       **kwargs: Any) -> Any:
+    """Async twin of :func:`run_cascade` (the first stage runs under ``asyncio.gather``)."""
+    st = await asyncio.to_thread(_setup, router, messages, policy, kwargs)
+    disp = router._get_dispatcher()
+    if st.plan is None or st.plan.mode == "single":
+        result = await disp.acomplete(st.order, st.msgs, **st.params)
+        st.decision.stages.append(_single_stage(st, result))
+        return router._finish(st.decision, result)
+    outs = await asyncio.gather(*(_acall_one(disp, name, st.msgs, st.params) for name in st.plan.first))
+    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
+    if accepted:
+        return _finish(router, st, final, done, attempts)
+    try:
+        esc = await disp.acomplete(st.order, st.msgs, **st.params)
+    except AllModelsFailedError as exc:
+        fb = _fallback_result(done, st)
+        st.decision.stages.append(_escalation_stage(st, None, exc))
+        if fb is None:
+            raise AllModelsFailedError(attempts + exc.attempts) from exc
+        return _finish(router, st, fb, done, attempts + exc.attempts)
+    st.decision.stages.append(_escalation_stage(st, esc))
+    return _finish(router, st, esc, [*done, esc], attempts + esc.attempts)
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    size = max(1, int(size))
+    return [text[i:i + size] for i in range(0, len(text), size)] if text else []
+
+
+def stream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None,
+                   **kwargs: Any) -> Iterator[Any]:
+    """Stream a cascade's answer as ``RoutedChunk`` objects, the last one with ``final=True``.
+
+    The first stage is buffered (both cheap models run to completion, concurrently); an accepted answer
+    is then yielded in chunks of ``policy.chunk_chars`` characters. An escalated request streams the
+    escalation model's answer live. A single-model plan streams live from the start.
+    """
+    from zerorouter_integrations.dispatch import StreamEnd
+    from zerorouter_integrations.router import RoutedChunk
+
+    st = _setup(router, messages, policy, kwargs)
+    disp = router._get_dispatcher()
+    if st.plan is None or st.plan.mode == "single":
+        for ev in disp.stream(st.order, st.msgs, **st.params):
+            if isinstance(ev, StreamEnd):
+                st.decision.stages.append(_single_stage(st, ev.result))
+                yield RoutedChunk(model=ev.result.model, final=True, response=router._finish(st.decision, ev.result))
+            else:
+                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
+                                  model=ev.model, raw=ev.raw)
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(st.plan.first),
+                                               thread_name_prefix="zerorouter-cascade") as pool:
+        futs = [pool.submit(_call_one, disp, name, st.msgs, st.params) for name in st.plan.first]
+        outs = [f.result() for f in futs]
+    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
+    if accepted:
+        yield from _replay_accepted(router, st, final, done, attempts)
+        return
+    esc_result = None
+    try:
+        for ev in disp.stream(st.order, st.msgs, **st.params):
+            if isinstance(ev, StreamEnd):
+                esc_result = ev.result
+            else:
+                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
+                                  model=ev.model, raw=ev.raw)
+    except AllModelsFailedError as exc:
+        fb = _fallback_result(done, st)
+        st.decision.stages.append(_escalation_stage(st, None, exc))
+        if fb is None:
+            raise AllModelsFailedError(attempts + exc.attempts) from exc
+        yield from _replay_accepted(router, st, fb, done, attempts + exc.attempts)
+        return
+    st.decision.stages.append(_escalation_stage(st, esc_result))
+    resp = _finish(router, st, esc_result, [*done, esc_result], attempts + esc_result.attempts)
+    yield RoutedChunk(model=esc_result.model, final=True, response=resp)
+
+
+def _replay_accepted(router: Any, st: _Setup, final: Any, done: Sequence[Any], attempts: list[Any]) -> Iterator[Any]:
+    from zerorouter_integrations.router import RoutedChunk
+
+    for piece in _chunks(final.content or "", st.policy.chunk_chars):
+        yield RoutedChunk(content=piece, model=final.model)
+    yield RoutedChunk(model=final.model, final=True, response=_finish(router, st, final, done, attempts))
+
+
+async def astream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None,
+                          **kwargs: Any) -> AsyncIterator[Any]:
+    """Async twin of :func:`stream_cascade`."""
+    from zerorouter_integrations.dispatch import StreamEnd
+    from zerorouter_integrations.router import RoutedChunk
+
+    st = await asyncio.to_thread(_setup, router, messages, policy, kwargs)
+    disp = router._get_dispatcher()
+    if st.plan is None or st.plan.mode == "single":
+        async for ev in disp.astream(st.order, st.msgs, **st.params):
+            if isinstance(ev, StreamEnd):
+                st.decision.stages.append(_single_stage(st, ev.result))
+                yield RoutedChunk(model=ev.result.model, final=True, response=router._finish(st.decision, ev.result))
+            else:
+                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
+                                  model=ev.model, raw=ev.raw)
+        return
+    outs = await asyncio.gather(*(_acall_one(disp, name, st.msgs, st.params) for name in st.plan.first))
+    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
+    if accepted:
+        for chunk in _replay_accepted(router, st, final, done, attempts):
+            yield chunk
+        return
+    esc_result = None
+    try:
+        async for ev in disp.astream(st.order, st.msgs, **st.params):
+            if isinstance(ev, StreamEnd):
+                esc_result = ev.result
+            else:
+                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
+                                  model=ev.model, raw=ev.raw)
+    except AllModelsFailedError as exc:
+        fb = _fallback_result(done, st)
+        st.decision.stages.append(_escalation_stage(st, None, exc))
+        if fb is None:
+            raise AllModelsFailedError(attempts + exc.attempts) from exc
+        for chunk in _replay_accepted(router, st, fb, done, attempts + exc.attempts):
+            yield chunk
+        return
+    st.decision.stages.append(_escalation_stage(st, esc_result))
+    resp = _finish(router, st, esc_result, [*done, esc_result], attempts + esc_result.attempts)
+    yield RoutedChunk(model=esc_result.model, final=True, response=resp)
+
+
+# ------------------------------------------------------------------------------------------------
+# offline evaluation from recorded answers
+# ------------------------------------------------------------------------------------------------
+
+def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, list[str | None]] | str:
+    """Canonical recorded answers of every (prompt, model) of a routing table, and each prompt's kind.
+
+    Uses ``outcome_extras.parquet``: its ``parsed_answer`` column when present (answers already
+    extracted, e.g. zeroeval), else an extractor over ``response`` (e.g. routerbench_subset), chosen
+    per prompt by :func:`detect_answer_kind` unless ``extractor`` is a callable.
+
+    Returns
+    -------
+    (answers, kinds) or str
+        ``answers``: object array (n_prompts × n_models, table order; ``table.model_names`` columns)
+        of canonical answers or ``None``; ``kinds``: answer kind per prompt (``None``: not comparable).
+        A string says why the table has no usable answers.
+    """
+    import pandas as pd
+
+    extras = table.extras("outcome_extras")
+    if extras is None:
+        return (f"table {table.name!r} has no outcome_extras.parquet, so there are no recorded answers to "
+                "compare; the cascade cannot be evaluated offline")
+    texts = table.texts()
+    if callable(extractor):
+        kinds: list[str | None] = ["custom"] * len(texts)
+    else:
+        kinds = [detect_answer_kind(t) for t in texts]
+    pid_pos = pd.Index(table.prompt_ids)
+    models = table.model_names
+    mod_pos = pd.Index(models)
+    if "parsed_answer" in extras.columns:
+        raw = extras["parsed_answer"].to_numpy(dtype=object)
+        parsed = True
+    elif "response" in extras.columns:
+        raw = extras["response"].to_numpy(dtype=object)
+        parsed = False
+    else:
+        return (f"outcome_extras of table {table.name!r} has neither 'parsed_answer' nor 'response' "
+                f"(columns: {list(extras.columns)}); the cascade cannot be evaluated offline")
+    rows = pid_pos.get_indexer(extras["prompt_id"])
+    cols = mod_pos.get_indexer(extras["model"])
+    A = np.full((len(pid_pos), len(models)), None, dtype=object)
+    for r, c, v in zip(rows, cols, raw):
+        if r < 0 or c < 0 or kinds[r] is None:
+            continue
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if parsed and not callable(extractor):
+            A[r, c] = canonical_answer(v)
+        else:
+            A[r, c] = _extract(str(v), kinds[r], extractor)
+    if not any(v is not None for v in A.ravel()):
+        return f"no comparable recorded answer in table {table.name!r}; the cascade cannot be evaluated offline"
+    return A, kinds
+
+
+def _answer_codes(A: np.ndarray) -> np.ndarray:
+    """Integer codes of canonical answers (-1 for none), equal codes ⇔ equal answers."""
+    import pandas as pd
+
+    flat = A.ravel()
+    codes, _ = pd.factorize(pd.Series(flat, dtype=object), use_na_sentinel=True)
+    return codes.reshape(A.shape)
+
+
+def _sweep_lams(C: np.ndarray, n: int = 121) -> np.ndarray:
+    pos = C[np.isfinite(C) & (C > 0)]
+    scale = float(np.median(pos)) if pos.size else 1.0
+    return np.concatenate([[0.0], np.geomspace(1e-4, 1e4, n) / scale, [1e9 / scale]])
+
+
+def _realize(ch: _Choice, Y: np.ndarray, C: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Realized (quality, cost, escalated) per prompt of a choice, replaying the recorded answers."""
+    n = Y.shape[0]
+    rows = np.arange(n)
+    a, b, E = ch.model, np.maximum(ch.second, 0), ch.E
+    ca, cb = codes[rows, a], codes[rows, b]
+    agree = (ca >= 0) & (ca == cb)
+    has_a, has_b = ca >= 0, cb >= 0
+    # which cheap answer would be returned: the primary's, else the other one's
+    ans_model = np.where(has_a | ~has_b, a, b)
+    acc = np.where(agree, ch.acc_agree, np.where(has_a | has_b, ch.acc_dis, False))
+    esc = ch.is_pair & ~acc
+    q = np.where(ch.is_pair, np.where(acc, Y[rows, ans_model], Y[rows, E]), Y[rows, a])
+    c = np.where(ch.is_pair, C[rows, a] + C[rows, b] + np.where(esc, C[rows, E], 0.0), C[rows, a])
+    return q, c, esc
+
+
+def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadePolicy | None = None,
+                     agreement: str = "fit", lams: np.ndarray | None = None,
+                     return_points: bool = False) -> Any:
+    """The ``zerorouter-cascade`` evaluation router: deferral curve of the cascade policy from recorded answers.
+
+    The IRT router is fit and new models onboarded exactly like ``zerorouter``
+    (:func:`~zerorouter_integrations.evaluation.fit_and_onboard`); the agreement model is fit on the
+    training prompts' recorded answers of the known models (``agreement="fit"``) or left at its prior
+    (``"prior"``); then λ sweeps a log grid, each λ gives per-prompt plans, and each plan is replayed
+    on the test prompts: a cascade costs both cheap calls plus the escalation when its recorded answers
+    lead to one, and scores the accepted answer's (or the escalation's) recorded score.
+
+    Returns
+    -------
+    (Curve, dict) or str
+        The curve and extras (share of cascaded prompts and escalation rate at the QNC point,
+        agreement model rows), or why the table cannot be evaluated.
+    """
+    from zerorouter_integrations.evaluation import fit_and_onboard
+    from zerorouter_integrations.latent.irt import IRTSpace
+    from zerorouter_integrations.metrics import Curve, upper_hull
+
+    got = table_answers(ctx.table, extractor=(policy.extractor if policy is not None else "auto"))
+    if isinstance(got, str):
+        return got
+    A_all, kinds_all = got
+    models = ctx.models
+    if list(ctx.table.model_names) != list(models):
+        order = [list(ctx.table.model_names).index(mm) for mm in models]
+        A_all = A_all[:, order]
+    pool_cols = [models.index(mm) for mm in ctx.pool]
+    ev = ctx.eval_idx
+    A_eval = A_all[np.ix_(ev, pool_cols)]
+    if not any(v is not None for v in A_eval.ravel()):
+        return "no recorded answer of a pool model on the test prompts; the cascade cannot be evaluated offline"
+    pol = copy.deepcopy(policy) if policy is not None else CascadePolicy(lam=0.0)
+    pred = fit_and_onboard(ctx, IRTSpace(seed=ctx.seed))
+    P = pred.predict(ctx.features[ev], input_tokens=ctx.tokens_all[ev], models=ctx.pool)
+    extra: dict[str, Any] = {}
+    if agreement == "fit":
+        model, rows_used = _fit_agreement(ctx, pred, A_all, kinds_all, pol)
+        pol.agreement = model
+        extra["agreement_rows"] = rows_used
+    elif agreement != "prior":
+        raise ValueError(f"agreement must be 'fit' or 'prior', got {agreement!r}")
+    pol.agreement_ = pol.agreement or AgreementModel()
+    pol.escalate_policy_ = None
+    kinds_eval = [kinds_all[i] for i in ev]
+    pl = pol._menus(P.quality, P.cost_usd, None, P.quality_sd, kinds_eval)
+    codes = _answer_codes(A_eval)
+    grid = _sweep_lams(P.cost_usd) if lams is None else np.asarray(lams, dtype=float)
+    pts, stats = [], []
+    for lam in grid:
+        ch = pol._choose(pl, float(lam), 0.0)
+        q, c, esc = _realize(ch, Y, C, codes)
+        pts.append([float(c.mean()), float(q.mean())])
+        stats.append((float(ch.is_pair.mean()), float(esc.mean()), float(lam)))
+    pts_a = np.asarray(pts)
+    curve = Curve(points=pts_a, hull=upper_hull(pts_a))
+    # operating point closest to the best single model's quality (for the extras)
+    q_best = float(Y.mean(axis=0).max())
+    reach = [i for i, (c_, q_) in enumerate(pts) if q_ >= q_best - 1e-12]
+    i_op = min(reach, key=lambda i: pts[i][0]) if reach else int(np.argmax(pts_a[:, 1]))
+    extra.update(cascade_share=stats[i_op][0], escalation_rate=stats[i_op][1], lam_at_best=stats[i_op][2],
+                 comparable_share=float(np.mean([k is not None for k in kinds_eval])))
+    if return_points:
+        extra["points"] = pts_a.tolist()
+        extra["stats"] = stats
+    return curve, extra
+
+
+def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[str | None],
+                   pol: CascadePolicy, max_rows: int = 150_000) -> tuple[AgreementModel, int]:
+    """Fit the agreement model on training prompts: pairs of known pool models, E = best known by prediction."""
+    known = [mm for mm in ctx.pool if mm in set(ctx.known)]
+    if len(known) < 3:
+        return AgreementModel(), 0
+    tr = np.asarray([i for i in ctx.train_idx if kinds_all[i] is not None], dtype=int)
+    if len(tr) == 0:
+        return AgreementModel(), 0
+    cols = [ctx.models.index(mm) for mm in known]
+    P = pred.predict(ctx.features[tr], input_tokens=ctx.tokens_all[tr], models=known)
+    Qk = P.quality
+    if pol.uncertainty_penalty:
+        Qk = np.clip(Qk - pol.uncertainty_penalty * P.quality_sd, _EPS, 1 - _EPS)
+    S = ctx.S_all[np.ix_(tr, cols)]
+    codes = _answer_codes(A_all[np.ix_(tr, cols)])
+    n, m = Qk.shape
+    rows = np.arange(n)
+    Sfill = np.where(np.isnan(S), -np.inf, P.quality)
+    E = Sfill.argmax(axis=1)
+    A_, B_ = _pairs(m)
+    swap = P.quality[:, B_] > P.quality[:, A_]
+    prim = np.where(swap, B_[None, :], A_[None, :])
+    sec = np.where(swap, A_[None, :], B_[None, :])
+    pa = np.take_along_axis(Qk, prim, 1)
+    pb = np.take_along_axis(Qk, sec, 1)
+    pe = np.broadcast_to(P.quality[rows, E][:, None], pa.shape)
+    ca, cb = np.take_along_axis(codes, prim, 1), np.take_along_axis(codes, sec, 1)
+    agree = (ca >= 0) & (ca == cb)
+    ok_a = np.take_along_axis(S, prim, 1)
+    ok_e = np.broadcast_to(S[rows, E][:, None], pa.shape)
+    valid = ~np.isnan(ok_a) & ~np.isnan(np.take_along_axis(S, sec, 1)) & ~np.isnan(ok_e)
+    # pairs whose E is one of them say nothing about escalation
+    valid &= (prim != E[:, None]) & (sec != E[:, None])
+    kinds_rows = np.broadcast_to(np.asarray([kinds_all[i] for i in tr], dtype=object)[:, None], pa.shape)
+    idx = np.flatnonzero(valid.ravel())
+    if len(idx) > max_rows:
+        idx = np.random.default_rng(ctx.seed).choice(idx, size=max_rows, replace=False)
+    model = AgreementModel(chance=(pol.agreement.chance if pol.agreement is not None else None))
+    model.fit(pa.ravel()[idx], pb.ravel()[idx], pe.ravel()[idx], agree.ravel()[idx], ok_a.ravel()[idx],
+              ok_e.ravel()[idx], kinds=kinds_rows.ravel()[idx])
+    return model, int(len(idx))
+
+
+def _eval_router(ctx: Any, Y: np.ndarray, C: np.ndarray) -> Any:
+    """``EVAL_ROUTERS["zerorouter-cascade"]``: :func:`evaluate_cascade` with the default policy."""
+    return evaluate_cascade(ctx, Y, C)
+
+
+#: Evaluation routers of this module, ``name → fn(ctx, Y=Y, C=C)`` (see ``evaluation.evaluate``).
+EVAL_ROUTERS: dict[str, Callable[..., Any]] = {"zerorouter-cascade": _eval_router}

@@ -36,15 +36,15 @@ import os
 import shutil
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 import uuid
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -280,9 +280,8 @@ class _TorchBackend:
         with _transformers_quiet():
             self.model = SentenceTransformer(spec.path or spec.name, device="cpu", local_files_only=True)
         self.model.max_seq_length = max_seq_length
-        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
-        )
+        getter = getattr(self.model, "get_embedding_dimension", None)
+        getter = getter or self.model.get_sentence_embedding_dimension  # sentence-transformers < 5
         dim = getter()
         if dim is None:
             dim = int(self.model.encode([""], convert_to_numpy=True).shape[1])
@@ -659,6 +658,12 @@ class CacheInfo(NamedTuple):
     """Texts in the LRU now."""
 
 
+_PARAMS = (
+    "model_name_or_path", "backend", "max_seq_length", "batch_size", "cache_size", "cache_dir",
+    "normalize", "num_threads", "show_progress",
+)
+
+
 class QueryEncoder:
     """Embed prompts for routing: batched, cached, offline, with a fast ONNX path.
 
@@ -748,11 +753,7 @@ class QueryEncoder:
         self._hits = self._disk_hits = self._misses = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        params = (
-            "model_name_or_path backend max_seq_length batch_size cache_size cache_dir normalize "
-            "num_threads show_progress"
-        ).split()
-        return {name: getattr(self, name) for name in params}
+        return {name: getattr(self, name) for name in _PARAMS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -1001,7 +1002,7 @@ class QueryEncoder:
                         vecs = _l2_normalize(vecs)
                     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
                     vecs.setflags(write=False)
-                    for text, vec in zip(batch, vecs):
+                    for text, vec in zip(batch, vecs, strict=True):
                         result[text] = vec
                         if self._disk is not None:
                             pending.append((keys[text], vec))

@@ -63,8 +63,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from zerorouter_integrations.errors import InfeasibleError, UnknownModelError, ZeroRouterError
 
@@ -303,6 +301,9 @@ def _solve(
     integral: bool = True,
 ):
     """Minimise ``objective @ x`` over the kept options; returns scipy's ``OptimizeResult``."""
+    import scipy.sparse as sp  # lazy: scipy.optimize costs ~1.5 s to import
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     v = len(opts.rows)
     ones = np.ones(v)
     cons = []
@@ -664,6 +665,7 @@ def _lp_relaxation(opts: _Options, objective: np.ndarray, rows_all, cap):
     Returns None when the relaxation is infeasible. Reduced costs are ``c − Aᵀy`` from the row
     duals; they are dropped (None) if the dual objective does not reproduce the LP value.
     """
+    import scipy.sparse as sp
     from scipy.optimize import linprog
 
     v = len(opts.rows)

@@ -331,8 +331,9 @@ class Policy:
         Raises
         ------
         InfeasibleError
-            A budget below the cheapest possible mean cost, or a quality target above the best
-            achievable mean quality; ``best_value`` holds that mean.
+            A budget below the cheapest possible mean cost (``best_value``: that cost in USD per
+            1,000 calls, the unit of ``budget_usd_per_1k``), or a quality target above the best
+            achievable mean quality (``best_value``: that mean quality).
         UnknownModelError
             ``reference`` is not among ``model_names``.
         """

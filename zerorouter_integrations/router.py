@@ -167,6 +167,7 @@ class ZeroRouter:
         self._lock = threading.Lock()
         self._dispatcher = None
         self._retry = retry
+        self._policy_spec = policy
         self.policy = self._fit_policy(policy)
 
     # ------------------------------------------------------------------ construction
@@ -213,14 +214,17 @@ class ZeroRouter:
         if getattr(policy, "lam", None) is not None and policy.budget_usd_per_1k is None and \
                 policy.quality_target is None:
             pool = self._routable_pool()  # same width as a calibrated policy (see _rank)
-            return policy.fit(np.zeros((1, len(pool))), np.zeros((1, len(pool))), model_names=pool)
+            zeros = np.zeros((1, len(pool)))
+            return policy.fit(zeros, zeros, zeros, model_names=pool)
         calib = self._calibration()
         if calib is None:
             raise SchemaError("this artifact has no calibration prompts; pass a Policy with an explicit lam")
         pool = self._routable_pool()
         Z, toks = calib
         pred = self.predictor.predict(Z=Z, input_tokens=toks, models=pool)
-        return policy.fit(pred.quality, pred.cost_usd, None, model_names=pool)
+        stats = self.store.all_stats()
+        L = np.tile([self._expected_latency(m, stats.get(m)) for m in pool], (len(Z), 1))
+        return policy.fit(pred.quality, pred.cost_usd, L, model_names=pool)
 
     def _reference(self) -> str:
         if self.reference_model is not None:
@@ -370,18 +374,27 @@ class ZeroRouter:
         return p.capability
 
     def _expected_latency(self, name: str, st: Any) -> float:
+        """Observed EWMA of the whole call's latency when feedback has seen the model, else the prior
+        ``TTFT + expected output tokens ÷ tokens per second`` of its profile."""
         if st is not None and st.ewma_latency_s is not None and st.n_calls > 0:
             return float(st.ewma_latency_s)
-        return self.predictor.profiles_[name].expected_latency_s()
+        from zerorouter_integrations.latency import expected_latency_s
+
+        prior = self._latency_prior(name)
+        return float(expected_latency_s(prior.ttft_s, prior.tokens_per_s, prior.output_tokens))
+
+    def _latency_prior(self, name: str) -> Any:
+        from zerorouter_integrations.latency import LatencyPrior
+
+        p = self.predictor.profiles_[name]
+        lp = p.latency_prior or {}
+        return LatencyPrior(ttft_s=float(lp.get("ttft_s", 0.5)), tokens_per_s=float(lp.get("tokens_per_s", 60.0)),
+                            output_tokens=float(p.expected_output_tokens or lp.get("output_tokens", 256.0)),
+                            p95_factor=float(lp.get("p95_factor", 2.0)))
 
     def _p95_latency(self, name: str, st: Any) -> float:
-        try:
-            from zerorouter_integrations.decision import p95_latency_s
-        except ImportError:  # pragma: no cover
-            return 1.5 * self._expected_latency(name, st)
-        prior = self.predictor.profiles_[name]
-        return float(p95_latency_s(expected_s=self._expected_latency(name, st), observed=st,
-                                   prior=prior.latency_prior))
+        """p95 estimate: expected latency × the profile's p95 factor (default 2)."""
+        return self._expected_latency(name, st) * self._latency_prior(name).p95_factor
 
     # ------------------------------------------------------------------ batch
     def route_batch(self, prompts: Sequence[str], *, mode: str = "min_cost", budget_usd: float | None = None,
@@ -568,6 +581,11 @@ class ZeroRouter:
                 self.endpoints[profile.name] = endpoint
                 self._dispatcher = None
             self._caps_cache.pop(profile.name, None)
+        # The pool changed: recalibrate the policy (its reference and λ depend on the pool).
+        spec = self._policy_spec
+        if spec is not None and hasattr(spec, "get_params") and getattr(spec, "lam_", None) is None:
+            spec = type(spec)(**spec.get_params())
+        self.policy = self._fit_policy(spec)
 
     def __repr__(self) -> str:
         return f"ZeroRouter(models={len(self._pool)}, endpoints={len(self.endpoints)}, policy={_policy_summary(self.policy)})"
