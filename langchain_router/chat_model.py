@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import threading
@@ -528,7 +529,8 @@ class ZeroRouterChat(BaseChatModel):
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         try:
-            router, msgs, params = self._prepare(messages, stop, run_manager, kwargs)
+            # building the router / calibrating a policy can take a while: keep it off the event loop
+            router, msgs, params = await asyncio.to_thread(self._prepare, messages, stop, run_manager, kwargs)
             resp = await router.acomplete(msgs, **params)
         except ZeroRouterError as exc:
             raise _translated(exc) from exc
@@ -547,7 +549,7 @@ class ZeroRouterChat(BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         try:
-            router, msgs, params = self._prepare(messages, stop, run_manager, kwargs)
+            router, msgs, params = await asyncio.to_thread(self._prepare, messages, stop, run_manager, kwargs)
             async for rc in router.astream(msgs, **params):
                 yield self._final_chunk(rc.response) if rc.final else self._delta_chunk(rc)
         except ZeroRouterError as exc:

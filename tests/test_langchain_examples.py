@@ -32,7 +32,7 @@ from langchain_router._messages import (
     normalize_tool_choice,
     usage_to_metadata,
 )
-from zerorouter_integrations.errors import InfeasibleError, UnknownModelError
+from zerorouter_integrations.errors import AllModelsFailedError, InfeasibleError, UnknownModelError
 from zerorouter_integrations.testing.fixtures import ROUTERBENCH_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,8 +109,12 @@ def test_example_agent(server: Any) -> None:
     tool_msgs = [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert tool_msgs and "sunny" in tool_msgs[0].text
     assert out["answer"].startswith("The tool returned:")
-    # the middleware routed the first call and pinned the rest of the run to the same model
+    # the middleware routed the first call (session = the thread) and pinned the rest of the run
     assert len(out["models"]) == 2 and len(set(out["models"])) == 1
+    ai = [m for m in out["messages"] if isinstance(m, AIMessage)]
+    first, second = (m.response_metadata["routing_decision"] for m in ai)
+    assert first["session_id"] == AGENT_EXAMPLE.THREAD_ID and first["policy"].get("mode") != "forced"
+    assert second["policy"] == {"mode": "forced"}
     _assert_usage_per_model(out["usage_by_model"], out["routing_usage"], {out["model"]})
     assert out["routing_usage"][out["model"]]["calls"] == 2
 
@@ -365,3 +369,52 @@ def test_embeddings_share_the_router_encoder(router: Any) -> None:
 def test_cascade_is_reserved(router: Any) -> None:
     with pytest.raises(NotImplementedError, match="cascade"):
         ZeroRouterChat(router=router, cascade=True)
+
+
+async def test_middleware_routes_once_per_run_across_runs(router: Any) -> None:
+    """Async agent, checkpointed thread: each run routes its first call, pins the rest, never de-escalates."""
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from langchain_router import ZeroRouterMiddleware
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Return the current weather in a city."""
+        return f"rain in {city}"
+
+    agent = create_agent(ZeroRouterChat(router=router), tools=[get_weather], checkpointer=InMemorySaver(),
+                         middleware=[ZeroRouterMiddleware()])
+    config = {"configurable": {"thread_id": "mw-thread-2"}}
+    runs = []
+    for question in ("What is the weather in Rome?", "And what is the weather in Oslo?"):
+        before = len((await agent.aget_state(config)).values.get("messages", [])) if runs else 0
+        result = await agent.ainvoke({"messages": [{"role": "user", "content": question}]}, config)
+        runs.append([m for m in result["messages"][before:] if isinstance(m, AIMessage)])
+    for ai in runs:
+        decisions = [m.response_metadata["routing_decision"] for m in ai]
+        assert len(ai) == 2 and ai[0].response_metadata["model_name"] == ai[1].response_metadata["model_name"]
+        assert decisions[0]["policy"].get("mode") != "forced" and decisions[1]["policy"] == {"mode": "forced"}
+        assert decisions[0]["session_id"] == "mw-thread-2"
+    first_model = runs[0][0].response_metadata["model_name"]
+    second = runs[1][0].response_metadata
+    assert router._capability(second["model_name"]) >= router._capability(first_model)  # escalate-only
+    assert runs[1][0].tool_calls[0]["args"] == {"city": "Oslo"}
+
+
+def test_lazy_router_fills_missing_api_key(server: Any) -> None:
+    """Built from endpoints (no router given): the model's api_key goes to endpoints that have none."""
+    endpoints = {m: {"litellm_model": f"openai/{m}", "api_base": server.base_url,
+                     "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6} for m in (CHEAP, OTHER)}
+    server.require_api_key = "sk-lazy"
+    try:
+        keyed = ZeroRouterChat(models=[CHEAP, OTHER], endpoints=endpoints, api_key="sk-lazy", max_retries=0)
+        msg = keyed.invoke("Write a function to filter odd numbers.")
+        assert msg.response_metadata["model_name"] in (CHEAP, OTHER) and msg.response_metadata["response_cost"] > 0
+        assert all(ep.api_key == "sk-lazy" for ep in keyed.get_router().endpoints.values())
+        assert server.requests[-1].status == 200
+        keyless = ZeroRouterChat(models=[CHEAP, OTHER], endpoints=endpoints, max_retries=0)
+        with pytest.raises(AllModelsFailedError, match="What to do: check each failing endpoint"):
+            keyless.invoke("Write a function to filter odd numbers.")
+    finally:
+        server.require_api_key = None

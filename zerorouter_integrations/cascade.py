@@ -197,21 +197,37 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
 
 
-def _fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 60) -> np.ndarray:
-    """Ridge-penalized logistic regression by Newton steps (first column = intercept, unpenalized)."""
+def _fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50) -> np.ndarray:
+    """Ridge-penalized logistic regression (first column = intercept, unpenalized): damped Newton steps."""
     n, d = X.shape
     w = np.zeros(d)
     ybar = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
     w[0] = math.log(ybar / (1 - ybar))
-    pen = np.full(d, l2)
+    pen = np.full(d, float(l2))
     pen[0] = 1e-6
+
+    def loss(v: np.ndarray) -> float:
+        z = X @ v
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(pen * v * v))
+
+    cur = loss(w)
     for _ in range(iters):
         p = _expit(X @ w)
         g = X.T @ (p - y) + pen * w
         H = (X * (p * (1 - p))[:, None]).T @ X + np.diag(pen)
         step = np.linalg.solve(H, g)
-        w -= step
-        if np.max(np.abs(step)) < 1e-8:
+        t = 1.0
+        while t > 1e-4:
+            cand = w - t * step
+            new = loss(cand)
+            if new <= cur + 1e-12:
+                break
+            t *= 0.5
+        else:
+            break
+        w, done = cand, cur - new < 1e-10 * max(1.0, abs(cur))
+        cur = new
+        if done:
             break
     return w
 
@@ -618,8 +634,8 @@ class CascadePolicy:
             raise ValueError(f"mu must be a finite number ≥ 0; got {self.mu}")
         if not (isinstance(self.max_candidates, int) and self.max_candidates >= 2):
             raise ValueError(f"max_candidates must be an int ≥ 2; got {self.max_candidates!r}")
-        if not (self.escalate_to == "best" or hasattr(self.escalate_to, "choose")):
-            raise ValueError(f"escalate_to must be 'best' or a Policy; got {self.escalate_to!r}")
+        if not (self.escalate_to in ("best", "reference") or hasattr(self.escalate_to, "choose")):
+            raise ValueError(f"escalate_to must be 'best', 'reference' or a Policy; got {self.escalate_to!r}")
         if not (self.extractor == "auto" or callable(self.extractor)):
             raise ValueError(f"extractor must be 'auto' or a callable str → str | None; got {self.extractor!r}")
         return given[0] if given else None
@@ -629,8 +645,18 @@ class CascadePolicy:
         return getattr(self, "agreement_", None) or self.agreement or AgreementModel()
 
     def _escalation(self, Q: np.ndarray, C: np.ndarray, L: np.ndarray, adm: np.ndarray,
-                    keys: Sequence[Hashable] | None) -> np.ndarray:
+                    keys: Sequence[Hashable] | None, names: Sequence[str] | None = None) -> np.ndarray:
         n = Q.shape[0]
+        ref = getattr(self, "escalate_model_", None)
+        if self.escalate_to == "reference" and ref is not None:
+            S = np.where(adm, Q, -np.inf)
+            best = S.max(axis=1, keepdims=True)
+            E = np.where(S >= best - 1e-12, C, np.inf).argmin(axis=1)
+            col = (list(names).index(ref) if names is not None and ref in names else None) if isinstance(ref, str) \
+                else (int(ref) if names is None and int(ref) < Q.shape[1] else None)
+            if col is not None:
+                E = np.where(adm[:, col], col, E)
+            return E
         esc = getattr(self, "escalate_policy_", None)
         if esc is not None:
             try:
@@ -649,7 +675,7 @@ class CascadePolicy:
 
     def _menus(self, Q: np.ndarray, C: np.ndarray, L: np.ndarray | None, SD: np.ndarray | None,
                kinds: Sequence[str | None], adm: np.ndarray | None = None,
-               keys: Sequence[Hashable] | None = None) -> _Plans:
+               keys: Sequence[Hashable] | None = None, names: Sequence[str] | None = None) -> _Plans:
         Q = np.asarray(Q, dtype=float)
         C = np.asarray(C, dtype=float)
         n, m = Q.shape
@@ -662,7 +688,7 @@ class CascadePolicy:
         Qf = np.where(adm, Q, 0.0)
         Cf = np.where(adm, C, 0.0)
         rows = np.arange(n)
-        E = self._escalation(Qf, Cf, L, adm, keys)
+        E = self._escalation(Qf, Cf, L, adm, keys, names)
         cE = Cf[rows, E]
         # first-stage candidates: cheaper than E, above the floor, the max_candidates cheapest of those
         cand = adm & (Cf < cE[:, None]) & (Qf >= float(self.quality_floor))
@@ -811,13 +837,17 @@ class CascadePolicy:
         adm = None if mask is None else np.asarray(mask, dtype=bool)
         self.agreement_ = self.agreement if self.agreement is not None else AgreementModel()
         self.escalate_policy_ = None
-        if self.escalate_to != "best":
+        self.escalate_model_ = None
+        if self.escalate_to == "reference":
+            j = int(np.lexsort((np.nanmean(Cm, axis=0), -np.nanmean(Qm, axis=0)))[0])
+            self.escalate_model_ = names[j] if names is not None else j
+        elif self.escalate_to != "best":
             esc = self.escalate_to
             if getattr(esc, "lam_", None) is None and getattr(esc, "lam", None) is None:
                 esc = copy.deepcopy(esc).fit(Qm, Cm, L if getattr(esc, "mu", 0.0) else None, model_names=names,
                                              mask=adm)
             self.escalate_policy_ = esc
-        pl = self._menus(Qm, Cm, L, sd, kinds, adm, keys)
+        pl = self._menus(Qm, Cm, L, sd, kinds, adm, keys, names)
         u = _index_uniform(n) if keys is None else np.array([prompt_uniform(k) for k in keys])
         if keys is not None and len(u) != n:
             raise ValueError(f"keys has {len(u)} entries; Q has {n} rows")
@@ -941,7 +971,8 @@ class CascadePolicy:
         if not hasattr(self, "lam_"):
             if self.lam is not None and self._target_kind() == "lam":
                 self.agreement_ = self.agreement if self.agreement is not None else AgreementModel()
-                self.escalate_policy_ = None if self.escalate_to == "best" else self.escalate_to
+                self.escalate_policy_ = None if isinstance(self.escalate_to, str) else self.escalate_to
+                self.escalate_model_ = None
                 self.lam_, self.lam_alt_, self.mix_, self.mu_ = float(self.lam), None, 0.0, float(self.mu)
                 return
             raise NotFittedError("this CascadePolicy is calibrated to a target; call fit(Q, C, ...) on a calibration "
@@ -981,7 +1012,7 @@ class CascadePolicy:
                 uu = float(self.rng_.random())
             if uu < self.mix_:
                 lam = self.lam_alt_
-        pl = self._menus(q, c, L, SD, [kind], keys=None if key is None else [key])
+        pl = self._menus(q, c, L, SD, [kind], keys=None if key is None else [key], names=names)
         ch = self._choose(pl, lam, self.mu_)
         j = int(ch.model[0])
         quality = {names[i]: float(q[0, i]) for i in range(m)}
@@ -1614,8 +1645,15 @@ def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadeP
     if not any(v is not None for v in A_eval.ravel()):
         return "no recorded answer of a pool model on the test prompts; the cascade cannot be evaluated offline"
     pol = copy.deepcopy(policy) if policy is not None else CascadePolicy(lam=0.0)
+    if not isinstance(pol.escalate_to, str):
+        raise ValueError("offline evaluation supports escalate_to='best' or 'reference'")
     pred = fit_and_onboard(ctx, IRTSpace(seed=ctx.seed))
     P = pred.predict(ctx.features[ev], input_tokens=ctx.tokens_all[ev], models=ctx.pool)
+    # the training prompts are the calibration set (reference model for escalate_to="reference")
+    P_tr = pred.predict(ctx.features[ctx.train_idx], input_tokens=ctx.tokens_all[ctx.train_idx], models=ctx.pool)
+    j_ref = int(np.lexsort((P_tr.cost_usd.mean(axis=0), -P_tr.quality.mean(axis=0)))[0])
+    pol.escalate_model_ = ctx.pool[j_ref] if pol.escalate_to == "reference" else None
+    pol.escalate_policy_ = None
     extra: dict[str, Any] = {}
     if agreement == "fit":
         model, rows_used = _fit_agreement(ctx, pred, A_all, kinds_all, pol)
@@ -1624,9 +1662,8 @@ def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadeP
     elif agreement != "prior":
         raise ValueError(f"agreement must be 'fit' or 'prior', got {agreement!r}")
     pol.agreement_ = pol.agreement or AgreementModel()
-    pol.escalate_policy_ = None
     kinds_eval = [kinds_all[i] for i in ev]
-    pl = pol._menus(P.quality, P.cost_usd, None, P.quality_sd, kinds_eval)
+    pl = pol._menus(P.quality, P.cost_usd, None, P.quality_sd, kinds_eval, names=ctx.pool)
     codes = _answer_codes(A_eval)
     grid = _sweep_lams(P.cost_usd) if lams is None else np.asarray(lams, dtype=float)
     pts, stats = [], []
@@ -1669,6 +1706,9 @@ def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[s
     rows = np.arange(n)
     Sfill = np.where(np.isnan(S), -np.inf, P.quality)
     E = Sfill.argmax(axis=1)
+    ref = getattr(pol, "escalate_model_", None)
+    if pol.escalate_to == "reference" and ref in known:
+        E = np.full(n, known.index(ref))
     A_, B_ = _pairs(m)
     swap = P.quality[:, B_] > P.quality[:, A_]
     prim = np.where(swap, B_[None, :], A_[None, :])

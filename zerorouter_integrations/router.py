@@ -227,6 +227,15 @@ class ZeroRouter:
         return policy.fit(pred.quality, pred.cost_usd, L, model_names=pool)
 
     def _reference(self) -> str:
+        pool_key = tuple(self._routable_pool())
+        cached = getattr(self, "_reference_cache", None)
+        if cached is not None and cached[0] == pool_key:
+            return cached[1]
+        ref = self._compute_reference()
+        self._reference_cache = (pool_key, ref)
+        return ref
+
+    def _compute_reference(self) -> str:
         if self.reference_model is not None:
             if self.reference_model not in self.predictor.profiles_:
                 raise UnknownModelError(self.reference_model, self.models)
@@ -378,10 +387,14 @@ class ZeroRouter:
         ``TTFT + expected output tokens ÷ tokens per second`` of its profile."""
         if st is not None and st.ewma_latency_s is not None and st.n_calls > 0:
             return float(st.ewma_latency_s)
-        from zerorouter_integrations.latency import expected_latency_s
+        cache = self.__dict__.setdefault("_prior_latency_cache", {})
+        if name not in cache:
+            from zerorouter_integrations.latency import expected_latency_s
 
-        prior = self._latency_prior(name)
-        return float(expected_latency_s(prior.ttft_s, prior.tokens_per_s, prior.output_tokens))
+            prior = self._latency_prior(name)
+            cache[name] = (float(expected_latency_s(prior.ttft_s, prior.tokens_per_s, prior.output_tokens)),
+                           prior.p95_factor)
+        return cache[name][0]
 
     def _latency_prior(self, name: str) -> Any:
         from zerorouter_integrations.latency import LatencyPrior
@@ -394,7 +407,9 @@ class ZeroRouter:
 
     def _p95_latency(self, name: str, st: Any) -> float:
         """p95 estimate: expected latency × the profile's p95 factor (default 2)."""
-        return self._expected_latency(name, st) * self._latency_prior(name).p95_factor
+        expected = self._expected_latency(name, st)
+        return expected * self.__dict__["_prior_latency_cache"].get(name, (0.0, 2.0))[1] \
+            if name in self.__dict__.get("_prior_latency_cache", {}) else expected * self._latency_prior(name).p95_factor
 
     # ------------------------------------------------------------------ batch
     def route_batch(self, prompts: Sequence[str], *, mode: str = "min_cost", budget_usd: float | None = None,

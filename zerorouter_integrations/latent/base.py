@@ -56,7 +56,12 @@ class Ability:
             raise SchemaError(f"ability: expected keys 'kind' and 'params', got {data!r:.120}") from exc
 
     def array(self, key: str) -> np.ndarray:
-        return np.asarray(self.params[key], dtype=float)
+        """``params[key]`` as a float array (converted once and kept, so hot paths pay nothing)."""
+        value = self.params[key]
+        if not (isinstance(value, np.ndarray) and value.dtype == np.float64):
+            value = np.asarray(value, dtype=float)
+            self.params[key] = value
+        return value
 
 
 def _jsonable(obj: Any) -> Any:
