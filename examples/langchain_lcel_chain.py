@@ -82,7 +82,7 @@ def main(base_url: str | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     out = main(sys.argv[1] if len(sys.argv) > 1 else None)
-    for q, a in zip(QUESTIONS, out["answers"]):
+    for q, a in zip(QUESTIONS, out["answers"], strict=True):
         print(f"Q: {q.splitlines()[0]}\nA: {a[:200]!r}\n")
     d = out["message"].response_metadata["routing_decision"]
     print(f"last call → {out['model']}  cost ${out['response_cost']:.6f}  "

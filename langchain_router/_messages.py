@@ -15,7 +15,6 @@ from typing import Any, Mapping, Sequence
 
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     FunctionMessage,

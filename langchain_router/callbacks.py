@@ -127,7 +127,8 @@ class RoutingUsageCallbackHandler(BaseCallbackHandler):
         widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
 
         def line(r: tuple[str, ...]) -> str:
-            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+            cells = zip(r, widths, strict=True)
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells))
 
         sep = "  ".join("-" * w for w in widths)
         return "\n".join([line(head), sep, *(line(r) for r in body[:-1]), sep, line(body[-1])])
@@ -137,7 +138,9 @@ class RoutingUsageCallbackHandler(BaseCallbackHandler):
 
 
 @contextmanager
-def get_routing_usage_callback(name: str = "zerorouter_routing_usage_callback") -> Iterator[RoutingUsageCallbackHandler]:
+def get_routing_usage_callback(
+    name: str = "zerorouter_routing_usage_callback",
+) -> Iterator[RoutingUsageCallbackHandler]:
     """Collect routing usage for every LangChain run inside the ``with`` block.
 
     Like ``langchain_core.callbacks.get_usage_metadata_callback``: the handler is attached to all

@@ -283,7 +283,7 @@ def test_routing_options_via_config(llm: ZeroRouterChat) -> None:
 
 def test_session_escalates_only(llm: ZeroRouterChat, router: Any) -> None:
     strongest = max(router.models, key=router._capability)
-    first = llm.invoke("Write a function to filter odd numbers.", model=None, session_id="sticky-1",
+    first = llm.invoke("Write a function to filter odd numbers.", session_id="sticky-1",
                        allowed_models=[strongest])
     assert first.response_metadata["model_name"] == strongest
     second = llm.invoke("Hello", config={"configurable": {"session_id": "sticky-1"}})
@@ -297,7 +297,7 @@ def test_routing_usage_handler_aggregates(llm: ZeroRouterChat) -> None:
     handler = RoutingUsageCallbackHandler()
     prompts = ["Write a function to filter odd numbers.", "Write a function to get a colon of a tuple."] * 3
     models = [CHEAP, OTHER] * 3
-    msgs = [llm.invoke(p, model=m, config={"callbacks": [handler]}) for p, m in zip(prompts, models)]
+    msgs = [llm.invoke(p, model=m, config={"callbacks": [handler]}) for p, m in zip(prompts, models, strict=True)]
     msgs += llm.batch(prompts, config={"callbacks": [handler], "max_concurrency": 4}, model=CHEAP)
     usage = handler.usage
     assert set(usage) == {CHEAP, OTHER}

@@ -1655,12 +1655,13 @@ def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadeP
     pol.escalate_model_ = ctx.pool[j_ref] if pol.escalate_to == "reference" else None
     pol.escalate_policy_ = None
     extra: dict[str, Any] = {}
-    if agreement == "fit":
-        model, rows_used = _fit_agreement(ctx, pred, A_all, kinds_all, pol)
+    if agreement in ("fit", "crossfit"):
+        model, rows_used = _fit_agreement(ctx, pred, A_all, kinds_all, pol,
+                                          folds=2 if agreement == "crossfit" else 0)
         pol.agreement = model
         extra["agreement_rows"] = rows_used
     elif agreement != "prior":
-        raise ValueError(f"agreement must be 'fit' or 'prior', got {agreement!r}")
+        raise ValueError(f"agreement must be 'fit', 'crossfit' or 'prior', got {agreement!r}")
     pol.agreement_ = pol.agreement or AgreementModel()
     kinds_eval = [kinds_all[i] for i in ev]
     pl = pol._menus(P.quality, P.cost_usd, None, P.quality_sd, kinds_eval, names=ctx.pool)
@@ -1686,8 +1687,34 @@ def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadeP
     return curve, extra
 
 
+def _oof_quality(ctx: Any, rows: np.ndarray, known: list[str], folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predicted quality (and sd) of the known models on training rows ``rows``."""
+    from zerorouter_integrations.latent.irt import IRTSpace
+    from zerorouter_integrations.predictor import QualityPredictor
+
+    cols = [ctx.models.index(mm) for mm in known]
+    fold = np.random.default_rng(ctx.seed + 7).integers(0, folds, size=len(ctx.train_idx))
+    pos = {int(r): i for i, r in enumerate(ctx.train_idx)}
+    Q = np.full((len(rows), len(known)), np.nan)
+    SD = np.zeros_like(Q)
+    for f in range(folds):
+        fit_rows = ctx.train_idx[fold != f]
+        pr = QualityPredictor(IRTSpace(seed=ctx.seed)).fit(
+            ctx.features[fit_rows], ctx.S_all[np.ix_(fit_rows, cols)], known,
+            costs=ctx.C_all[np.ix_(fit_rows, cols)], input_tokens=ctx.tokens_all[fit_rows], prices=ctx.prices)
+        sel = np.array([fold[pos[int(r)]] == f for r in rows], dtype=bool)
+        if not sel.any():
+            continue
+        names = [mm for mm in known if mm in pr.profiles_]
+        P = pr.predict(ctx.features[rows[sel]], input_tokens=ctx.tokens_all[rows[sel]], models=names)
+        for j, mm in enumerate(names):
+            Q[sel, known.index(mm)] = P.quality[:, j]
+            SD[sel, known.index(mm)] = P.quality_sd[:, j]
+    return Q, SD
+
+
 def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[str | None],
-                   pol: CascadePolicy, max_rows: int = 150_000) -> tuple[AgreementModel, int]:
+                   pol: CascadePolicy, max_rows: int = 150_000, folds: int = 0) -> tuple[AgreementModel, int]:
     """Fit the agreement model on training prompts: pairs of known pool models, E = best known by prediction."""
     known = [mm for mm in ctx.pool if mm in set(ctx.known)]
     if len(known) < 3:
@@ -1696,7 +1723,15 @@ def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[s
     if len(tr) == 0:
         return AgreementModel(), 0
     cols = [ctx.models.index(mm) for mm in known]
-    P = pred.predict(ctx.features[tr], input_tokens=ctx.tokens_all[tr], models=known)
+    if folds:
+        Qq, Qsd = _oof_quality(ctx, tr, known, folds)
+    else:
+        P = pred.predict(ctx.features[tr], input_tokens=ctx.tokens_all[tr], models=known)
+        Qq, Qsd = P.quality, P.quality_sd
+
+    class P:  # noqa: N801 - a tiny namespace like Prediction
+        quality, quality_sd = Qq, Qsd
+
     Qk = P.quality
     if pol.uncertainty_penalty:
         Qk = np.clip(Qk - pol.uncertainty_penalty * P.quality_sd, _EPS, 1 - _EPS)
@@ -1704,7 +1739,7 @@ def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[s
     codes = _answer_codes(A_all[np.ix_(tr, cols)])
     n, m = Qk.shape
     rows = np.arange(n)
-    Sfill = np.where(np.isnan(S), -np.inf, P.quality)
+    Sfill = np.where(np.isnan(S) | np.isnan(P.quality), -np.inf, P.quality)
     E = Sfill.argmax(axis=1)
     ref = getattr(pol, "escalate_model_", None)
     if pol.escalate_to == "reference" and ref in known:

@@ -22,12 +22,13 @@ __all__ = ["run_demo", "find_data_dir"]
 def find_data_dir(explicit: Path | None = None) -> Path:
     """The shared data folder: ``explicit``, ``$ZEROROUTER_DATA``, ``./shared/data``, ``../shared/data``, or
     ``../shared/data`` next to this source checkout."""
-    candidates = [explicit] if explicit is not None else []
-    if os.environ.get("ZEROROUTER_DATA"):
-        candidates.append(Path(os.environ["ZEROROUTER_DATA"]))
-    cwd = Path.cwd()
-    candidates += [cwd / "shared" / "data", cwd.parent / "shared" / "data",
-                   Path(__file__).resolve().parents[2] / "shared" / "data"]
+    if explicit is not None:
+        candidates: list[Path] = [Path(explicit)]
+    else:
+        cwd = Path.cwd()
+        candidates = [Path(os.environ["ZEROROUTER_DATA"])] if os.environ.get("ZEROROUTER_DATA") else []
+        candidates += [cwd / "shared" / "data", cwd.parent / "shared" / "data",
+                       Path(__file__).resolve().parents[2] / "shared" / "data"]
     for c in candidates:
         if c is not None and (c / "zeroeval" / "prompts.parquet").is_file():
             return c
