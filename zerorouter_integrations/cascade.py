@@ -197,43 +197,52 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
 
 
-def _fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iters: int = 50) -> np.ndarray:
-    """Ridge-penalized logistic regression (first column = intercept, unpenalized): damped Newton steps."""
-    n, d = X.shape
-    w = np.zeros(d)
-    ybar = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
-    w[0] = math.log(ybar / (1 - ybar))
-    pen = np.full(d, float(l2))
-    pen[0] = 1e-6
-
-    def loss(v: np.ndarray) -> float:
-        z = X @ v
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(pen * v * v))
-
-    cur = loss(w)
-    for _ in range(iters):
-        p = _expit(X @ w)
-        g = X.T @ (p - y) + pen * w
-        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag(pen)
-        step = np.linalg.solve(H, g)
-        t = 1.0
-        while t > 1e-4:
-            cand = w - t * step
-            new = loss(cand)
-            if new <= cur + 1e-12:
-                break
-            t *= 0.5
-        else:
-            break
-        w, done = cand, cur - new < 1e-10 * max(1.0, abs(cur))
-        cur = new
-        if done:
-            break
-    return w
-
-
 #: The five probabilities an agreement model gives for a pair (a, b) and an escalation target E.
 _OUTPUTS = ("agree", "a_ok_agree", "a_ok_dis", "e_ok_agree", "e_ok_dis")
+
+
+def _structural(pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, r: float, rho: float,
+                beta: float) -> dict[str, np.ndarray]:
+    """The five first-stage probabilities of the agreement model (see :class:`AgreementModel`)."""
+    s = np.sqrt(pa * (1 - pa) * pb * (1 - pb))
+    both = np.clip(pa * pb + rho * s, np.maximum(0.0, pa + pb - 1), np.minimum(pa, pb))
+    both_wrong = np.clip(1 - pa - pb + both, 0.0, 1.0)
+    agree = np.clip(both + r * both_wrong, _EPS, 1 - _EPS)
+    a_ok_agree = np.clip(both / agree, _EPS, 1 - _EPS)
+    a_ok_dis = np.clip((pa - both) / (1 - agree), 0.0, 1.0)
+    e_ok_agree = _expit(_logit(pe) + beta * (_logit(a_ok_agree) - _logit(pa)))
+    e_ok_agree = np.minimum(e_ok_agree, pe / agree)
+    e_ok_dis = np.clip((pe - agree * e_ok_agree) / (1 - agree), 0.0, 1.0)
+    return {"agree": agree, "a_ok_agree": a_ok_agree, "a_ok_dis": a_ok_dis, "e_ok_agree": e_ok_agree,
+            "e_ok_dis": e_ok_dis}
+
+
+def _nll(theta: np.ndarray, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, agree: np.ndarray,
+         ok_a: np.ndarray, ok_e: np.ndarray) -> float:
+    r, rho, beta = _unpack(theta)
+    pr = _structural(pa, pb, pe, r, rho, beta)
+
+    def ll(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return y * np.log(p) + (1 - y) * np.log1p(-p)
+
+    total = ll(pr["agree"], agree)
+    total += np.where(agree, ll(pr["a_ok_agree"], ok_a), ll(pr["a_ok_dis"], ok_a))
+    total += np.where(agree, ll(pr["e_ok_agree"], ok_e), ll(pr["e_ok_dis"], ok_e))
+    return float(-total.mean())
+
+
+def _unpack(theta: np.ndarray) -> tuple[float, float, float]:
+    """Unconstrained → (chance r in (0, 1), correlation ρ in (-0.5, 1), coupling β in (0, 4))."""
+    r = float(_expit(theta[0]))
+    rho = float(-0.5 + 1.5 * _expit(theta[1]))
+    beta = float(4.0 * _expit(theta[2]))
+    return r, rho, beta
+
+
+def _pack(r: float, rho: float, beta: float) -> np.ndarray:
+    return np.array([_logit(np.array(r))[()], _logit(np.array((rho + 0.5) / 1.5))[()],
+                     _logit(np.array(beta / 4.0))[()]], dtype=float)
 
 
 class AgreementModel:
@@ -242,49 +251,46 @@ class AgreementModel:
     For cheap models ``a`` (the primary: its answer is the one returned) and ``b`` and the escalation
     target ``E`` with predicted probabilities of success ``p_a``, ``p_b``, ``p_E``, it gives
     ``P(agree)``, ``P(a correct | agree)``, ``P(a correct | disagree)``, ``P(E correct | agree)`` and
-    ``P(E correct | disagree)``.
+    ``P(E correct | disagree)`` from three numbers per answer kind:
 
-    Unfitted (or for an answer kind it has no data on) it uses the closed-form prior: the two answers
-    are independent given the prompt, and two wrong answers agree with the kind's chance rate
-    ``chance[kind]``; ``E`` is independent of both. :meth:`fit` replaces it, per answer kind, by
-    logistic regressions on the logits of the predicted probabilities, learned from recorded answers.
+    * ``ρ``, the correlation of the two cheap models' correctness beyond their predicted
+      probabilities (hard prompts are hard for both): ``P(both right) = p_a·p_b + ρ·√(p_a(1−p_a)p_b(1−p_b))``;
+    * ``r``, the chance that two wrong answers agree (high for two-option questions, small for numbers);
+      ``P(agree) = P(both right) + r·P(both wrong)``, and ``P(a right | agree) = P(both right) / P(agree)``;
+    * ``β``, how much agreement says about ``E``:
+      ``logit P(E right | agree) = logit p_E + β·(logit P(a right | agree) − logit p_a)``.
+
+    The disagreement side follows from the marginals (``p_a`` and ``p_E`` are kept on average), so no
+    plan gains quality from the first stage's outcome alone. Unfitted, ``ρ = β = 0`` (independence) and
+    ``r = chance[kind]``; :meth:`fit` estimates the three by maximum likelihood per answer kind from
+    recorded answers.
 
     Parameters
     ----------
     chance : mapping of str to float, optional
-        Chance that two wrong answers agree, per answer kind (``"*"``: any other kind).
-    l2 : float, default=1.0
-        Ridge penalty of the logistic fits.
+        Prior chance that two wrong answers agree, per answer kind (``"*"``: any other kind); defaults
+        in :attr:`DEFAULT_CHANCE`.
     min_rows : int, default=200
         Fewest rows (prompt × pair) a kind needs for its own fit; with fewer it uses the pooled fit.
 
     Attributes
     ----------
-    coef_ : dict of str to dict of str to ndarray
-        Per kind (``"*"`` = pooled), the weights of each output. Absent before :meth:`fit`.
+    params_ : dict of str to dict
+        Per kind (``"*"`` = pooled): ``{"chance": r, "rho": ρ, "beta": β}``. Absent before :meth:`fit`.
     n_rows_ : dict of str to int
         Rows each kind was fitted on.
     """
 
-    DEFAULT_CHANCE = {"choice": 0.35, "choice2": 1.0, "number": 0.05, "json": 0.08, "short": 0.1, "*": 0.1}
+    DEFAULT_CHANCE = {"choice": 0.35, "choice2": 1.0, "number": 0.05, "json": 0.08, "short": 0.1, "custom": 0.1,
+                      "*": 0.1}
 
-    def __init__(self, *, chance: Mapping[str, float] | None = None, l2: float = 1.0, min_rows: int = 200):
+    def __init__(self, *, chance: Mapping[str, float] | None = None, min_rows: int = 200):
         self.chance = chance
-        self.l2 = l2
         self.min_rows = min_rows
-
-    # ---- features
-    @staticmethod
-    def _features(pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, out: str) -> np.ndarray:
-        la, lb = _logit(pa), _logit(pb)
-        cols = [np.ones_like(la), la, lb, la * lb / 4.0]
-        if out.startswith("e_"):
-            cols.append(_logit(pe))
-        return np.column_stack(cols)
 
     def fit(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, agree: np.ndarray, ok_a: np.ndarray,
             ok_e: np.ndarray, kinds: Sequence[str] | np.ndarray | None = None) -> "AgreementModel":
-        """Fit the five probabilities on recorded first-stage outcomes.
+        """Estimate ``r``, ``ρ`` and ``β`` per answer kind on recorded first-stage outcomes.
 
         Parameters
         ----------
@@ -302,7 +308,9 @@ class AgreementModel:
         -------
         self
         """
-        pa, pb, pe = (np.asarray(v, dtype=float).ravel() for v in (pa, pb, pe))
+        from scipy.optimize import minimize
+
+        pa, pb, pe = (np.clip(np.asarray(v, dtype=float).ravel(), _EPS, 1 - _EPS) for v in (pa, pb, pe))
         agree = np.asarray(agree, dtype=bool).ravel()
         ok_a = np.asarray(ok_a, dtype=float).ravel()
         ok_e = np.asarray(ok_e, dtype=float).ravel()
@@ -315,7 +323,7 @@ class AgreementModel:
         if len(kinds_arr) != n:
             raise ValueError(f"kinds has {len(kinds_arr)} entries; expected {n}")
         ok = ~(np.isnan(pa) | np.isnan(pb) | np.isnan(pe) | np.isnan(ok_a) | np.isnan(ok_e))
-        self.coef_: dict[str, dict[str, np.ndarray]] = {}
+        self.params_: dict[str, dict[str, float]] = {}
         self.n_rows_: dict[str, int] = {}
         groups: list[tuple[str, np.ndarray]] = [("*", ok)]
         for k in sorted({str(k) for k in kinds_arr[ok]} - {"*"}):
@@ -325,14 +333,11 @@ class AgreementModel:
         for k, sel in groups:
             if sel.sum() < 10:
                 continue
-            coefs = {"agree": _fit_logistic(self._features(pa[sel], pb[sel], pe[sel], "agree"),
-                                            agree[sel].astype(float), l2=self.l2)}
-            for out, cond, y in (("a_ok_agree", agree, ok_a), ("a_ok_dis", ~agree, ok_a),
-                                 ("e_ok_agree", agree, ok_e), ("e_ok_dis", ~agree, ok_e)):
-                s2 = sel & cond
-                if s2.sum() >= 10:
-                    coefs[out] = _fit_logistic(self._features(pa[s2], pb[s2], pe[s2], out), y[s2], l2=self.l2)
-            self.coef_[k] = coefs
+            args = (pa[sel], pb[sel], pe[sel], agree[sel], ok_a[sel], ok_e[sel])
+            x0 = _pack(min(max(self._chance(k), 0.01), 0.99), 0.1, 0.5)
+            res = minimize(_nll, x0, args=args, method="L-BFGS-B", options={"maxiter": 200})
+            r, rho, beta = _unpack(res.x)
+            self.params_[k] = {"chance": r, "rho": rho, "beta": beta}
             self.n_rows_[k] = int(sel.sum())
         return self
 
@@ -340,54 +345,46 @@ class AgreementModel:
         table = {**self.DEFAULT_CHANCE, **(self.chance or {})}
         return float(table.get(kind, table["*"]))
 
-    def _prior(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str) -> dict[str, np.ndarray]:
-        r = self._chance(kind)
-        both = pa * pb
-        wrong = (1 - pa) * (1 - pb) * r
-        agree = np.clip(both + wrong, _EPS, 1 - _EPS)
-        return {"agree": agree, "a_ok_agree": both / agree, "a_ok_dis": pa * (1 - pb) / (1 - agree),
-                "e_ok_agree": pe.copy(), "e_ok_dis": pe.copy()}
+    def params(self, kind: str = "*") -> dict[str, float]:
+        """``{"chance", "rho", "beta"}`` used for an answer kind (fitted, pooled fit, or prior)."""
+        fitted = getattr(self, "params_", {})
+        if kind in fitted:
+            return dict(fitted[kind])
+        if "*" in fitted:  # pooled correlations, the kind's own prior chance rate
+            out = dict(fitted["*"])
+            if kind != "*":
+                out["chance"] = self._chance(kind)
+            return out
+        return {"chance": self._chance(kind), "rho": 0.0, "beta": 0.0}
 
     def predict(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str = "*") -> dict[str, np.ndarray]:
         """The five probabilities (same shape as ``pa``) for one answer kind."""
         pa, pb, pe = np.broadcast_arrays(*(np.clip(np.asarray(v, dtype=float), _EPS, 1 - _EPS) for v in (pa, pb, pe)))
-        shape = pa.shape
-        pa, pb, pe = pa.ravel(), pb.ravel(), pe.ravel()
-        out = self._prior(pa, pb, pe, kind)
-        coefs = getattr(self, "coef_", {}).get(kind) or getattr(self, "coef_", {}).get("*")
-        if coefs:
-            for name in ("agree", "a_ok_agree", "e_ok_agree"):
-                if name in coefs:
-                    out[name] = _expit(self._features(pa, pb, pe, name) @ coefs[name])
-            # The disagreement side follows from the marginals (law of total probability), so that no
-            # plan can gain quality from the first stage's outcome alone (e.g. "always escalate").
-            g = np.clip(out["agree"], _EPS, 1 - _EPS)
-            out["a_ok_agree"] = np.minimum(out["a_ok_agree"], pa / g)
-            out["e_ok_agree"] = np.minimum(out["e_ok_agree"], pe / g)
-            out["a_ok_dis"] = np.clip((pa - g * out["a_ok_agree"]) / (1 - g), 0.0, 1.0)
-            out["e_ok_dis"] = np.clip((pe - g * out["e_ok_agree"]) / (1 - g), 0.0, 1.0)
-        return {k: np.clip(v, 0.0, 1.0).reshape(shape) for k, v in out.items()}
+        prm = self.params(kind)
+        return _structural(pa, pb, pe, prm["chance"], prm["rho"], prm["beta"])
 
     @property
     def fitted(self) -> bool:
-        return bool(getattr(self, "coef_", None))
+        return bool(getattr(self, "params_", None))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chance": dict(self.chance or {}), "l2": self.l2, "min_rows": self.min_rows,
-                "coef": {k: {o: w.tolist() for o, w in c.items()} for k, c in getattr(self, "coef_", {}).items()},
+        return {"chance": dict(self.chance or {}), "min_rows": self.min_rows,
+                "params": {k: dict(v) for k, v in getattr(self, "params_", {}).items()},
                 "n_rows": dict(getattr(self, "n_rows_", {}))}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AgreementModel":
-        m = cls(chance=d.get("chance") or None, l2=float(d.get("l2", 1.0)), min_rows=int(d.get("min_rows", 200)))
-        if d.get("coef"):
-            m.coef_ = {k: {o: np.asarray(w, dtype=float) for o, w in c.items()} for k, c in d["coef"].items()}
+        m = cls(chance=d.get("chance") or None, min_rows=int(d.get("min_rows", 200)))
+        if d.get("params"):
+            m.params_ = {k: {kk: float(vv) for kk, vv in v.items()} for k, v in d["params"].items()}
             m.n_rows_ = {k: int(v) for k, v in (d.get("n_rows") or {}).items()}
         return m
 
     def __repr__(self) -> str:
-        state = f"fitted on {self.n_rows_}" if self.fitted else "prior"
-        return f"AgreementModel({state})"
+        if not self.fitted:
+            return "AgreementModel(prior)"
+        shown = ", ".join(f"{k}: r={v['chance']:.2f} ρ={v['rho']:.2f} β={v['beta']:.2f}" for k, v in self.params_.items())
+        return f"AgreementModel({shown})"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -439,6 +439,9 @@ class ZeroRouter:
 
             if not self.endpoints:
                 raise SchemaError("no model of the pool has a LiteLLM endpoint; pass endpoints={name: ModelEndpoint(…)}")
+            from zerorouter_integrations._env import import_litellm
+
+            import_litellm()  # pay LiteLLM's import here, not inside the first call's measured latency
             self._dispatcher = Dispatcher(self.endpoints, retry=self._retry or RetryPolicy(),
                                           on_success=self._on_success, on_error=self._on_error)
         return self._dispatcher
