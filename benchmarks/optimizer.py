@@ -147,10 +147,145 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _held_out_predictions(table_name: str, seed: int = 0):
+    """IRT router fit on a held-out prompt split of a shared table: predictions and truth on the test part."""
+    from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
+    from zerorouter_integrations.evaluation import EvalContext, fit_and_onboard, table_features
+    from zerorouter_integrations.latent.irt import IRTSpace
+    from zerorouter_integrations.profiles import estimate_tokens
+    from zerorouter_integrations.tables import load_table, split_by_prompt
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    t = load_table(data / table_name)
+    split = split_by_prompt(t, test_fraction=0.3, seed=seed)
+    ids = t.prompt_ids
+    test = set(split.test_prompt_ids)
+    test_idx = np.array([i for i, p in enumerate(ids) if p in test])
+    train_idx = np.array([i for i, p in enumerate(ids) if p not in test])
+    models = t.model_names
+    S, C = t.scores(ids, models), t.costs(ids, models)
+    cov = (~np.isnan(S[test_idx]) & ~np.isnan(C[test_idx])).mean(axis=0)
+    pool = [m for m, c in zip(models, cov) if c >= 0.99]
+    cols = [models.index(m) for m in pool]
+    ok = (~np.isnan(S[np.ix_(test_idx, cols)]) & ~np.isnan(C[np.ix_(test_idx, cols)])).all(axis=1)
+    test_idx = test_idx[ok]
+    X = table_features(t, encoder=QueryEncoder(max_seq_length=128, cache_dir=default_cache_dir() / "embeddings"))
+    tokens = np.array([estimate_tokens(x) for x in t.texts()], dtype=float)
+    ctx = EvalContext(table=t, features=X, train_idx=train_idx, eval_idx=test_idx, models=models, known=models,
+                      new_models=[], pool=pool, S_all=S, C_all=C, tokens_all=tokens,
+                      prices={m: t.prices(m) for m in models}, anchors=100, seed=seed)
+    pred = fit_and_onboard(ctx, IRTSpace(seed=seed)).predict(X[test_idx], input_tokens=tokens[test_idx], models=pool)
+    return pool, pred.quality, pred.cost_usd, S[np.ix_(test_idx, cols)], C[np.ix_(test_idx, cols)]
+
+
+def bench_realized(tables=("zeroeval", "routerbench_subset"), out_dir: Path | None = None) -> list[dict]:
+    """Realized quality and cost of the ILP (mode A at 5 budgets, mode B at 5 targets) vs the per-query
+    policy calibrated to the same budget / target, and the best single model, on held-out prompts."""
+    from zerorouter_integrations.errors import InfeasibleError
+    from zerorouter_integrations.metrics import references
+    from zerorouter_integrations.policy import Policy
+
+    out_dir = out_dir or Path(__file__).resolve().parent / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    curves = {}
+    for name in tables:
+        pool, Q, Ch, Y, C = _held_out_predictions(name)
+        n = len(Y)
+        r = np.arange(n)
+        ref = references(Y, C, pool)
+        bs = ref["best_single"]
+        j_best = pool.index(bs["model"])
+        rows.append({"table": name, "method": f"best single ({bs['model']})", "setting": "-",
+                     "quality": bs["quality"], "cost_per_1k": 1000 * bs["cost"], "status": "-"})
+        pts = {"ilp": [], "policy": []}
+        for frac in (0.1, 0.2, 0.35, 0.5, 0.8):
+            budget = frac * Ch[:, j_best].sum()
+            try:
+                a = optimize_batch(Q, Ch, mode="max_quality", budget=budget)
+                q, c, st = Y[r, a.assignment].mean(), C[r, a.assignment].mean(), a.status
+            except InfeasibleError as exc:
+                q, c, st = float("nan"), float("nan"), f"infeasible ({exc.best_value:.4g})"
+            pol = Policy.for_budget(1000 * budget / n)
+            try:
+                ch = pol.fit(Q, Ch).choose(Q, Ch)
+                pq, pc = Y[r, ch].mean(), C[r, ch].mean()
+            except InfeasibleError:
+                pq = pc = float("nan")
+            rows.append({"table": name, "method": "ILP mode A (max quality)", "setting":
+                         f"budget {frac:.0%} of best single", "quality": q, "cost_per_1k": 1000 * c, "status": st})
+            rows.append({"table": name, "method": "per-query policy", "setting": f"budget {frac:.0%} of best single",
+                         "quality": pq, "cost_per_1k": 1000 * pc, "status": "calibrated"})
+            pts["ilp"].append((c, q))
+            pts["policy"].append((pc, pq))
+        qb = Q[:, j_best].mean()
+        for frac in (0.9, 0.95, 0.98, 1.0, 1.02):
+            target = frac * qb
+            try:
+                a = optimize_batch(Q, Ch, mode="min_cost", target=target)
+                q, c, st = Y[r, a.assignment].mean(), C[r, a.assignment].mean(), a.status
+            except InfeasibleError as exc:
+                q, c, st = float("nan"), float("nan"), f"infeasible (best {exc.best_value:.3f})"
+            try:
+                ch = Policy.for_quality_target(target).fit(Q, Ch).choose(Q, Ch)
+                pq, pc = Y[r, ch].mean(), C[r, ch].mean()
+                pst = "calibrated"
+            except InfeasibleError:
+                pq = pc = float("nan")
+                pst = "infeasible"
+            rows.append({"table": name, "method": "ILP mode B (min cost)", "setting":
+                         f"pred. quality ≥ {frac:.2f} × best single's", "quality": q, "cost_per_1k": 1000 * c,
+                         "status": st})
+            rows.append({"table": name, "method": "per-query policy", "setting":
+                         f"pred. quality ≥ {frac:.2f} × best single's", "quality": pq, "cost_per_1k": 1000 * pc,
+                         "status": pst})
+            pts["ilp"].append((c, q))
+            pts["policy"].append((pc, pq))
+        curves[name] = (pts, ref)
+    print("| table | method | setting | realized quality | realized $ / 1k | status |")
+    print("| --- | --- | --- | ---: | ---: | --- |")
+    for row in rows:
+        print(f"| {row['table']} | {row['method']} | {row['setting']} | {row['quality']:.3f} | "
+              f"{row['cost_per_1k']:.3f} | {row['status']} |")
+    _plot_realized(curves, out_dir / "optimizer_realized.png")
+    print(f"\nplot: {out_dir / 'optimizer_realized.png'}")
+    return rows
+
+
+def _plot_realized(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.5), squeeze=False)
+    for ax, (name, (pts, ref)) in zip(axes[0], curves.items()):
+        for key, marker in (("ilp", "o"), ("policy", "x")):
+            arr = np.array([p for p in pts[key] if np.isfinite(p[0])])
+            if len(arr):
+                order = np.argsort(arr[:, 0])
+                ax.plot(arr[order, 0] * 1000, arr[order, 1], marker=marker, label=key)
+        for m, s in ref["single_models"].items():
+            ax.scatter([s["cost"] * 1000], [s["quality"]], s=10, color="grey", alpha=0.6)
+        bs = ref["best_single"]
+        ax.scatter([bs["cost"] * 1000], [bs["quality"]], marker="*", s=150, color="red", label="best single")
+        ax.set_xscale("log")
+        ax.set_title(f"{name}: held-out prompts")
+        ax.set_xlabel("realized USD per 1k queries (log)")
+        ax.set_ylabel("realized quality")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     """Print every benchmark section."""
     print("## Batch ILP solve times (HiGHS via scipy.optimize.milp; target: 10,000 × 50 < 2 s)\n")
     bench_solve_times()
+    print("\n## Realized quality and cost on held-out prompts (30 % split, seed 0)\n")
+    bench_realized()
 
 
 if __name__ == "__main__":

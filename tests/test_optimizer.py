@@ -253,9 +253,9 @@ def test_realistic_batch_meets_budget_and_target():
     Q = 1 / (1 + np.exp(-(rng.normal(0, 1, (n, 1)) + 1.2 * (logp + 4.5)[None, :] + rng.normal(0, 0.5, (n, m)))))
     C = 10 ** logp[None, :] * rng.lognormal(6, 0.5, (n, 1))
     budget = 0.3 * C[np.arange(n), Q.argmax(axis=1)].sum()
-    res = optimize_batch(Q, C, mode="max_quality", budget=budget)
+    res = optimize_batch(Q, C, mode="max_quality", budget=budget, mip_rel_gap=1e-6)
     assert res.total_cost <= budget * (1 + 1e-12)
     assert res.mip_gap is not None and res.mip_gap <= 1e-6
-    res_b = optimize_batch(Q, C, mode="min_cost", target=res.mean_quality)
+    res_b = optimize_batch(Q, C, mode="min_cost", target=res.mean_quality, mip_rel_gap=1e-6)
     assert res_b.mean_quality >= res.mean_quality - 1e-12
     assert res_b.total_cost <= res.total_cost * (1 + 1e-5)

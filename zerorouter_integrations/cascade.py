@@ -20,8 +20,11 @@ plan by ``Q − λ·C − μ·L`` and takes the best, where for a cascade
 and "accept?" is itself the λ-optimal second-stage rule: accept the cheap answer when its confidence
 is at least the escalation's net value, ``conf ≥ q(E | ·) − λ·c_E − μ·l_E`` (that right-hand side is
 the *accept threshold* of the request). The probabilities come from an :class:`AgreementModel`: a
-closed-form prior (the two cheap answers are independent given the prompt; wrong answers agree with a
-small chance rate) or logistic fits on recorded answers (:meth:`AgreementModel.fit`).
+closed-form prior (the two cheap answers are independent given the prompt; two wrong answers agree
+with a chance rate that depends on the answer kind) whose three parameters per answer kind can be
+fitted on recorded answers (:meth:`AgreementModel.fit`). The default is the prior: it is what a
+deployed router has, and on the shared tables it did at least as well as the fitted version
+(``benchmarks/cascade.py``).
 
 ``λ`` (and so every threshold) is calibrated exactly like the per-query policy: to a budget or to a
 quality target on a calibration set (:meth:`CascadePolicy.fit`), bisecting ``λ`` and mixing the two
@@ -44,6 +47,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -284,8 +288,11 @@ class AgreementModel:
     DEFAULT_CHANCE = {"choice": 0.35, "choice2": 1.0, "number": 0.05, "json": 0.08, "short": 0.1, "custom": 0.1,
                       "*": 0.1}
 
-    def __init__(self, *, chance: Mapping[str, float] | None = None, min_rows: int = 200):
+    def __init__(self, *, chance: Mapping[str, float] | None = None, rho: float = 0.0, beta: float = 0.0,
+                 min_rows: int = 200):
         self.chance = chance
+        self.rho = rho
+        self.beta = beta
         self.min_rows = min_rows
 
     def fit(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, agree: np.ndarray, ok_a: np.ndarray,
@@ -355,7 +362,7 @@ class AgreementModel:
             if kind != "*":
                 out["chance"] = self._chance(kind)
             return out
-        return {"chance": self._chance(kind), "rho": 0.0, "beta": 0.0}
+        return {"chance": self._chance(kind), "rho": float(self.rho), "beta": float(self.beta)}
 
     def predict(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str = "*") -> dict[str, np.ndarray]:
         """The five probabilities (same shape as ``pa``) for one answer kind."""
@@ -368,13 +375,14 @@ class AgreementModel:
         return bool(getattr(self, "params_", None))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chance": dict(self.chance or {}), "min_rows": self.min_rows,
+        return {"chance": dict(self.chance or {}), "rho": self.rho, "beta": self.beta, "min_rows": self.min_rows,
                 "params": {k: dict(v) for k, v in getattr(self, "params_", {}).items()},
                 "n_rows": dict(getattr(self, "n_rows_", {}))}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "AgreementModel":
-        m = cls(chance=d.get("chance") or None, min_rows=int(d.get("min_rows", 200)))
+        m = cls(chance=d.get("chance") or None, rho=float(d.get("rho", 0.0)), beta=float(d.get("beta", 0.0)),
+                min_rows=int(d.get("min_rows", 200)))
         if d.get("params"):
             m.params_ = {k: {kk: float(vv) for kk, vv in v.items()} for k, v in d["params"].items()}
             m.n_rows_ = {k: int(v) for k, v in (d.get("n_rows") or {}).items()}
@@ -383,7 +391,8 @@ class AgreementModel:
     def __repr__(self) -> str:
         if not self.fitted:
             return "AgreementModel(prior)"
-        shown = ", ".join(f"{k}: r={v['chance']:.2f} ρ={v['rho']:.2f} β={v['beta']:.2f}" for k, v in self.params_.items())
+        shown = ", ".join(f"{k}: r={v['chance']:.2f} ρ={v['rho']:.2f} β={v['beta']:.2f}"
+                          for k, v in self.params_.items())
         return f"AgreementModel({shown})"
 
 
@@ -512,16 +521,21 @@ class CascadePolicy:
         With ``reference_fraction``: the target is that fraction of this model's mean predicted quality.
     reference_fraction : float, optional
     max_candidates : int, default=4
-        Per prompt, the first-stage models are chosen among the ``max_candidates`` cheapest models
-        that are cheaper than the escalation target and clear ``quality_floor`` (every pair of them is
-        a plan; the policy takes the best).
+        Per prompt, the first-stage candidates are the models cheaper than the escalation target whose
+        predicted quality clears ``quality_floor`` and that are on the predicted quality/cost frontier
+        (no other candidate is both cheaper and better); the ``max_candidates`` best of them are kept
+        and every pair of them is a plan (the policy takes the best).
     quality_floor : float, default=0.3
         Least predicted quality of a first-stage model.
-    escalate_to : "best" or Policy, default="best"
-        The escalation target: the admissible model of highest predicted quality (ties to the
-        cheaper), or the choice of this per-query :class:`~zerorouter_integrations.policy.Policy`
-        (e.g. ``Policy.for_quality_target(0.99, reference=...)``; fitted on the same calibration set
-        when it is not fitted yet).
+    escalate_to : "reference", "best" or Policy, default="reference"
+        The escalation target. ``"reference"``: the model of highest mean predicted quality on the
+        calibration set (the policy's best-quality model), or, for a request where it is not
+        admissible, that request's best admissible model. ``"best"``: per request, the admissible
+        model of highest predicted quality (ties to the cheaper). A per-query
+        :class:`~zerorouter_integrations.policy.Policy`: its choice (e.g.
+        ``Policy.for_quality_target(0.99, reference=...)``, fitted on the same calibration set when it
+        is not fitted yet). ``"reference"`` is the default because a per-request argmax follows the
+        noise of the predictions (the evaluation in ``benchmarks/cascade.py`` compares them).
     extractor : "auto" or callable, default="auto"
         ``"auto"``: the answer kind is detected from the prompt (:func:`detect_answer_kind`) and its
         extractor used; prompts without a comparable answer (code, open-ended) are never cascaded.
@@ -556,7 +570,7 @@ class CascadePolicy:
     def __init__(self, *, lam: float | None = None, mu: float = 0.0, budget_usd_per_1k: float | None = None,
                  quality_target: float | None = None, reference: str | None = None,
                  reference_fraction: float | None = None, max_candidates: int = 4, quality_floor: float = 0.3,
-                 escalate_to: Any = "best", extractor: Any = "auto", agreement: AgreementModel | None = None,
+                 escalate_to: Any = "reference", extractor: Any = "auto", agreement: AgreementModel | None = None,
                  uncertainty_penalty: float = 0.0, logprob_weight: float = 0.5, allow_single: bool = True,
                  chunk_chars: int = 32, random_state: int | None = 0):
         self.lam = lam
@@ -690,16 +704,12 @@ class CascadePolicy:
         # first-stage candidates: cheaper than E, above the floor, the max_candidates cheapest of those
         cand = adm & (Cf < cE[:, None]) & (Qf >= float(self.quality_floor))
         cand[rows, E] = False
-        mode = getattr(self, "_candidate_mode", "pareto")
-        if mode == "pareto":
-            # drop a candidate when another one is at least as good and strictly cheaper (or as cheap and better)
-            dom = ((Qf[:, None, :] >= Qf[:, :, None]) & (Cf[:, None, :] < Cf[:, :, None])) | \
-                  ((Qf[:, None, :] > Qf[:, :, None]) & (Cf[:, None, :] <= Cf[:, :, None]))
-            cand &= ~(dom & cand[:, None, :]).any(axis=2)
-            key = np.where(cand, -Qf, np.inf)  # keep the best-quality ones
-        else:
-            key = np.where(cand, Cf, np.inf)  # keep the cheapest ones
-        order = np.argsort(key, axis=1, kind="stable")
+        # drop a candidate when another one is at least as good and strictly cheaper (or as cheap and
+        # better): on the predicted quality/cost frontier, then keep the max_candidates best of those
+        dom = ((Qf[:, None, :] >= Qf[:, :, None]) & (Cf[:, None, :] < Cf[:, :, None])) | \
+              ((Qf[:, None, :] > Qf[:, :, None]) & (Cf[:, None, :] <= Cf[:, :, None]))
+        cand &= ~(dom & cand[:, None, :]).any(axis=2)
+        order = np.argsort(np.where(cand, -Qf, np.inf), axis=1, kind="stable")
         rank = np.empty_like(order)
         rank[rows[:, None], order] = np.arange(m)[None, :]
         cand &= rank < int(self.max_candidates)
@@ -737,7 +747,7 @@ class CascadePolicy:
         rows = np.arange(n)
         lam_v = np.broadcast_to(np.asarray(lam, dtype=float), (n,)).astype(float)
         E = pl.E
-        qE_c, cE, lE = pl.Q[rows, E], pl.C[rows, E], pl.L[rows, E]
+        cE, lE = pl.C[rows, E], pl.L[rows, E]
         pr = pl.probs
         esc_cost = (lam_v * cE + mu * lE)[:, None]
         thr_ag = pr["e_ok_agree"] - esc_cost
@@ -932,34 +942,40 @@ class CascadePolicy:
                                       f"quality {v0:.6g}", best_value=v0, status="infeasible")
             if feasible(v_max):
                 return lam_max, None, 0.0, False
-        lo, hi = 1e-9 / scale, lam_max  # lo: feasible side (dearer/better), hi: infeasible side
-        if not feasible(float(vals(lo).mean())):
+        # Bisect λ between the dear side (small λ: mean above the target) and the cheap side.
+        def dear(v: float) -> bool:
+            return v > target if budget else v >= target
+
+        lo, hi = 1e-9 / scale, lam_max
+        if not dear(float(vals(lo).mean())):
             lo = 0.0
         for _ in range(200):
             mid = math.sqrt(lo * hi) if lo > 0 else hi * 1e-6
             if not (lo < mid < hi) or (lo > 0 and hi <= lo * (1 + 1e-10)):
                 break
-            if feasible(float(vals(mid).mean())):
+            if dear(float(vals(mid).mean())):
                 lo = mid
             else:
                 hi = mid
-        v_lo, v_hi = vals(lo), vals(hi)
+        # Mix the two ends: prompts whose value differs switch from the cheap end (hi) to the dear end
+        # (lo) in the order of their u, stopping closest to the target on its feasible side.
+        v_lo = vals(lo)
         best: tuple[float, float, float, float] | None = None
-        for a, va in ((lo, v_lo),):
-            for b, vb in ((hi, v_hi), (hi * 1.01, vals(hi * 1.01)), (hi * 1.1, vals(hi * 1.1))):
-                diff = np.flatnonzero(np.abs(va - vb) > 0)
-                order = diff[np.argsort(u[diff], kind="stable")]
-                means = vb.mean() + np.concatenate([[0.0], np.cumsum((va[order] - vb[order]) / n)])
-                ok = means <= target * (1 + 1e-12) if budget else means >= target * (1 - 1e-12)
-                err = np.where(ok, np.abs(means - target), np.inf)
-                k = int(np.argmin(err))
-                if not np.isfinite(err[k]) or (best is not None and err[k] >= best[0]):
-                    continue
-                us = u[order]
-                mix = 0.0 if k == 0 else (0.5 * (us[-1] + 1.0) if k == len(order) else 0.5 * (us[k - 1] + us[k]))
-                best = (float(err[k]), b, a, mix)
+        for b in (hi, hi * 1.01, hi * 1.1):
+            vb = v_lo if b == lo else vals(b)
+            diff = np.flatnonzero(np.abs(v_lo - vb) > 0)
+            order = diff[np.argsort(u[diff], kind="stable")]
+            means = vb.mean() + np.concatenate([[0.0], np.cumsum((v_lo[order] - vb[order]) / n)])
+            ok = np.array([feasible(float(x)) for x in means])
+            err = np.where(ok, np.abs(means - target), np.inf)
+            k = int(np.argmin(err))
+            if not np.isfinite(err[k]) or (best is not None and err[k] >= best[0]):
+                continue
+            us = u[order]
+            mix = 0.0 if k == 0 else (0.5 * (us[-1] + 1.0) if k == len(order) else 0.5 * (us[k - 1] + us[k]))
+            best = (float(err[k]), b, lo, mix)
         if best is None:
-            return lo, None, 0.0, True
+            return (hi if budget else lo), None, 0.0, True
         _, lam_b, lam_a, mix = best
         return lam_b, (lam_a if mix > 0 else None), mix, True
 
@@ -976,7 +992,8 @@ class CascadePolicy:
                                  "set first (or give it to run_cascade, which fits it on the router's calibration set)")
 
     def plan(self, models: Sequence[str], q: Any, c: Any, l: Any = None, *, sd: Any = None,
-             kind: str | None = "*", key: Hashable | None = None) -> CascadePlan:
+             kind: str | None = "*", key: Hashable | None = None,
+             latency_sla_s: float | None = None) -> CascadePlan:
         """The plan for one request over its admissible ``models``.
 
         Parameters
@@ -988,6 +1005,9 @@ class CascadePolicy:
             Answer kind of the request (``None``: not comparable → single-model plan).
         key : hashable, optional
             Decides the side of a mixed calibration by a stable hash (else the seeded generator).
+        latency_sla_s : float, optional
+            Cascades whose worst case (slower first-stage model, then the escalation) is predicted to
+            take longer are not considered.
         """
         self._fitted()
         names = list(models)
@@ -996,7 +1016,8 @@ class CascadePolicy:
             raise NoAdmissibleModelError("no admissible model for this request")
         q = np.asarray(q, dtype=float).reshape(1, m)
         c = np.asarray(c, dtype=float).reshape(1, m)
-        L = None if l is None else np.asarray([np.nan if v is None else v for v in np.ravel(l)], dtype=float).reshape(1, m)
+        L = None if l is None else np.asarray([np.nan if v is None else v for v in np.ravel(l)],
+                                              dtype=float).reshape(1, m)
         SD = None if sd is None else np.asarray([np.nan if v is None else v for v in np.ravel(sd)],
                                                 dtype=float).reshape(1, m)
         lam = self.lam_
@@ -1010,6 +1031,10 @@ class CascadePolicy:
             if uu < self.mix_:
                 lam = self.lam_alt_
         pl = self._menus(q, c, L, SD, [kind], keys=None if key is None else [key], names=names)
+        if latency_sla_s is not None and pl.pair_ok.any():
+            la = np.take_along_axis(pl.L, pl.prim, 1)
+            lb = np.take_along_axis(pl.L, pl.sec, 1)
+            pl.pair_ok &= np.maximum(la, lb) + pl.L[0, pl.E[0]] <= float(latency_sla_s)
         ch = self._choose(pl, lam, self.mu_)
         j = int(ch.model[0])
         quality = {names[i]: float(q[0, i]) for i in range(m)}
@@ -1181,7 +1206,10 @@ def _setup(router: Any, messages: Any, policy: Any, kwargs: dict[str, Any]) -> _
 
     t0 = time.perf_counter()
     pol = _resolve_policy(router, policy)
-    msgs, decision, order, params = router._prepare(messages, dict(kwargs))
+    kwargs = dict(kwargs)
+    if "routing_policy" in kwargs:  # the per-query Policy that ranks the candidates (ZeroRouter's policy=)
+        kwargs["policy"] = kwargs.pop("routing_policy")
+    msgs, decision, order, params = router._prepare(messages, kwargs)
     if decision.policy.get("mode") == "forced":
         return _Setup(msgs, decision, params, None, list(order), pol, None, t0)
     text = messages_to_text(msgs)
@@ -1194,7 +1222,8 @@ def _setup(router: Any, messages: Any, policy: Any, kwargs: dict[str, Any]) -> _
     cands = decision.candidates
     plan = pol.plan([cd.model for cd in cands], [cd.predicted_quality for cd in cands],
                     [cd.predicted_cost_usd for cd in cands], [cd.predicted_latency_s for cd in cands],
-                    sd=[cd.quality_sd for cd in cands], kind=kind, key=text)
+                    sd=[cd.quality_sd for cd in cands], kind=kind, key=text,
+                    latency_sla_s=kwargs.get("latency_sla_s", getattr(router, "latency_sla_s", None)))
     if plan.mode == "single":
         order = [plan.first[0]] + [m for m in decision.ranking if m != plan.first[0]]
     else:
@@ -1338,7 +1367,8 @@ def run_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | No
         ``None``/``True``: a cascade policy with the router's own target, calibrated on its calibration
         prompts (cached per router). An unfitted ``CascadePolicy`` is fitted the same way.
     **kwargs
-        LiteLLM parameters and routing options, as for ``ZeroRouter.complete``.
+        LiteLLM parameters and routing options, as for ``ZeroRouter.complete`` (the router's per-query
+        ``policy=`` option is spelled ``routing_policy=`` here). ``model=`` bypasses the cascade.
 
     Returns
     -------
@@ -1607,16 +1637,18 @@ def _realize(ch: _Choice, Y: np.ndarray, C: np.ndarray, codes: np.ndarray) -> tu
 
 
 def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadePolicy | None = None,
-                     agreement: str = "fit", lams: np.ndarray | None = None,
+                     agreement: str = "prior", lams: np.ndarray | None = None,
                      return_points: bool = False) -> Any:
     """The ``zerorouter-cascade`` evaluation router: deferral curve of the cascade policy from recorded answers.
 
     The IRT router is fit and new models onboarded exactly like ``zerorouter``
-    (:func:`~zerorouter_integrations.evaluation.fit_and_onboard`); the agreement model is fit on the
-    training prompts' recorded answers of the known models (``agreement="fit"``) or left at its prior
-    (``"prior"``); then λ sweeps a log grid, each λ gives per-prompt plans, and each plan is replayed
-    on the test prompts: a cascade costs both cheap calls plus the escalation when its recorded answers
-    lead to one, and scores the accepted answer's (or the escalation's) recorded score.
+    (:func:`~zerorouter_integrations.evaluation.fit_and_onboard`); the agreement model is left at its
+    closed-form prior (``agreement="prior"``, what a deployed router without recorded answers uses),
+    or fit on the training prompts' recorded answers of the known models (``"fit"``; ``"crossfit"``
+    fits it on out-of-fold predictions, two extra fits of the space); then λ sweeps a log grid, each λ
+    gives per-prompt plans, and each plan is replayed on the test prompts: a cascade costs both cheap
+    calls plus the escalation when its recorded answers lead to one, and scores the accepted answer's
+    (or the escalation's) recorded score.
 
     Returns
     -------
@@ -1726,8 +1758,7 @@ def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[s
         P = pred.predict(ctx.features[tr], input_tokens=ctx.tokens_all[tr], models=known)
         Qq, Qsd = P.quality, P.quality_sd
 
-    class P:  # noqa: N801 - a tiny namespace like Prediction
-        quality, quality_sd = Qq, Qsd
+    P = SimpleNamespace(quality=Qq, quality_sd=Qsd)
 
     Qk = P.quality
     if pol.uncertainty_penalty:
@@ -1762,7 +1793,7 @@ def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[s
     model = AgreementModel(chance=(pol.agreement.chance if pol.agreement is not None else None))
     model.fit(pa.ravel()[idx], pb.ravel()[idx], pe.ravel()[idx], agree.ravel()[idx], ok_a.ravel()[idx],
               ok_e.ravel()[idx], kinds=kinds_rows.ravel()[idx])
-    return model, int(len(idx))
+    return model, len(idx)
 
 
 def _eval_router(ctx: Any, Y: np.ndarray, C: np.ndarray) -> Any:

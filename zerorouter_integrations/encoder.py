@@ -523,6 +523,11 @@ class _OnnxBackend:
                 _export_onnx(spec, export_dir)
             except _OnnxUnavailable:
                 raise
+            except OSError as exc:
+                raise _OnnxUnavailable(
+                    f"cannot write the ONNX export under {root} ({exc}); set ZEROROUTER_CACHE_DIR to a "
+                    "writable folder"
+                ) from exc
             except Exception as exc:  # noqa: BLE001 - any export failure means "use torch"
                 raise _OnnxUnavailable(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
             self.session = _ort_session(model_file, threads)

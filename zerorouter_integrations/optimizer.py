@@ -297,7 +297,7 @@ def _solve(
     knapsacks: Sequence[tuple[np.ndarray, float, float]] = (),
     capacity: np.ndarray | None = None,
     time_limit_s: float | None = None,
-    mip_rel_gap: float = 1e-6,
+    mip_rel_gap: float = 1e-4,
     integral: bool = True,
 ):
     """Minimise ``objective @ x`` over the kept options; returns scipy's ``OptimizeResult``."""
@@ -407,7 +407,7 @@ def optimize_batch(
     mask: Any = None,
     model_names: Sequence[str] | None = None,
     time_limit_s: float | None = 60.0,
-    mip_rel_gap: float = 1e-6,
+    mip_rel_gap: float = 1e-4,
     prune: bool = True,
 ) -> BatchAssignment:
     """Assign one model to each prompt of a batch by integer programming.
@@ -440,7 +440,7 @@ def optimize_batch(
         Column names, used for capacity keys and copied to the result.
     time_limit_s : float or None, default=60.0
         HiGHS time limit; on expiry the best assignment found is returned with status ``"time_limit"``.
-    mip_rel_gap : float, default=1e-6
+    mip_rel_gap : float, default=1e-4
         Relative MIP gap at which HiGHS stops.
     prune : bool, default=True
         Remove dominated options first (exact; restricted to uncapacitated dominators when

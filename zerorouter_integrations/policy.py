@@ -417,8 +417,9 @@ class Policy:
             cal["saving_fraction"] = None if ref_cost <= 0 else 1.0 - mean_cost / ref_cost
         self.calibration_ = cal
         if binding and rel is not None and rel > 0.01:
+            unit, k = (" USD per 1k calls", 1000.0) if kind == "budget" else (" mean quality", 1.0)
             warnings.warn(
-                f"calibration reached {achieved:.6g} for a {kind} target of {target:.6g} "
+                f"calibration reached {achieved * k:.6g}{unit} for a target of {target * k:.6g} "
                 f"({rel:.2%} off): the calibration set is too small for the per-prompt steps",
                 RuntimeWarning,
                 stacklevel=2,
@@ -499,8 +500,8 @@ class Policy:
         # few wider ones (a handful of breakpoints apart) are tried: more prompts differ, giving
         # more partial sums to land on. The pair and count closest to the target on its feasible
         # side (≤ budget, ≥ quality target) win.
-        los = [lam_lo] + [lam_lo * r for r in (1 - 1e-3, 1 - 1e-2, 0.97, 0.9, 0.75) if lam_lo > 0]
-        his = [lam_hi] + [lam_hi * r for r in (1 + 1e-3, 1.01, 1.03, 1.1, 1.33)]
+        los = [lam_lo] + [lam_lo * r for r in (1 - 1e-3, 1 - 1e-2, 0.97, 0.9, 0.75, 0.5, 0.3) if lam_lo > 0]
+        his = [lam_hi] + [lam_hi * r for r in (1 + 1e-3, 1.01, 1.03, 1.1, 1.33, 2.0, 3.0)]
         j_los = [choose_rows(base, C, adm, a) for a in los]
         j_his = [choose_rows(base, C, adm, b) for b in his]
         best: tuple[float, float, float, float] | None = None  # (err, lam_hi, lam_lo, mix)
