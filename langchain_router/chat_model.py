@@ -175,8 +175,10 @@ class ZeroRouterChat(BaseChatModel):
         Spend about this many USD per 1,000 calls (instead of ``quality_target``).
     latency_sla_s : float, optional
         Remove models whose p95 latency estimate exceeds this.
-    cascade : bool, default=False
-        Reserved for cascade mode (answer cheap, check, escalate); not implemented yet.
+    cascade : bool or CascadePolicy, default=False
+        Cascade mode: ask two cheap models at once, accept their answer when the check passes
+        (agreement, predicted success, logprobs), else escalate. Usage and cost sum every stage and
+        ``routing_decision["stages"]`` lists them; streams buffer the first stage.
     session_id : str, optional
         Conversation id for escalate-only stickiness; default: the run's ``thread_id`` /
         ``conversation_id`` from the config.
@@ -220,8 +222,8 @@ class ZeroRouterChat(BaseChatModel):
     """Average spend in USD per 1,000 calls (alternative to ``quality_target``)."""
     latency_sla_s: float | None = None
     """p95 latency bound in seconds."""
-    cascade: bool = False
-    """Reserved: cascade mode is not implemented yet (raises ``NotImplementedError``)."""
+    cascade: Any = False
+    """Cascade mode (``True`` or a ``CascadePolicy``), per instance; also settable per call."""
     session_id: str | None = None
     """Default conversation id for escalate-only stickiness."""
     streaming: bool = False
@@ -247,11 +249,6 @@ class ZeroRouterChat(BaseChatModel):
     def _validate(self) -> "ZeroRouterChat":
         if self.router is not None and (self.artifact_path or self.models or self.endpoints):
             raise ValueError("give either router= or artifact_path= / models= / endpoints= to build one, not both")
-        if self.cascade:
-            raise NotImplementedError(
-                "cascade=True (answer with a cheap model, check, escalate) is reserved and not implemented "
-                "yet; leave cascade unset and use quality_target / budget_usd_per_1k to trade cost for quality"
-            )
         if self.quality_target is not None and self.budget_usd_per_1k is not None:
             raise ValueError(
                 f"quality_target={self.quality_target} and budget_usd_per_1k={self.budget_usd_per_1k}: "
@@ -375,9 +372,6 @@ class ZeroRouterChat(BaseChatModel):
                 opts[key] = meta[key]
         thread = kwargs.pop(_THREAD_KW, None) or next(
             (str(meta[k]) for k in _THREAD_KEYS if meta.get(k) is not None), None)
-        if opts.get("cascade", self.cascade):
-            raise NotImplementedError(
-                "cascade mode is reserved and not implemented yet; drop cascade= from the call / config")
         forced = kwargs.pop("model", None)
         alias = kwargs.pop("model_name", None)
         forced = forced or alias
@@ -424,6 +418,9 @@ class ZeroRouterChat(BaseChatModel):
             params["session_id"] = str(session)
         if opts.get("request_id") is not None:
             params["request_id"] = str(opts["request_id"])
+        cascade = opts.get("cascade", self.cascade)
+        if cascade and forced is None:
+            params["cascade"] = cascade
         return router, messages_to_dicts(messages), params
 
     # ------------------------------------------------------------------ results

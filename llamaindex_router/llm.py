@@ -57,7 +57,7 @@ __all__ = ["ZeroRouterLLM", "DEFAULT_CONTEXT_WINDOW"]
 DEFAULT_CONTEXT_WINDOW = 4096
 
 #: Routing options the core router takes as keyword arguments (passed through unchanged).
-_ROUTE_KEYS = ("denied_models", "session_id", "latency_sla_s", "request_id", "model", "policy")
+_ROUTE_KEYS = ("denied_models", "session_id", "latency_sla_s", "request_id", "model", "policy", "cascade")
 #: Per-call options this adapter turns into a ``Policy``.
 _POLICY_KEYS = ("mode", "quality_target", "budget_usd_per_1k", "budget", "reference_model")
 _MODES = ("default", "max_quality", "min_cost")

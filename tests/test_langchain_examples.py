@@ -366,9 +366,15 @@ def test_embeddings_share_the_router_encoder(router: Any) -> None:
     assert json.dumps(q)  # plain floats
 
 
-def test_cascade_is_reserved(router: Any) -> None:
-    with pytest.raises(NotImplementedError, match="cascade"):
-        ZeroRouterChat(router=router, cascade=True)
+def test_cascade_through_the_chat_model(router: Any) -> None:
+    """cascade=True goes through the core cascade: the decision lists its stages, cost sums them."""
+    llm = ZeroRouterChat(router=router, cascade=True)
+    msg = llm.invoke("Question: Which is a mammal?\nA) shark\nB) dolphin\nC) trout\nD) eel\nAnswer with the letter.")
+    meta = msg.response_metadata
+    assert meta["routing_decision"]["stages"], meta["routing_decision"]
+    assert meta["response_cost"] > 0 and msg.usage_metadata["total_tokens"] > 0
+    chunks = list(llm.stream("Question: 2 + 2 = ?\nA) 3\nB) 4\nAnswer with the letter."))
+    assert sum(1 for c in chunks if c.usage_metadata) == 1
 
 
 async def test_middleware_routes_once_per_run_across_runs(router: Any) -> None:

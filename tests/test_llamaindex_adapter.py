@@ -271,3 +271,15 @@ def test_import_defers_heavy_modules():
             "print([h for h in heavy if h in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_cascade_per_call(router):
+    """cascade=True runs the core cascade: stages in the decision, cost summed over them."""
+    from llama_index.core.llms import ChatMessage
+
+    llm = ZeroRouterLLM(router=router)
+    resp = llm.chat([ChatMessage(role="user", content="Question: Which is a mammal?\nA) shark\nB) dolphin\n"
+                                                       "C) trout\nAnswer with the letter.")], cascade=True)
+    ak = resp.additional_kwargs
+    assert ak["routing_decision"]["stages"] and ak["cost_usd"] > 0
+    assert ak["model"] in router.models

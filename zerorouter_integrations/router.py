@@ -503,12 +503,22 @@ class ZeroRouter:
         ``denied_models``, ``session_id``, ``policy``, ``latency_sla_s``, ``request_id``, and ``model=`` to
         bypass routing.
         """
+        cascade, kwargs = _pop_cascade(kwargs)
+        if cascade is not None:
+            from zerorouter_integrations.cascade import run_cascade
+
+            return run_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs)
         msgs, decision, order, params = self._prepare(messages, kwargs)
         result = self._get_dispatcher().complete(order, msgs, **params)
         return self._finish(decision, result)
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
         """Async twin of :meth:`complete`."""
+        cascade, kwargs = _pop_cascade(kwargs)
+        if cascade is not None:
+            from zerorouter_integrations.cascade import arun_cascade
+
+            return await arun_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs)
         msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
         result = await self._get_dispatcher().acomplete(order, msgs, **params)
         return self._finish(decision, result)
@@ -517,6 +527,12 @@ class ZeroRouter:
         """Stream the routed answer: content chunks, then one final chunk with the :class:`RoutedResponse`."""
         from zerorouter_integrations.dispatch import StreamEnd
 
+        cascade, kwargs = _pop_cascade(kwargs)
+        if cascade is not None:
+            from zerorouter_integrations.cascade import stream_cascade
+
+            yield from stream_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs)
+            return
         msgs, decision, order, params = self._prepare(messages, kwargs)
         for event in self._get_dispatcher().stream(order, msgs, **params):
             if isinstance(event, StreamEnd):
@@ -529,6 +545,13 @@ class ZeroRouter:
         """Async twin of :meth:`stream`."""
         from zerorouter_integrations.dispatch import StreamEnd
 
+        cascade, kwargs = _pop_cascade(kwargs)
+        if cascade is not None:
+            from zerorouter_integrations.cascade import astream_cascade
+
+            async for chunk in astream_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs):
+                yield chunk
+            return
         msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
         async for event in self._get_dispatcher().astream(order, msgs, **params):
             if isinstance(event, StreamEnd):
@@ -607,6 +630,21 @@ class ZeroRouter:
 
     def __repr__(self) -> str:
         return f"ZeroRouter(models={len(self._pool)}, endpoints={len(self.endpoints)}, policy={_policy_summary(self.policy)})"
+
+
+def _pop_cascade(kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Split ``cascade=`` (``True`` or a ``CascadePolicy``) off the call's kwargs.
+
+    Returns ``(None, kwargs)`` when no cascade is asked for (or ``model=`` bypasses routing), else
+    ``(True or the CascadePolicy, kwargs)``; a per-query ``policy=`` becomes the cascade's ``routing_policy``.
+    """
+    kwargs = dict(kwargs)
+    cascade = kwargs.pop("cascade", None)
+    if not cascade or kwargs.get("model") is not None:
+        return None, kwargs
+    if "policy" in kwargs:
+        kwargs["routing_policy"] = kwargs.pop("policy")
+    return cascade, kwargs
 
 
 def _endpoint_kwargs(dispatch: Mapping[str, Any]) -> dict[str, Any]:

@@ -112,6 +112,27 @@ class IRTSpace(LatentSpace):
         L-BFGS iterations of the joint fit.
     seed : int, default=0
         Seed of the (otherwise deterministic) initialization.
+    coords : {"free", "linear"}, default="free"
+        ``"free"``: training coordinates are free parameters tied to ``W x + c`` (the formulation
+        above); ``"linear"``: they are exactly ``W x + c`` (a reduced-rank logistic regression).
+    ability_coords : {"fitted", "predicted"}, default="fitted"
+        Coordinates the abilities are estimated on: the fitted ``θ`` of the training prompts (the
+        coordinate residual then enters predictions through ``Σ_θ``), or their out-of-fold
+        predictions ``θ̂`` (what a prompt gets at serve time; ``Σ_θ`` is then part of the fit).
+    local_clusters : int, default=0
+        ``K > 0`` appends a one-hot K-means cluster of the prompt features to the coordinates, and each
+        ability gets a per-cluster logit offset ``u_m`` (prior ``N(0, σ_u²)``, ``σ_u`` by empirical
+        Bayes over the known models): what the low-rank space cannot express about one model.
+    onboard_prior : {"gaussian", "mixture"}, default="gaussian"
+        Prior of a new model's ability: the population Gaussian, or a mixture of narrow Gaussians
+        around each known model plus the population Gaussian (``mixture_tau``, ``mixture_novel``).
+    mixture_tau, mixture_novel : float
+        Width (fraction of the population covariance) of the mixture's known-model components, and the
+        prior weight of the "like none of them" component.
+    anchor_method : {"dopt", "vopt", "kcenter", "random"}, default="dopt"
+        How :meth:`select_anchors` picks anchors (see there).
+    ridge_alphas : sequence of float
+        Grid of the cross-validated ridge penalty of the coordinate predictor (chosen per dimension).
 
     Attributes
     ----------
@@ -125,16 +146,21 @@ class IRTSpace(LatentSpace):
         Out-of-fold covariance of ``θ − θ̂``.
     prior_mean_, prior_cov_ : ndarray
         Population prior of abilities (from the known models).
-    train_Z_ : ndarray of shape (n_train, k)
-        Fitted coordinates of the training prompts.
+    train_Z_ : ndarray of shape (n_train, k + K)
+        Coordinates of the training prompts the abilities were estimated on.
+    centers_ : ndarray of shape (K, d) or None
+        Cluster centres (standardized features) when ``local_clusters > 0``.
+    target_moment_ : ndarray
+        ``E[z zᵀ]`` of serve-time coordinates ``z = [θ̂, 1]`` over the training prompts (anchor design).
     """
 
     kind = "irt"
 
     def __init__(self, *, n_dims: int = 8, theta_reg: float = 1.0, weight_reg: float = 10.0,
                  ability_reg: float = 0.1, prior_scale: float = 1.0, max_iter: int = 400, seed: int = 0,
-                 coords: str = "free", ability_coords: str = "fitted", onboard_prior: str = "gaussian",
-                 mixture_tau: float = 0.1, mixture_novel: float = 0.2, anchor_method: str = "dopt"):
+                 coords: str = "free", ability_coords: str = "fitted", local_clusters: int = 0,
+                 onboard_prior: str = "gaussian", mixture_tau: float = 0.1, mixture_novel: float = 0.2,
+                 anchor_method: str = "dopt", ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 1000.0)):
         self.n_dims = n_dims
         self.theta_reg = theta_reg
         self.weight_reg = weight_reg
@@ -144,18 +170,17 @@ class IRTSpace(LatentSpace):
         self.seed = seed
         self.coords = coords
         self.ability_coords = ability_coords
+        self.local_clusters = local_clusters
         self.onboard_prior = onboard_prior
         self.mixture_tau = mixture_tau
         self.mixture_novel = mixture_novel
         self.anchor_method = anchor_method
+        self.ridge_alphas = ridge_alphas
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "IRTSpace":
         X, Y = validate_xy(X, Y, models)
-        if not isinstance(self.n_dims, int) or self.n_dims < 1:
-            raise ValueError(f"n_dims must be a positive int, got {self.n_dims!r}")
-        if self.coords not in ("free", "linear"):
-            raise ValueError(f"coords must be 'free' or 'linear', got {self.coords!r}")
+        self._check_params()
         n, d = X.shape
         m = Y.shape[1]
         k = self.n_dims
@@ -176,45 +201,114 @@ class IRTSpace(LatentSpace):
                 W, c, A, b = self._fit_linear(Xs, Yf, M, n_obs, W0, c0, A0, b0)
                 theta = Xs @ W + c
         self.models_ = list(models)
-        la = self.ability_reg
-        W_all = np.column_stack([A, b])
 
         if self.coords == "free":
             # Refit the predictor with cross-validated ridge; honest residual covariance from out-of-fold fits.
-            self.W_, self.c_, self.theta_cov_, self.predictor_alpha_, oof = _ridge_cv(Xs, theta, seed=self.seed)
-            if self.ability_coords == "predicted":
-                # Abilities re-estimated on the coordinates a prompt gets at serve time (out-of-fold θ̂),
-                # so they are calibrated for θ̂; the coordinate residual is then part of the fit.
-                theta = oof
-                W_all = self._refit_abilities(theta, Yf, M, W_all)
-                self.theta_cov_ = np.zeros((k, k))
+            self.W_, self.c_, self.theta_cov_, self.predictor_alpha_, oof = _ridge_cv(
+                Xs, theta, seed=self.seed, alphas=self.ridge_alphas)
         else:
-            self.W_, self.c_ = W, c
+            self.W_, self.c_, oof = W, c, theta
             self.theta_cov_ = np.zeros((k, k))
-            self.predictor_alpha_ = float(self.weight_reg)
-        self.train_Z_ = theta
+            self.predictor_alpha_ = np.full(k, float(self.weight_reg))
+        base = theta
+        if self.ability_coords == "predicted":
+            # Abilities estimated on the coordinates a prompt gets at serve time (out-of-fold θ̂), so they
+            # are calibrated for θ̂; the coordinate residual is then part of the fit.
+            base = oof
+            self.theta_cov_ = np.zeros((k, k))
 
-        # Known models: abilities with Laplace covariance given the training coordinates.
-        Zb = np.column_stack([theta, np.ones(n)])
-        prior_prec = np.diag(np.r_[np.full(k, la), 1e-4])
+        K = int(self.local_clusters)
+        self.centers_ = None
+        if K > 0:
+            from sklearn.cluster import KMeans
+
+            km = KMeans(n_clusters=min(K, n), n_init=2, random_state=self.seed).fit(Xs)
+            self.centers_ = km.cluster_centers_
+        Z = np.column_stack([base, self._local(Xs)])
+        W_all = np.column_stack([A, np.zeros((m, Z.shape[1] - k)), b])  # [a, u, b]
+
+        # Known models: abilities (with Laplace covariance) on the training coordinates.
+        la = self.ability_reg
         self.abilities_ = {}
+        refit = self.ability_coords == "predicted" or Z.shape[1] > k
+        if refit:
+            W_all, covs, self.local_sd_ = self._fit_known(Z, Yf, M, W_all)
+        else:
+            self.local_sd_ = 0.0
+            Zb = np.column_stack([Z, np.ones(n)])
+            prior_prec = np.diag(np.r_[np.full(k, la), 1e-4])
+            covs = []
+            for j in range(m):
+                obs = M[:, j] > 0
+                p = expit(Zb[obs] @ W_all[j])
+                H = (Zb[obs] * (p * (1 - p))[:, None]).T @ Zb[obs] + prior_prec
+                covs.append(np.linalg.inv(H))
         for j, name in enumerate(self.models_):
-            obs = M[:, j] > 0
-            w = W_all[j]
-            p = expit(Zb[obs] @ w)
-            H = (Zb[obs] * (p * (1 - p))[:, None]).T @ Zb[obs] + prior_prec
-            self.abilities_[name] = Ability("irt", {"w": w, "cov": np.linalg.inv(H)}, n_obs=int(obs.sum()))
+            self.abilities_[name] = Ability("irt", {"w": W_all[j], "cov": covs[j]}, n_obs=int(M[:, j].sum()))
+        self.train_Z_ = Z
 
         # Population prior for new models: mean and shrunk covariance of the known abilities.
         from sklearn.covariance import LedoitWolf
 
+        p_dim = W_all.shape[1]
         self.prior_mean_ = W_all.mean(axis=0)
         if m >= 3:
             cov = LedoitWolf().fit(W_all).covariance_
         else:
             cov = np.diag(np.var(W_all, axis=0) + 1.0)
-        self.prior_cov_ = cov + 1e-3 * np.eye(k + 1)
+        self.prior_cov_ = cov + 1e-3 * np.eye(p_dim)
+
+        # Serve-time coordinates of the training prompts, for anchor design.
+        zt = np.column_stack([oof, self._local(Xs), np.ones(n)])
+        self.target_moment_ = zt.T @ zt / n
         return self
+
+    def _check_params(self) -> None:
+        if not isinstance(self.n_dims, int) or self.n_dims < 1:
+            raise ValueError(f"n_dims must be a positive int, got {self.n_dims!r}")
+        for name, allowed in (("coords", ("free", "linear")), ("ability_coords", ("fitted", "predicted")),
+                              ("onboard_prior", ("gaussian", "mixture")),
+                              ("anchor_method", ("dopt", "vopt", "kcenter", "random"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not isinstance(self.local_clusters, int) or self.local_clusters < 0:
+            raise ValueError(f"local_clusters must be an int ≥ 0, got {self.local_clusters!r}")
+
+    def _local(self, Xs: np.ndarray) -> np.ndarray:
+        """One-hot nearest cluster of standardized features (no columns without local clusters)."""
+        centers = getattr(self, "centers_", None)
+        if centers is None:
+            return np.zeros((len(Xs), 0))
+        d2 = (Xs ** 2).sum(axis=1)[:, None] - 2 * Xs @ centers.T + (centers ** 2).sum(axis=1)[None, :]
+        return np.eye(len(centers))[np.argmin(d2, axis=1)]
+
+    def _fit_known(self, Z: np.ndarray, Yf: np.ndarray, M: np.ndarray, W0: np.ndarray
+                   ) -> tuple[np.ndarray, list[np.ndarray], float]:
+        """Known abilities ``[a, u, b]`` by Bayesian logistic regression on ``Z``; σ_u by empirical Bayes."""
+        k = self.n_dims
+        n_loc = Z.shape[1] - k
+        Zb = np.column_stack([Z, np.ones(len(Z))])
+        mean0 = W0.copy()
+        if self.ability_coords == "predicted":
+            mean0[:, :k] = 0.0
+
+        def run(sd_u: float) -> tuple[np.ndarray, list[np.ndarray]]:
+            prec = np.diag(np.r_[np.full(k, self.ability_reg), np.full(n_loc, 1.0 / sd_u ** 2), 1e-4])
+            out, covs = W0.copy(), []
+            for j in range(W0.shape[0]):
+                obs = M[:, j] > 0
+                out[j], cov = bayes_logistic(Zb[obs], Yf[obs, j], mean0[j], prec)
+                covs.append(cov)
+            return out, covs
+
+        sd_u = 1.0
+        W_all, covs = run(sd_u)
+        if n_loc:
+            u = W_all[:, k:k + n_loc]
+            post_var = np.array([np.diag(c)[k:k + n_loc] for c in covs])
+            sd_u = float(np.sqrt(max(np.mean(u ** 2) - np.mean(post_var), 0.01)))
+            W_all, covs = run(sd_u)
+        return W_all, covs, sd_u
 
     def _init(self, Xs: np.ndarray, Y: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, ...]:
         """Deterministic SVD initialization on the column-centered, mean-filled score matrix."""
@@ -289,30 +383,30 @@ class IRTSpace(LatentSpace):
 
         return unpack(self._minimize(fg, np.concatenate([W0.ravel(), c0, A0.ravel(), b0])))
 
-    def _refit_abilities(self, Z: np.ndarray, Yf: np.ndarray, M: np.ndarray, W_all: np.ndarray) -> np.ndarray:
-        k = Z.shape[1]
-        prec = np.diag(np.r_[np.full(k, self.ability_reg), 1e-4])
-        Zb = np.column_stack([Z, np.ones(len(Z))])
-        out = W_all.copy()
-        for j in range(W_all.shape[0]):
-            obs = M[:, j] > 0
-            out[j], _ = bayes_logistic(Zb[obs], Yf[obs, j], np.zeros(k + 1), prec)
-        return out
-
     # ------------------------------------------------------------------ space
+    @property
+    def n_coords(self) -> int:
+        """Columns of the latent coordinates ``Z`` (``n_dims`` plus the local clusters, if any)."""
+        centers = getattr(self, "centers_", None)
+        return int(self.n_dims + (0 if centers is None else len(centers)))
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "W_")
         X, _ = validate_xy(X)
         if X.shape[1] != self.W_.shape[0]:
             raise ValueError(f"X has {X.shape[1]} features; this space was fit on {self.W_.shape[0]}")
-        return ((X - self.x_mean_) / self.x_scale_) @ self.W_ + self.c_
+        Xs = (X - self.x_mean_) / self.x_scale_
+        theta = Xs @ self.W_ + self.c_
+        if getattr(self, "centers_", None) is None:
+            return theta
+        return np.column_stack([theta, self._local(Xs)])
 
     def fit_ability(self, Z: np.ndarray, y: np.ndarray) -> Ability:
         check_is_fitted(self, "prior_mean_")
         Z = np.asarray(Z, dtype=float)
         y = np.asarray(y, dtype=float)
-        if Z.ndim != 2 or Z.shape[1] != self.n_dims or len(y) != len(Z):
-            raise ValueError(f"expected Z of shape (n, {self.n_dims}) and y of length n, got {Z.shape} and {y.shape}")
+        if Z.ndim != 2 or Z.shape[1] != self.n_coords or len(y) != len(Z):
+            raise ValueError(f"expected Z of shape (n, {self.n_coords}) and y of length n, got {Z.shape} and {y.shape}")
         prior_cov = self.prior_cov_ * float(self.prior_scale)
         prec = np.linalg.inv(prior_cov)
         if len(y) == 0:
@@ -358,14 +452,17 @@ class IRTSpace(LatentSpace):
         cov = np.einsum("j,jab->ab", r, np.asarray(covs)) + (diff * r[:, None]).T @ diff
         return mean, cov
 
+    def _theta_var(self, w: np.ndarray) -> float:
+        a = w[: self.n_dims]
+        return float(a @ self.theta_cov_ @ a)
+
     def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "theta_cov_")
         w, cov = ability.array("w"), ability.array("cov")
         Zb = np.column_stack([Z, np.ones(len(Z))])
         mu = Zb @ w
-        a = w[:-1]
         v_w = np.einsum("ij,jk,ik->i", Zb, cov, Zb)
-        v = v_w + float(a @ self.theta_cov_ @ a)
+        v = v_w + self._theta_var(w)
         p = expit(mu / np.sqrt(1.0 + np.pi * v / 8.0))
         return p, _epistemic_sd(p, v_w)
 
@@ -373,19 +470,24 @@ class IRTSpace(LatentSpace):
         if not abilities:
             return np.zeros((len(Z), 0)), np.zeros((len(Z), 0))
         Zb = np.column_stack([Z, np.ones(len(Z))])
-        Wm = np.column_stack([a.array("w") for a in abilities])  # (k+1, m)
+        Wm = np.column_stack([a.array("w") for a in abilities])  # (p, m)
         mu = Zb @ Wm
         v_w = np.column_stack([np.einsum("ij,jk,ik->i", Zb, a.array("cov"), Zb) for a in abilities])
-        v_theta = np.array([float(a.array("w")[:-1] @ self.theta_cov_ @ a.array("w")[:-1]) for a in abilities])
+        v_theta = np.array([self._theta_var(a.array("w")) for a in abilities])
         p = expit(mu / np.sqrt(1.0 + np.pi * (v_w + v_theta) / 8.0))
         return p, _epistemic_sd(p, v_w)
 
     def select_anchors(self, Z: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
-        """Information-maximizing anchors: greedy D-optimal design for a new model's ability.
+        """Anchors that pin down a new model's ability, among candidates at training coordinates ``Z``.
 
-        Maximizes the expected log-determinant of the posterior precision of ``w``, averaged over the
-        known models (each plays "a typical new model"), so anchors land where models disagree and
-        outcomes are uncertain, spread across the latent directions.
+        ``anchor_method``:
+
+        * ``"dopt"``: greedy D-optimal design, maximizing the expected log-determinant of the posterior
+          precision of ``w`` averaged over the known models (each plays "a typical new model");
+        * ``"vopt"``: greedy V-optimal design, minimizing the expected posterior variance of the logit
+          at serve-time coordinates (``E[z zᵀ]`` of the training prompts' ``θ̂``), so anchors inform
+          the directions that vary between real prompts rather than every latent direction;
+        * ``"kcenter"``: farthest-point cover of ``Z``; ``"random"``: a uniform sample (seeded).
         """
         check_is_fitted(self, "abilities_")
         Z = np.asarray(Z, dtype=float)
@@ -393,23 +495,32 @@ class IRTSpace(LatentSpace):
         if k >= n:
             return np.arange(n)
         if self.anchor_method == "random":
-            return np.random.default_rng(seed).choice(n, size=k, replace=False)
+            return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
         if self.anchor_method == "kcenter":
             from zerorouter_integrations.latent.base import greedy_kcenter
 
             return greedy_kcenter(Z, k, seed=seed)
         Zb = np.column_stack([Z, np.ones(n)])
         Wm = np.column_stack([a.array("w") for a in self.abilities_.values()])
+        if self.anchor_method == "vopt" and Wm.shape[1] > 8:  # a spread of typical models is enough
+            order = np.argsort(Wm[-1])
+            Wm = Wm[:, order[np.linspace(0, len(order) - 1, 8).round().astype(int)]]
         P = expit(Zb @ Wm)
         info = P * (1 - P)  # (n, m) Fisher weights
-        prec0 = np.linalg.inv(self.prior_cov_)
-        Minv = np.repeat(np.linalg.inv(prec0)[None], Wm.shape[1], axis=0)  # (m, k+1, k+1)
+        Minv = np.repeat(self.prior_cov_[None], Wm.shape[1], axis=0)  # (m, p, p) posterior covariances
+        S = getattr(self, "target_moment_", None)
         chosen: list[int] = []
         available = np.ones(n, dtype=bool)
         jitter = 1e-9 * np.random.default_rng(seed).random(n)
         for _ in range(k):
-            q = np.einsum("ij,mjk,ik->im", Zb, Minv, Zb)  # z^T M_m^-1 z
-            gain = np.log1p(info * q).mean(axis=1) + jitter
+            if self.anchor_method == "vopt" and S is not None:
+                U = np.einsum("ij,mjk->mik", Zb, Minv)  # (m, n, p): Σ_m z
+                q = np.einsum("mik,ik->im", U, Zb)
+                r = np.einsum("mik,kl,mil->im", U, S, U)
+                gain = (info * r / (1.0 + info * q)).mean(axis=1) + jitter
+            else:
+                q = np.einsum("ij,mjk,ik->im", Zb, Minv, Zb)  # z^T M_m^-1 z
+                gain = np.log1p(info * q).mean(axis=1) + jitter
             gain[~available] = -np.inf
             i = int(np.argmax(gain))
             chosen.append(i)
@@ -431,26 +542,34 @@ def _epistemic_sd(p: np.ndarray, v_w: np.ndarray) -> np.ndarray:
 
 
 def _ridge_cv(Xs: np.ndarray, T: np.ndarray, *, seed: int, alphas: Sequence[float] = (1.0, 10.0, 100.0, 1000.0),
-              n_folds: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
-    """Ridge regression ``T ≈ Xs W + c`` with alpha chosen by K-fold CV; also the out-of-fold residual covariance."""
+              n_folds: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression ``T ≈ Xs W + c``, the penalty chosen per column of ``T`` by K-fold CV.
+
+    Returns ``W``, ``c``, the out-of-fold residual covariance, the chosen penalties and the out-of-fold
+    predictions.
+    """
     n, d = Xs.shape
     rng = np.random.default_rng(seed)
     folds = rng.permutation(n) % n_folds
-    best = None
-    for alpha in alphas:
-        oof = np.zeros_like(T)
-        for f in range(n_folds):
-            tr, te = folds != f, folds == f
-            W, c = _ridge(Xs[tr], T[tr], alpha)
-            oof[te] = Xs[te] @ W + c
-        err = float(np.mean((T - oof) ** 2))
-        if best is None or err < best[0]:
-            best = (err, alpha, oof)
-    _, alpha, oof = best
-    W, c = _ridge(Xs, T, alpha)
+    alphas = [float(a) for a in alphas]
+    oofs = np.zeros((len(alphas),) + T.shape)
+    for f in range(n_folds):
+        tr, te = folds != f, folds == f
+        for ai, (W, c) in enumerate(_ridge_path(Xs[tr], T[tr], alphas)):
+            oofs[ai][te] = Xs[te] @ W + c
+    err = ((oofs - T[None]) ** 2).mean(axis=1)  # (alphas, k)
+    best = np.argmin(err, axis=0)
+    cols = np.arange(T.shape[1])
+    oof = oofs[best, :, cols].T
+    W = np.zeros((d, T.shape[1]))
+    c = np.zeros(T.shape[1])
+    path = _ridge_path(Xs, T, [alphas[a] for a in np.unique(best)])
+    for (Wa, ca), ai in zip(path, np.unique(best)):
+        sel = best == ai
+        W[:, sel], c[sel] = Wa[:, sel], ca[sel]
     resid = T - oof
     cov = np.atleast_2d(np.cov(resid, rowvar=False)) if n > 1 else np.zeros((T.shape[1], T.shape[1]))
-    return W, c, cov, float(alpha), oof
+    return W, c, cov, np.asarray([alphas[a] for a in best]), oof
 
 
 def _unpacker(shapes: Sequence[tuple[int, ...]]):
@@ -464,6 +583,27 @@ def _unpacker(shapes: Sequence[tuple[int, ...]]):
         return out
 
     return unpack
+
+
+def _ridge_path(X: np.ndarray, T: np.ndarray, alphas: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Ridge solutions for several penalties from one eigendecomposition."""
+    xm, tm = X.mean(axis=0), T.mean(axis=0)
+    Xc = X - xm
+    n, d = X.shape
+    out = []
+    if d <= n:
+        lam, V = np.linalg.eigh(Xc.T @ Xc)
+        B = V.T @ (Xc.T @ (T - tm))
+        for alpha in alphas:
+            W = V @ (B / (lam + alpha)[:, None])
+            out.append((W, tm - xm @ W))
+    else:  # dual form
+        lam, U = np.linalg.eigh(Xc @ Xc.T)
+        B = U.T @ (T - tm)
+        for alpha in alphas:
+            W = Xc.T @ (U @ (B / (lam + alpha)[:, None]))
+            out.append((W, tm - xm @ W))
+    return out
 
 
 def _ridge(X: np.ndarray, T: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
