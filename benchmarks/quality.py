@@ -89,6 +89,7 @@ __all__ = [
     "bootstrap_differences",
     "onboard_variant",
     "anchor_efficiency",
+    "anchor_methods",
     "main",
 ]
 
@@ -283,6 +284,26 @@ def anchor_efficiency(runs: Sequence[SplitRun], *, anchor_counts: Sequence[int] 
     return out
 
 
+def anchor_methods(runs: Sequence[SplitRun], *, methods: Sequence[str] = ("dopt", "vopt", "kcenter", "random"),
+                   anchor_counts: Sequence[int] = (10, 20, 100), anchor_seeds: Sequence[int] = (0, 1, 2),
+                   router: str = REFERENCE) -> dict[str, dict[str, np.ndarray]]:
+    """zerorouter's AUDC by anchor-selection method (same fitted space): method → {count: per-seed AUDC}."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for method in methods:
+        out[method] = {}
+        for k in anchor_counts:
+            vals = np.zeros(len(anchor_seeds))
+            for si, s in enumerate(anchor_seeds):
+                for run in runs:
+                    base = run.preds[router]
+                    pred = copy.copy(base)
+                    pred.space_ = copy.copy(base.space_)
+                    pred.space_.anchor_method = method
+                    vals[si] += _audc_of(run, _choices(onboard_variant(pred, run.ctx, k, anchor_seed=s), run.ctx)) / len(runs)
+            out[method][str(k)] = vals
+    return out
+
+
 def _audc_of(run: SplitRun, choices: np.ndarray) -> float:
     return audc(_curve(choices, run.Y, run.C), *run.report.cost_range)
 
@@ -364,6 +385,22 @@ def anchor_table(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) 
     return "\n".join(lines) + "\n"
 
 
+def method_table(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) -> str:
+    tables = list(results)
+    methods = list(next(iter(results.values())))
+    counts = list(next(iter(results.values()))[methods[0]])
+    lines = ["| method | " + " | ".join(f"{t}: {c} anchors" for t in tables for c in counts) + " |",
+             "| --- |" + " ---: |" * (len(tables) * len(counts))]
+    for mth in methods:
+        cells = []
+        for t in tables:
+            for c in counts:
+                v = results[t][mth][c]
+                cells.append(f"{100 * np.mean(v):.2f}" + (f" ± {100 * np.std(v, ddof=1):.2f}" if len(v) > 1 else ""))
+        lines.append(f"| {mth} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_anchors(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], path: Path) -> Path:
     import matplotlib
 
@@ -407,7 +444,8 @@ def _encoder() -> Any:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", default="zeroeval,routerbench_subset")
-    p.add_argument("--splits", type=int, default=3, help="prompt-split / held-out-model seeds 0..n-1")
+    p.add_argument("--splits", type=int, default=3, help="number of prompt-split / held-out-model seeds")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + splits - 1")
     p.add_argument("--anchors", type=int, default=100)
     p.add_argument("--bootstrap", type=int, default=200)
     p.add_argument("--anchor-seeds", type=int, default=3)
@@ -427,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     enc = _encoder()
     t_start = time.perf_counter()
     anchor_results: dict[str, Any] = {}
+    method_results: dict[str, Any] = {}
     feature_rows: dict[str, dict[str, dict[str, float]]] = {}
     print("## Routing quality: leave-models-out\n")
     for tname in args.tables.split(","):
@@ -435,21 +474,24 @@ def main(argv: list[str] | None = None) -> int:
         X = make_features(table, enc)
         t_feat = time.perf_counter() - t0
         runs = []
-        for split, s in zip(make_splits(table, args.splits, N_NEW.get(tname, 2)), range(args.splits)):
+        seeds = range(args.first_seed, args.first_seed + args.splits)
+        for split, s in zip(make_splits(table, args.splits, N_NEW.get(tname, 2), first_seed=args.first_seed), seeds):
             runs.append(run_split(table, split, X, routers, seed=s, anchors=args.anchors))
         diffs = bootstrap_differences(runs, n_boot=args.bootstrap)
         print(main_table(tname, runs, diffs))
         print(f"(features {t_feat:.1f} s; table done in {time.perf_counter() - t0:.0f} s)\n")
         runs[0].report.plot(out_dir / f"quality_{tname}.png")
         anchor_results[tname] = anchor_efficiency(runs, anchor_seeds=range(args.anchor_seeds))
+        if REFERENCE in routers:
+            method_results[tname] = anchor_methods(runs, anchor_seeds=range(args.anchor_seeds))
         if not args.no_features_table:
             feature_rows[tname] = {}
             for variant in ("embedding", "embedding+text", "default"):
                 if variant == "default":  # split 0 with the default features is runs[0]
                     run = runs[0]
                 else:
-                    run = run_split(table, make_splits(table, 1, N_NEW.get(tname, 2))[0],
-                                    make_features(table, enc, variant=variant), routers, seed=0,
+                    run = run_split(table, make_splits(table, 1, N_NEW.get(tname, 2), first_seed=args.first_seed)[0],
+                                    make_features(table, enc, variant=variant), routers, seed=args.first_seed,
                                     anchors=args.anchors, keep_preds=False)
                 feature_rows[tname][variant] = {r: v.audc for r, v in run.report.routers.items()}
         for run in runs:  # free the fitted predictors
@@ -457,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     print("## Anchor efficiency: AUDC (%) by anchors per new model (mean ± sd over anchor seeds)\n")
     print(anchor_table(anchor_results))
     plot_anchors(anchor_results, out_dir / "anchors.png")
+    if method_results:
+        print("## Anchor selection: zerorouter AUDC (%) by method and anchors (mean ± sd over anchor seeds)\n")
+        print(method_table(method_results))
     if feature_rows:
         print("## Prompt features: AUDC (%) on split 0\n")
         variants = ("embedding", "embedding+text", "default")

@@ -56,7 +56,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     table = _load_table(args.table_dir)
     split = Split.load(args.split)
-    routers = _csv_list(args.routers) or ["zerorouter", "unirouter-kmeans", "unirouter-learned-map", "knn", "logreg"]
+    routers = _csv_list(args.routers) or ["zerorouter", "unirouter-kmeans", "unirouter-learned-map", "knn", "logreg",
+                                         "zerorouter-cascade"]
     report = evaluate(table, split, routers=routers, anchors=args.anchors, seed=args.seed,
                       encoder=_encoder(None if not args.json else False),
                       show_progress=None if not args.json else False)

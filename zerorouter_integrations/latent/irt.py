@@ -513,13 +513,12 @@ class IRTSpace(LatentSpace):
         available = np.ones(n, dtype=bool)
         jitter = 1e-9 * np.random.default_rng(seed).random(n)
         for _ in range(k):
+            U = np.matmul(Zb[None], Minv)  # (m, n, p): Σ_m z
+            q = (U * Zb[None]).sum(axis=2).T  # (n, m): zᵀ Σ_m z
             if self.anchor_method == "vopt" and S is not None:
-                U = np.einsum("ij,mjk->mik", Zb, Minv)  # (m, n, p): Σ_m z
-                q = np.einsum("mik,ik->im", U, Zb)
-                r = np.einsum("mik,kl,mil->im", U, S, U)
+                r = (np.matmul(U, S) * U).sum(axis=2).T  # zᵀ Σ_m S Σ_m z
                 gain = (info * r / (1.0 + info * q)).mean(axis=1) + jitter
             else:
-                q = np.einsum("ij,mjk,ik->im", Zb, Minv, Zb)  # z^T M_m^-1 z
                 gain = np.log1p(info * q).mean(axis=1) + jitter
             gain[~available] = -np.inf
             i = int(np.argmax(gain))
