@@ -42,6 +42,11 @@ model has a score on (the space itself is the same fitted one). ``mean ± sd`` i
 (each seed's value is the mean over splits); ``Δ vs full (%)`` is the relative AUDC change of
 zerorouter against its full-data AUDC.
 
+Anchor-selection table: zerorouter's AUDC, on the same fitted spaces, when the new models' anchors
+are picked by each of the IRT space's methods (``dopt``: greedy D-optimal design; ``vopt``: greedy
+V-optimal design for the serve-time logit; ``kcenter``: farthest-point cover; ``random``: uniform),
+mean ± sd over anchor seeds (only ``random`` and tie-breaking depend on the seed).
+
 Feature table: zerorouter's (and the other routers') AUDC on split 0 with the prompt features
 switched: the embedding alone, embedding + cheap text features
 (:func:`~zerorouter_integrations.features.text_features`), and the default featurizer.
@@ -49,7 +54,8 @@ switched: the embedding alone, embedding + cheap text features
 Figures (``benchmarks/out/``): ``quality_<table>.png`` (deferral curves, split 0) and
 ``anchors.png`` (AUDC against the number of anchors).
 
-Run: ``.venv/bin/python benchmarks/quality.py [--quick] [--tables zeroeval,routerbench_subset]``
+Run: ``.venv/bin/python benchmarks/quality.py [--quick] [--tables zeroeval,routerbench_subset] [--first-seed 0]``
+(``--first-seed 10`` evaluates on fresh splits 10–12; ``--tables llmrouter_ulab`` adds a third table.)
 """
 
 from __future__ import annotations

@@ -1005,9 +1005,9 @@ class QueryEncoder:
                     vecs = impl.embed(batch)
                     if self.normalize:
                         vecs = _l2_normalize(vecs)
-                    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-                    vecs.setflags(write=False)
-                    for text, vec in zip(batch, vecs, strict=True):
+                    for text, row in zip(batch, vecs, strict=True):
+                        vec = np.array(row, dtype=np.float32)  # own copy: a cached row must not pin its batch
+                        vec.setflags(write=False)
                         result[text] = vec
                         if self._disk is not None:
                             pending.append((keys[text], vec))
