@@ -29,12 +29,21 @@ FORMAT_VERSION = 1
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "default.json.gz"
 
 
-def _space_classes() -> dict[str, type]:
-    from zerorouter_integrations.latent.clusters import KMeansSpace, LearnedMapSpace
-    from zerorouter_integrations.latent.irt import IRTSpace
-    from zerorouter_integrations.latent.reference import KNNSpace, LogisticSpace
+_SPACE_MODULES = {
+    "irt": ("zerorouter_integrations.latent.irt", "IRTSpace"),
+    "kmeans": ("zerorouter_integrations.latent.clusters", "KMeansSpace"),
+    "learned_map": ("zerorouter_integrations.latent.clusters", "LearnedMapSpace"),
+    "knn": ("zerorouter_integrations.latent.reference", "KNNSpace"),
+    "logreg": ("zerorouter_integrations.latent.reference", "LogisticSpace"),
+}
 
-    return {c.kind: c for c in (IRTSpace, KMeansSpace, LearnedMapSpace, KNNSpace, LogisticSpace)}
+
+def _space_class(kind: str) -> type:
+    """The space class of ``kind``, importing only its module (loading the default stays fast)."""
+    import importlib
+
+    module, name = _SPACE_MODULES[kind]
+    return getattr(importlib.import_module(module), name)
 
 
 def _encode(value: Any) -> Any:
@@ -82,11 +91,10 @@ def space_to_dict(space: LatentSpace) -> dict[str, Any]:
 
 
 def space_from_dict(data: dict[str, Any]) -> LatentSpace:
-    classes = _space_classes()
     kind = data.get("kind")
-    if kind not in classes:
-        raise SchemaError(f"artifact space kind {kind!r} is unknown; expected one of {sorted(classes)}")
-    space = classes[kind](**_decode(data.get("params", {})))
+    if kind not in _SPACE_MODULES:
+        raise SchemaError(f"artifact space kind {kind!r} is unknown; expected one of {sorted(_SPACE_MODULES)}")
+    space = _space_class(kind)(**_decode(data.get("params", {})))
     for key, value in _decode(data.get("learned", {})).items():
         setattr(space, key, value)
     return space

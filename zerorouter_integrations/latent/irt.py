@@ -43,7 +43,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import expit
 
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
@@ -331,6 +330,8 @@ class IRTSpace(LatentSpace):
         return theta0, W0, np.zeros(k), A0, b0
 
     def _minimize(self, fg, v0: np.ndarray) -> np.ndarray:
+        from scipy.optimize import minimize  # imported here: loading a fitted space must stay fast
+
         opt = minimize(fg, v0, jac=True, method="L-BFGS-B",
                        options={"maxiter": int(self.max_iter), "maxfun": int(self.max_iter) * 2})
         self.n_iter_ = int(opt.nit)
