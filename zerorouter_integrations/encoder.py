@@ -805,7 +805,10 @@ class QueryEncoder:
 
     def _make_backend(self) -> _OnnxBackend | _TorchBackend:
         spec = self._model_spec()
-        key = (spec.files_hash, spec.path, self.backend, self.max_seq_length, self.num_threads)
+        # The cache root is part of the key: an encoder pointed at another ZEROROUTER_CACHE_DIR gets its
+        # own ONNX export there instead of a model loaded from elsewhere.
+        key = (spec.files_hash, spec.path, self.backend, self.max_seq_length, self.num_threads,
+               str(default_cache_dir()))
         with _SHARED_LOCK:  # encoders with equal settings share one loaded model (thread-safe)
             shared = _SHARED_BACKENDS.get(key)
             if shared is None:

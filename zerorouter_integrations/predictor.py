@@ -122,7 +122,16 @@ class QualityPredictor:
         profiles = [self.profiles_[n] for n in names]
         q, sd = self.space_.predict_matrix(Z, [p.ability for p in profiles])
         tokens = np.zeros(len(Z)) if input_tokens is None else np.asarray(input_tokens, dtype=float)
-        cost = np.column_stack([p.cost.predict(tokens) for p in profiles]) if profiles else np.zeros((len(Z), 0))
+        if profiles:
+            key = tuple(id(p.cost) for p in profiles)
+            cached = self.__dict__.get("_cost_cache")
+            if cached is None or cached[0] != key:
+                cached = (key, np.array([p.cost.intercept_usd for p in profiles]),
+                          np.array([p.cost.per_input_token_usd for p in profiles]), [p.cost for p in profiles])
+                self.__dict__["_cost_cache"] = cached
+            cost = cached[1][None, :] + tokens[:, None] * cached[2][None, :]
+        else:
+            cost = np.zeros((len(Z), 0))
         return Prediction(names, q, sd, cost)
 
 

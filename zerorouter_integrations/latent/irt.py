@@ -3,39 +3,55 @@
 Formulation
 -----------
 Every prompt ``i`` has latent coordinates ``θ_i ∈ R^k`` (``k = n_dims``, default 8) that describe
-*what kind of difficulty* it poses; every model ``m`` has an ability ``w_m = (a_m, b_m) ∈ R^{k+1}``.
-The probability that ``m`` answers ``i`` well is
+*what kind of difficulty* it poses; every model ``m`` has an ability. The probability that ``m``
+answers ``i`` well is
 
     P(y_im = 1) = σ(a_m · θ_i + b_m)                                                  (1)
 
 (scores in [0, 1], e.g. F1, are used as soft labels of the same Bernoulli likelihood).
 
-The space is *context-aware*: a linear predictor maps the prompt's features ``x_i`` (MiniLM
-embedding + cheap text features, standardized) to its coordinates, ``θ̂_i = W x_i + c``. Training
-fits everything jointly by maximum a posteriori (L-BFGS):
+**The space** is learned from many models at once and read off the text. A linear predictor maps the
+prompt's features ``x_i`` (MiniLM embedding + cheap text features, standardized) to coordinates
+``θ̂_i = W x_i + c``; training fits everything jointly by maximum a posteriori (L-BFGS):
 
     Σ_obs BCE(y_im, σ(a_m·θ_i + b_m)) + λ_θ/2 Σ_i ||θ_i − W x_i − c||² + λ_W/2 ||W||² + λ_a/2 Σ_m ||a_m||²
 
 so the latent directions are those that both explain many models' outcomes and can be read off the
-text. After the joint fit, ``W`` is refit by cross-validated ridge regression of ``θ`` on ``x``,
-and the out-of-fold residual covariance ``Σ_θ`` says how far a new prompt's true coordinates may sit
-from ``θ̂``.
+text. ``W`` is then refit by ridge regression of ``θ`` on ``x`` with the penalty chosen per dimension
+by 5-fold cross-validation.
+
+**Serve-time coordinates.** What the router knows about a new prompt is ``z(x) = [θ̂(x), φ(x)]``:
+the predicted coordinates plus, with ``local_clusters = K > 0`` (default 32), the one-hot K-means
+cluster ``φ`` of the prompt's features. Abilities ``w_m = [a_m, u_m, b_m]`` live on these
+coordinates,
+
+    P(y = 1 | x, m) = σ(a_m · θ̂(x) + u_m · φ(x) + b_m),                              (2)
+
+and are estimated by Bayesian logistic regression on the *out-of-fold* ``θ̂`` of the training prompts
+(``ability_coords="predicted"``), so a training prompt carries the same coordinate error as a prompt
+seen at serve time and the fit is calibrated for it. The per-cluster offsets ``u_m`` (prior
+``N(0, σ_u²)``, ``σ_u`` by empirical Bayes over the known models) hold what the low-rank space cannot
+express about one model, e.g. a model that fails one task's answer format. Anchors, onboarding,
+online feedback and prediction then all use the same coordinates. (``ability_coords="fitted"``
+instead estimates ``(a_m, b_m)`` on the fitted ``θ`` and integrates the out-of-fold residual
+covariance ``Σ_θ`` of ``θ − θ̂`` into predictions; it uses anchors more efficiently when (1) holds
+exactly but is miscalibrated when it does not; see ``benchmarks/quality.py``.)
 
 Why this formulation: (1) is model-agnostic (the space is learned from *many* models and no single
-one defines it), a new model is a point ``w`` in a (k+1)-dimensional space, estimable from ~100
-anchors, and the Gaussian posterior of ``w`` gives calibrated uncertainty. With ``θ = Wx`` the whole
-router is a low-rank logistic regression on the prompt features, which is as accurate as a per-model
-logistic regression on the known models while needing k+1 instead of d+1 numbers per new model.
+one defines it); a new model is a point ``w`` in a (k+K+1)-dimensional space estimable from ~100
+anchors, and the Gaussian posterior of ``w`` gives calibrated uncertainty.
 
 Onboarding a new model (``fit_ability``) is Bayesian logistic regression of its anchor scores on
-``[θ_i, 1]`` with the *population prior* ``N(μ_pop, Σ_pop)`` (mean and Ledoit-Wolf covariance of the
+``[z_i, 1]`` with the *population prior* ``N(μ_pop, Σ_pop)`` (mean and Ledoit-Wolf covariance of the
 known models' abilities): with 10 anchors the estimate stays near a typical model of the pool instead
 of jumping to "solves everything"; with 100 the data dominate. The posterior covariance comes from the
-Laplace approximation.
+Laplace approximation. Anchors are chosen by a greedy V-optimal design (``select_anchors``): each
+one most reduces the expected posterior variance of the logit over the serve-time coordinates of
+real prompts.
 
-Prediction for a prompt at ``θ̂`` integrates both uncertainties, the ability posterior ``Σ_w`` and
-the coordinate residual ``Σ_θ``, into the logit variance ``v = z^T Σ_w z + a^T Σ_θ a`` (``z = [θ̂, 1]``)
-and uses the probit approximation ``p = σ(μ / sqrt(1 + π v / 8))``.
+Prediction integrates the ability posterior ``Σ_w`` (and, in ``"fitted"`` mode, ``Σ_θ``) into the
+logit variance ``v = z^T Σ_w z (+ a^T Σ_θ a)`` (``z = [θ̂, φ, 1]``) and uses the probit approximation
+``p = σ(μ / sqrt(1 + π v / 8))``.
 """
 
 from __future__ import annotations
@@ -122,12 +138,6 @@ class IRTSpace(LatentSpace):
         ``K > 0`` appends a one-hot K-means cluster of the prompt features to the coordinates, and each
         ability gets a per-cluster logit offset ``u_m`` (prior ``N(0, σ_u²)``, ``σ_u`` by empirical
         Bayes over the known models): what the low-rank space cannot express about one model.
-    onboard_prior : {"gaussian", "mixture"}, default="gaussian"
-        Prior of a new model's ability: the population Gaussian, or a mixture of narrow Gaussians
-        around each known model plus the population Gaussian (``mixture_tau``, ``mixture_novel``).
-    mixture_tau, mixture_novel : float
-        Width (fraction of the population covariance) of the mixture's known-model components, and the
-        prior weight of the "like none of them" component.
     anchor_method : {"dopt", "vopt", "kcenter", "random"}, default="dopt"
         How :meth:`select_anchors` picks anchors (see there).
     ridge_alphas : sequence of float
@@ -158,7 +168,6 @@ class IRTSpace(LatentSpace):
     def __init__(self, *, n_dims: int = 8, theta_reg: float = 1.0, weight_reg: float = 10.0,
                  ability_reg: float = 0.1, prior_scale: float = 1.0, max_iter: int = 400, seed: int = 0,
                  coords: str = "free", ability_coords: str = "fitted", local_clusters: int = 0,
-                 onboard_prior: str = "gaussian", mixture_tau: float = 0.1, mixture_novel: float = 0.2,
                  anchor_method: str = "dopt", ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 1000.0)):
         self.n_dims = n_dims
         self.theta_reg = theta_reg
@@ -170,9 +179,6 @@ class IRTSpace(LatentSpace):
         self.coords = coords
         self.ability_coords = ability_coords
         self.local_clusters = local_clusters
-        self.onboard_prior = onboard_prior
-        self.mixture_tau = mixture_tau
-        self.mixture_novel = mixture_novel
         self.anchor_method = anchor_method
         self.ridge_alphas = ridge_alphas
 
@@ -266,7 +272,6 @@ class IRTSpace(LatentSpace):
         if not isinstance(self.n_dims, int) or self.n_dims < 1:
             raise ValueError(f"n_dims must be a positive int, got {self.n_dims!r}")
         for name, allowed in (("coords", ("free", "linear")), ("ability_coords", ("fitted", "predicted")),
-                              ("onboard_prior", ("gaussian", "mixture")),
                               ("anchor_method", ("dopt", "vopt", "kcenter", "random"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -413,45 +418,8 @@ class IRTSpace(LatentSpace):
         if len(y) == 0:
             return Ability("irt", {"w": self.prior_mean_.copy(), "cov": prior_cov}, n_obs=0)
         Zb = np.column_stack([Z, np.ones(len(Z))])
-        if self.onboard_prior == "mixture":
-            w, cov = self._mixture_posterior(Zb, y)
-        else:
-            w, cov = bayes_logistic(Zb, y, self.prior_mean_, prec)
+        w, cov = bayes_logistic(Zb, y, self.prior_mean_, prec)
         return Ability("irt", {"w": w, "cov": cov}, n_obs=int(len(y)))
-
-    def _mixture_posterior(self, Zb: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior of ``w`` under a mixture prior: "like one of the known models" or "like none of them".
-
-        Components: ``N(w_j, τ Σ_pop)`` around each known model's ability (weight ``(1 − π₀)/m`` each) and
-        the population prior ``N(μ_pop, s Σ_pop)`` (weight ``π₀``). Each component's posterior and evidence
-        come from the Laplace approximation; the mixture posterior is moment-matched to one Gaussian.
-        """
-        prior_cov = self.prior_cov_ * float(self.prior_scale)
-        comps = [(a.array("w"), self.prior_cov_ * float(self.mixture_tau)) for a in self.abilities_.values()]
-        comps.append((self.prior_mean_, prior_cov))
-        n_known = len(comps) - 1
-        pi0 = float(self.mixture_novel)
-        log_w = np.r_[np.full(n_known, np.log((1 - pi0) / max(n_known, 1))), np.log(pi0)]
-        means, covs, log_ev = [], [], []
-        for (mu, cov0), lw in zip(comps, log_w):
-            prec = np.linalg.inv(cov0)
-            w, cov = bayes_logistic(Zb, y, mu, prec)
-            s = Zb @ w
-            nll = float(np.sum(np.logaddexp(0.0, s) - y * s))
-            dlt = w - mu
-            ev = (-nll - 0.5 * dlt @ prec @ dlt - 0.5 * np.linalg.slogdet(cov0)[1]
-                  + 0.5 * np.linalg.slogdet(cov)[1])
-            means.append(w)
-            covs.append(cov)
-            log_ev.append(ev + lw)
-        log_ev = np.asarray(log_ev)
-        r = np.exp(log_ev - log_ev.max())
-        r /= r.sum()
-        means_a = np.asarray(means)
-        mean = r @ means_a
-        diff = means_a - mean
-        cov = np.einsum("j,jab->ab", r, np.asarray(covs)) + (diff * r[:, None]).T @ diff
-        return mean, cov
 
     def _theta_var(self, w: np.ndarray) -> float:
         a = w[: self.n_dims]
@@ -471,12 +439,30 @@ class IRTSpace(LatentSpace):
         if not abilities:
             return np.zeros((len(Z), 0)), np.zeros((len(Z), 0))
         Zb = np.column_stack([Z, np.ones(len(Z))])
-        Wm = np.column_stack([a.array("w") for a in abilities])  # (p, m)
+        Wm, covs, v_theta = self._stacked(abilities)
         mu = Zb @ Wm
-        v_w = np.column_stack([np.einsum("ij,jk,ik->i", Zb, a.array("cov"), Zb) for a in abilities])
-        v_theta = np.array([self._theta_var(a.array("w")) for a in abilities])
+        v_w = ((Zb[None, :, :] @ covs) * Zb[None, :, :]).sum(axis=2).T  # z^T Σ_m z for every (prompt, model)
         p = expit(mu / np.sqrt(1.0 + np.pi * (v_w + v_theta) / 8.0))
         return p, _epistemic_sd(p, v_w)
+
+    def _stacked(self, abilities: Sequence[Ability]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Abilities stacked for vectorized prediction, cached until an ability's arrays are replaced."""
+        key = tuple((id(a.params["w"]), id(a.params["cov"])) for a in abilities)
+        cache = self.__dict__.get("_stack_cache")
+        if cache is None or cache[0] != key:
+            arrays = [(a.array("w"), a.array("cov")) for a in abilities]  # converts lists in place
+            key = tuple((id(w), id(c)) for w, c in arrays)
+            Wm = np.column_stack([w for w, _ in arrays])  # (p, m)
+            covs = np.stack([c for _, c in arrays])  # (m, p, p)
+            v_theta = np.array([self._theta_var(w) for w, _ in arrays])
+            cache = (key, Wm, covs, v_theta, arrays)  # holding the arrays keeps their ids unique
+            self.__dict__["_stack_cache"] = cache
+        return cache[1], cache[2], cache[3]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_stack_cache", None)
+        return state
 
     def select_anchors(self, Z: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
         """Anchors that pin down a new model's ability, among candidates at training coordinates ``Z``.
