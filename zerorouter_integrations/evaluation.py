@@ -189,17 +189,24 @@ class EvaluationReport:
         for name, r in self.routers.items():
             out.append({"router": name, "audc": r.audc, "qnc": r.qnc, "cost_at_95": r.cost_at_95, "apgr": r.apgr,
                         "best_quality": r.best_quality})
-        out.append({"router": f"best single ({bs['model']})", "audc": None, "qnc": 1.0, "cost_at_95": None,
-                    "apgr": None, "best_quality": bs["quality"]})
-        out.append({"router": "random mix", "audc": refs["random_mix_audc"], "qnc": 1.0, "cost_at_95": None,
+        na = "–"
+        out.append({"router": f"best single ({bs['model']})", "audc": na, "qnc": 1.0, "cost_at_95": 1.0,
+                    "apgr": 1.0, "best_quality": bs["quality"]})
+        out.append({"router": "random mix", "audc": refs["random_mix_audc"], "qnc": 1.0,
+                    "cost_at_95": cost_to_reach(Curve(points=np.asarray(refs["random_mix"]["curve"]),
+                                                      hull=upper_hull(np.asarray(refs["random_mix"]["curve"]))),
+                                                0.95 * bs["quality"]) / bs["cost"] if bs["cost"] > 0 else na,
                     "apgr": 0.5, "best_quality": bs["quality"]})
         out.append({"router": "oracle", "audc": refs["oracle_audc"],
-                    "qnc": cost_to_reach(self.oracle_curve, bs["quality"]) / bs["cost"] if bs["cost"] > 0 else None,
-                    "cost_at_95": None, "apgr": None, "best_quality": refs["oracle"]["quality"]})
+                    "qnc": cost_to_reach(self.oracle_curve, bs["quality"]) / bs["cost"] if bs["cost"] > 0 else na,
+                    "cost_at_95": cost_to_reach(self.oracle_curve, 0.95 * bs["quality"]) / bs["cost"]
+                    if bs["cost"] > 0 else na, "apgr": na, "best_quality": refs["oracle"]["quality"]})
         return out
 
     def to_markdown(self) -> str:
         def fmt(v: Any, pct: bool = False) -> str:
+            if isinstance(v, str):
+                return v
             if v is None:
                 return "never" if not pct else "–"
             return f"{100 * v:.1f}" if pct else f"{v:.3f}"
@@ -228,7 +235,7 @@ class EvaluationReport:
         w = csv.DictWriter(buf, fieldnames=["router", "audc", "qnc", "cost_at_95", "apgr", "best_quality"])
         w.writeheader()
         for r in self.rows():
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+            w.writerow({k: ("" if v is None or v == "–" else v) for k, v in r.items()})
         return buf.getvalue()
 
     def plot(self, path: str | Path) -> Path:

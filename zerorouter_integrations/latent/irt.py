@@ -130,17 +130,17 @@ class IRTSpace(LatentSpace):
     coords : {"free", "linear"}, default="free"
         ``"free"``: training coordinates are free parameters tied to ``W x + c`` (the formulation
         above); ``"linear"``: they are exactly ``W x + c`` (a reduced-rank logistic regression).
-    ability_coords : {"fitted", "predicted"}, default="fitted"
-        Coordinates the abilities are estimated on: the fitted ``θ`` of the training prompts (the
-        coordinate residual then enters predictions through ``Σ_θ``), or their out-of-fold
-        predictions ``θ̂`` (what a prompt gets at serve time; ``Σ_θ`` is then part of the fit).
-    local_clusters : int, default=0
+    ability_coords : {"predicted", "fitted"}, default="predicted"
+        Coordinates the abilities are estimated on: the out-of-fold predictions ``θ̂`` of the training
+        prompts (what a prompt gets at serve time, so the coordinate error is part of the fit), or
+        their fitted ``θ`` (the coordinate residual then enters predictions through ``Σ_θ``).
+    local_clusters : int, default=32
         ``K > 0`` appends a one-hot K-means cluster of the prompt features to the coordinates, and each
         ability gets a per-cluster logit offset ``u_m`` (prior ``N(0, σ_u²)``, ``σ_u`` by empirical
         Bayes over the known models): what the low-rank space cannot express about one model.
-    anchor_method : {"dopt", "vopt", "kcenter", "random"}, default="dopt"
+    anchor_method : {"vopt", "dopt", "kcenter", "random"}, default="vopt"
         How :meth:`select_anchors` picks anchors (see there).
-    ridge_alphas : sequence of float
+    ridge_alphas : sequence of float, default=(1, 10, 100, 300, 1000, 3000, 10000)
         Grid of the cross-validated ridge penalty of the coordinate predictor (chosen per dimension).
 
     Attributes
@@ -152,11 +152,17 @@ class IRTSpace(LatentSpace):
     x_mean_, x_scale_ : ndarray
         Feature standardization.
     theta_cov_ : ndarray of shape (k, k)
-        Out-of-fold covariance of ``θ − θ̂``.
+        Covariance of ``θ − θ̂`` added to predictions: the out-of-fold residual covariance in
+        ``"fitted"`` mode, zero in ``"predicted"`` mode (the abilities already absorb it).
+    predictor_alpha_ : ndarray of shape (k,)
+        Ridge penalty chosen for each coordinate.
+    local_sd_ : float
+        ``σ_u``, the prior SD of the per-cluster offsets (0 without local clusters).
     prior_mean_, prior_cov_ : ndarray
         Population prior of abilities (from the known models).
     train_Z_ : ndarray of shape (n_train, k + K)
-        Coordinates of the training prompts the abilities were estimated on.
+        Coordinates of the training prompts the abilities were estimated on (what
+        :meth:`training_coordinates` returns, e.g. for anchors).
     centers_ : ndarray of shape (K, d) or None
         Cluster centres (standardized features) when ``local_clusters > 0``.
     target_moment_ : ndarray
@@ -167,8 +173,9 @@ class IRTSpace(LatentSpace):
 
     def __init__(self, *, n_dims: int = 8, theta_reg: float = 1.0, weight_reg: float = 10.0,
                  ability_reg: float = 0.1, prior_scale: float = 1.0, max_iter: int = 400, seed: int = 0,
-                 coords: str = "free", ability_coords: str = "fitted", local_clusters: int = 0,
-                 anchor_method: str = "dopt", ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 1000.0)):
+                 coords: str = "free", ability_coords: str = "predicted", local_clusters: int = 32,
+                 anchor_method: str = "vopt",
+                 ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)):
         self.n_dims = n_dims
         self.theta_reg = theta_reg
         self.weight_reg = weight_reg
@@ -237,7 +244,8 @@ class IRTSpace(LatentSpace):
         self.abilities_ = {}
         refit = self.ability_coords == "predicted" or Z.shape[1] > k
         if refit:
-            W_all, covs, self.local_sd_ = self._fit_known(Z, Yf, M, W_all)
+            W_all, covs, sd_u = self._fit_known(Z, Yf, M, W_all)
+            self.local_sd_ = sd_u if Z.shape[1] > k else 0.0
         else:
             self.local_sd_ = 0.0
             Zb = np.column_stack([Z, np.ones(n)])
