@@ -193,6 +193,15 @@ class IRTSpace(LatentSpace):
     def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "IRTSpace":
         X, Y = validate_xy(X, Y, models)
         self._check_params()
+        from threadpoolctl import threadpool_limits
+
+        # The fit is made of many small linear-algebra calls (L-BFGS on ~10^4 numbers, Newton steps on
+        # 40-dimensional abilities): BLAS threads only add synchronization, and on a busy machine they
+        # make it an order of magnitude slower.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, Y, models)
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "IRTSpace":
         n, d = X.shape
         m = Y.shape[1]
         k = self.n_dims
@@ -202,16 +211,11 @@ class IRTSpace(LatentSpace):
         Yf, M, n_obs = _bce_grad_setup(Y)
         theta0, W0, c0, A0, b0 = self._init(Xs, Y, M)
 
-        from threadpoolctl import threadpool_limits
-
-        # L-BFGS works on vectors of ~10^4 numbers: BLAS threads only add synchronization, and on a busy
-        # machine they make the fit an order of magnitude slower.
-        with threadpool_limits(limits=1, user_api="blas"):
-            if self.coords == "free":
-                theta, W, c, A, b = self._fit_free(Xs, Yf, M, n_obs, theta0, W0, c0, A0, b0)
-            else:
-                W, c, A, b = self._fit_linear(Xs, Yf, M, n_obs, W0, c0, A0, b0)
-                theta = Xs @ W + c
+        if self.coords == "free":
+            theta, W, c, A, b = self._fit_free(Xs, Yf, M, n_obs, theta0, W0, c0, A0, b0)
+        else:
+            W, c, A, b = self._fit_linear(Xs, Yf, M, n_obs, W0, c0, A0, b0)
+            theta = Xs @ W + c
         self.models_ = list(models)
 
         if self.coords == "free":
@@ -497,21 +501,25 @@ class IRTSpace(LatentSpace):
             return greedy_kcenter(Z, k, seed=seed)
         Zb = np.column_stack([Z, np.ones(n)])
         Wm = np.column_stack([a.array("w") for a in self.abilities_.values()])
-        if self.anchor_method == "vopt" and Wm.shape[1] > 8:  # a spread of typical models is enough
+        vopt = self.anchor_method == "vopt" and getattr(self, "target_moment_", None) is not None
+        if vopt and Wm.shape[1] > 8:  # a spread of typical models is enough for the design
             order = np.argsort(Wm[-1])
             Wm = Wm[:, order[np.linspace(0, len(order) - 1, 8).round().astype(int)]]
-        P = expit(Zb @ Wm)
-        info = P * (1 - P)  # (n, m) Fisher weights
-        Minv = np.repeat(self.prior_cov_[None], Wm.shape[1], axis=0)  # (m, p, p) posterior covariances
-        S = getattr(self, "target_moment_", None)
+        info = expit(Zb @ Wm)
+        info *= 1 - info  # (n, m) Fisher weights
+        n_m = Wm.shape[1]
+        S = self.target_moment_ if vopt else None
+        # Every model starts from the population prior; rank-one updates keep, for each candidate z,
+        # q = zᵀ Σ_m z and (V-optimal) r = zᵀ Σ_m S Σ_m z current in O(n p) per pick and model.
+        Sig = np.repeat(self.prior_cov_[None], n_m, axis=0)
+        U0 = Zb @ self.prior_cov_
+        q = np.repeat((U0 * Zb).sum(axis=1)[:, None], n_m, axis=1)  # (n, m)
+        r = np.repeat(((U0 @ S) * U0).sum(axis=1)[:, None], n_m, axis=1) if vopt else None
         chosen: list[int] = []
         available = np.ones(n, dtype=bool)
         jitter = 1e-9 * np.random.default_rng(seed).random(n)
         for _ in range(k):
-            U = np.matmul(Zb[None], Minv)  # (m, n, p): Σ_m z
-            q = (U * Zb[None]).sum(axis=2).T  # (n, m): zᵀ Σ_m z
-            if self.anchor_method == "vopt" and S is not None:
-                r = (np.matmul(U, S) * U).sum(axis=2).T  # zᵀ Σ_m S Σ_m z
+            if vopt:
                 gain = (info * r / (1.0 + info * q)).mean(axis=1) + jitter
             else:
                 gain = np.log1p(info * q).mean(axis=1) + jitter
@@ -520,9 +528,16 @@ class IRTSpace(LatentSpace):
             chosen.append(i)
             available[i] = False
             z = Zb[i]
-            for j in range(Minv.shape[0]):
-                u = Minv[j] @ z
-                Minv[j] -= info[i, j] * np.outer(u, u) / (1.0 + info[i, j] * (z @ u))
+            for j in range(n_m):
+                u = Sig[j] @ z
+                c = info[i, j] / (1.0 + info[i, j] * (z @ u))
+                g = Zb @ u
+                if vopt:
+                    Su = S @ u
+                    h = Zb @ (Sig[j] @ Su)
+                    r[:, j] -= 2.0 * c * h * g - c * c * float(u @ Su) * g * g
+                q[:, j] -= c * g * g
+                Sig[j] -= c * np.outer(u, u)
         return np.asarray(chosen)
 
 
