@@ -47,9 +47,11 @@ are picked by each of the IRT space's methods (``dopt``: greedy D-optimal design
 V-optimal design for the serve-time logit; ``kcenter``: farthest-point cover; ``random``: uniform),
 mean ± sd over anchor seeds (only ``random`` and tie-breaking depend on the seed).
 
-Feature table: zerorouter's (and the other routers') AUDC on split 0 with the prompt features
-switched: the embedding alone, embedding + cheap text features
-(:func:`~zerorouter_integrations.features.text_features`), and the default featurizer.
+Feature table: every router's AUDC on the first split with the prompt features switched: the
+embedding alone; the default (embedding + cheap text features,
+:func:`~zerorouter_integrations.features.text_features`); and the default plus an embedding of the
+prompt's last 400 characters (MiniLM reads only the first 128 tokens, and a few-shot prompt puts its
+question at the end).
 
 Figures (``benchmarks/out/``): ``quality_<table>.png`` (deferral curves, split 0) and
 ``anchors.png`` (AUDC against the number of anchors).
@@ -103,6 +105,7 @@ DATA = Path(os.environ.get("ZEROROUTER_DATA", "/work/shared/data"))
 OUT = Path(__file__).resolve().parent / "out"
 #: Held-out ("new") models per split, by table.
 N_NEW = {"zeroeval": 3, "routerbench_subset": 2, "llmrouter_ulab": 2}
+FEATURE_VARIANTS = ("embedding", "default", "head+tail")
 ROUTER_NAMES = ("zerorouter", "unirouter-kmeans", "unirouter-learned-map", "knn", "logreg")
 REFERENCE = "zerorouter"
 _PREFIX = "bench:"
@@ -116,11 +119,13 @@ def table_embeddings(table: RoutingTable, encoder: Any, texts: Sequence[str] | N
     return np.asarray(encoder.encode(list(table.texts() if texts is None else texts), show_progress=False))
 
 
-def make_features(table: RoutingTable, encoder: Any, *, variant: str = "default") -> np.ndarray:
+def make_features(table: RoutingTable, encoder: Any, *, variant: str = "default", tail_chars: int = 400) -> np.ndarray:
     """Feature matrix of every prompt in table order.
 
-    ``variant``: ``"default"`` (the package's :class:`PromptFeaturizer` defaults), ``"embedding"``
-    (embedding only), ``"embedding+text"`` (embedding and cheap text features, head only).
+    ``variant``: ``"default"`` (the package's :class:`PromptFeaturizer`: embedding of the prompt's
+    first 128 tokens + cheap text features), ``"embedding"`` (embedding only), ``"head+tail"`` (the
+    default plus the embedding of the last ``tail_chars`` characters, which hold the question of a
+    long few-shot prompt).
     """
     texts = table.texts()
     if variant == "default":
@@ -128,9 +133,11 @@ def make_features(table: RoutingTable, encoder: Any, *, variant: str = "default"
     emb = table_embeddings(table, encoder)
     if variant == "embedding":
         return PromptFeaturizer(encoder, use_text_features=False).transform(texts, emb)
-    if variant == "embedding+text":
-        return PromptFeaturizer(encoder, use_text_features=True).transform(texts, emb)
-    raise ValueError(f"unknown feature variant {variant!r}; expected 'default', 'embedding' or 'embedding+text'")
+    if variant == "head+tail":
+        tail = table_embeddings(table, encoder, [t[-tail_chars:] for t in texts])
+        X = PromptFeaturizer(encoder).transform(texts, emb)
+        return np.hstack([X[:, : emb.shape[1]], tail, X[:, emb.shape[1]:]])
+    raise ValueError(f"unknown feature variant {variant!r}; expected 'default', 'embedding' or 'head+tail'")
 
 
 def pool_eligible(table: RoutingTable) -> list[str]:
@@ -492,8 +499,8 @@ def main(argv: list[str] | None = None) -> int:
             method_results[tname] = anchor_methods(runs, anchor_seeds=range(args.anchor_seeds))
         if not args.no_features_table:
             feature_rows[tname] = {}
-            for variant in ("embedding", "embedding+text", "default"):
-                if variant == "default":  # split 0 with the default features is runs[0]
+            for variant in FEATURE_VARIANTS:
+                if variant == "default":  # the first split with the default features is runs[0]
                     run = runs[0]
                 else:
                     run = run_split(table, make_splits(table, 1, N_NEW.get(tname, 2), first_seed=args.first_seed)[0],
@@ -509,14 +516,15 @@ def main(argv: list[str] | None = None) -> int:
         print("## Anchor selection: zerorouter AUDC (%) by method and anchors (mean ± sd over anchor seeds)\n")
         print(method_table(method_results))
     if feature_rows:
-        print("## Prompt features: AUDC (%) on split 0\n")
-        variants = ("embedding", "embedding+text", "default")
+        print(f"## Prompt features: AUDC (%) on split {args.first_seed}\n")
+        heads = {"embedding": "embedding only", "default": "embedding + text features (default)",
+                 "head+tail": "+ embedding of the last 400 chars"}
         for tname, rows in feature_rows.items():
             print(f"`{tname}`\n")
-            print("| router | " + " | ".join(variants) + " |")
-            print("| --- |" + " ---: |" * len(variants))
+            print("| router | " + " | ".join(heads[v] for v in FEATURE_VARIANTS) + " |")
+            print("| --- |" + " ---: |" * len(FEATURE_VARIANTS))
             for r in rows["default"]:
-                print(f"| {r} | " + " | ".join(f"{100 * rows[v][r]:.1f}" for v in variants) + " |")
+                print(f"| {r} | " + " | ".join(f"{100 * rows[v][r]:.1f}" for v in FEATURE_VARIANTS) + " |")
             print()
     print(f"total {time.perf_counter() - t_start:.0f} s; figures in {out_dir}")
     return 0
