@@ -7,7 +7,9 @@ For each backend × ``max_seq_length`` this prints
 * batch throughput (``encode`` of all prompts, batch 32, prompts/s, best of ``--repeat``),
 * cosine agreement with the torch backend at the same length (min / mean over the prompts),
 * what truncation costs: the share of prompts longer than the limit, and the mean cosine of the
-  embedding to the same backend's 256-token embedding.
+  embedding to the same backend's 256-token embedding,
+* one forward pass by input length (synthetic 16…256-token inputs): the cleanest view of cost per
+  token, free of the prompt-length mix.
 
 Each configuration runs alone in a fresh process (so no other backend's thread pool competes
 with it); the whole sweep runs ``--rounds`` times in alternating order and each figure is the best
@@ -204,11 +206,34 @@ def measure(variant: str, length: int, threads: int, n: int, repeat: int, out_np
             "rate": len(prompts) / best}
 
 
-def run_measure(variant: str, length: int, threads: int, n: int, repeat: int, out_npz: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", json.dumps([variant, length, threads, n, repeat, out_npz])]
+def measure_by_length(variant: str, threads: int, reps: int = 25) -> dict:
+    """Median ms of one forward pass for synthetic inputs of 16…256 tokens (no truncation effects)."""
+    enc = QueryEncoder(backend="torch" if variant == "torch" else "onnx", max_seq_length=256,
+                       cache_size=0, num_threads=threads or None, show_progress=False)
+    if variant.startswith("int8"):
+        enc = make_int8(enc, variant)
+    enc.warmup()
+    words = ("the quick brown fox jumps over the lazy dog " * 40).split()
+    out = {}
+    for n_tokens in (16, 32, 64, 128, 256):
+        text = " ".join(words[: n_tokens - 2])  # one token per word, plus [CLS] and [SEP]
+        for _ in range(3):
+            enc.encode_one(text)
+        lat = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            enc.encode_one(text)
+            lat.append((time.perf_counter() - t0) * 1000)
+        out[str(n_tokens)] = statistics.median(lat)
+    return out
+
+
+def run_measure(*spec: object) -> dict:
+    """Run :func:`measure` (or ``"by-length"``, :func:`measure_by_length`) in a fresh process."""
+    cmd = [sys.executable, __file__, "--worker", json.dumps(spec)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"worker {variant} L={length} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"worker {spec} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -230,7 +255,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(measure(*json.loads(args.worker))))
+        spec = json.loads(args.worker)
+        print(json.dumps(measure_by_length(*spec[1:]) if spec[0] == "by-length" else measure(*spec)))
         return
     if args.quality_only:
         knn_quality(sorted(args.lengths), args.quality or 600)
@@ -279,6 +305,16 @@ def main() -> None:
         print(f"{v:10s} {t or cores:3d} {L:7d} {100 * float((n_tokens > L).mean()):6.1f} {r['p50']:7.2f} "
               f"{r['p99']:7.2f} {r['min']:6.2f} {r['rate']:9.1f} {cos.min():11.5f}/{cos.mean():.5f} "
               f"{trunc_cos:11.4f}")
+
+    print("\nOne forward pass by input length (median ms of 25; synthetic text, max_seq_length=256)")
+    print(f"{'backend':10s} {'thr':>3s} " + " ".join(f"{str(n) + ' tok':>8s}" for n in (16, 32, 64, 128, 256)))
+    for t in args.threads:
+        for v in variants:
+            best: dict[str, float] = {}
+            for _ in range(args.rounds):
+                r = run_measure("by-length", v, t)
+                best = {k: min(best.get(k, float("inf")), x) for k, x in r.items()}
+            print(f"{v:10s} {t or cores:3d} " + " ".join(f"{best[k]:8.2f}" for k in ("16", "32", "64", "128", "256")))
 
     enc = QueryEncoder(backend="onnx" if "onnx" in variants else "torch", max_seq_length=128)
     enc.encode_one(prompts[0])

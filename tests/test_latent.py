@@ -165,3 +165,66 @@ def test_artifact_save_load_round_trip_and_atomicity(tmp_path, small_table, smal
     (tmp_path / "junk.json.gz").write_bytes(b"not gzip")
     with pytest.raises(SchemaError, match="not a router artifact"):
         RouterArtifact.load(tmp_path / "junk.json.gz")
+
+
+def test_stacked_prediction_matches_per_model_prediction(small_table, small_features):
+    """The vectorized paths (one-hot local clusters, one prompt or many; dense coordinates) agree
+    with ``predict`` of each ability on its own."""
+    pred = _fit("zerorouter", small_features, small_table)
+    space = pred.space_
+    abilities = [p.ability for p in pred.profiles_.values()]
+    stacked = space.stack_abilities(abilities)
+    Z = space.transform(small_features[:40])
+    assert space.local_clusters and np.all(Z[:, space.n_dims:].sum(axis=1) == 1.0)  # one-hot local part
+    dense = Z.copy()
+    dense[:, space.n_dims:] *= 0.9  # not one-hot: the general path
+    for coords in (Z, Z[:1], Z[7:8], dense):
+        q, sd = space.predict_stacked(coords, stacked)
+        q_ref = np.column_stack([space.predict(coords, a)[0] for a in abilities])
+        sd_ref = np.column_stack([space.predict(coords, a)[1] for a in abilities])
+        np.testing.assert_allclose(q, q_ref, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(sd, sd_ref, rtol=0, atol=1e-12)
+
+
+def test_transform_matches_the_standardized_formulation(small_table, small_features):
+    """``transform`` folds the standardization into one product; it equals θ̂ = x̃ W + c and the
+    nearest centre of x̃ = (x − mean) / scale."""
+    space = _fit("zerorouter", small_features, small_table).space_
+    X = small_features[:60]
+    Xs = (X - space.x_mean_) / space.x_scale_
+    Z = space.transform(X)
+    k = space.n_dims
+    np.testing.assert_allclose(Z[:, :k], Xs @ space.W_ + space.c_, rtol=0, atol=1e-10)
+    nearest = ((Xs[:, None, :] - space.centers_[None]) ** 2).sum(axis=2).argmin(axis=1)
+    np.testing.assert_array_equal(Z[:, k:].argmax(axis=1), nearest)
+
+
+def test_predictor_sees_every_change_of_the_pool(small_table, small_features):
+    """Predictions are served from a stacked copy of the pool; replacing an ability or cost model,
+    onboarding, deleting a profile, or assigning a plain dict must all show up at once."""
+    from zerorouter_integrations.latent.base import Ability
+    from zerorouter_integrations.profiles import CostModel
+
+    pred = _fit("zerorouter", small_features, small_table)
+    Z = pred.transform(small_features[:5])
+    first = pred.predict(Z=Z, input_tokens=np.full(5, 100.0))
+    name = pred.models[0]
+    p = pred.profiles_[name]
+    w = p.ability.array("w").copy()
+    w[-1] += 3.0  # a much better model
+    p.ability = Ability(p.ability.kind, {**p.ability.params, "w": w}, n_obs=p.ability.n_obs)
+    after = pred.predict(Z=Z, input_tokens=np.full(5, 100.0))
+    assert np.all(after.quality[:, 0] > first.quality[:, 0])
+    np.testing.assert_array_equal(after.quality[:, 1:], first.quality[:, 1:])
+    p.cost = CostModel(intercept_usd=1.0, per_input_token_usd=0.01)
+    assert pred.predict(Z=Z, input_tokens=np.full(5, 100.0)).cost_usd[0, 0] == pytest.approx(2.0)
+    subset = pred.predict(Z=Z, models=[pred.models[2], name])
+    assert subset.models == [pred.models[2], name] and subset.cost_usd[0, 1] == pytest.approx(1.0)
+    pred.profiles_.pop(pred.models[1])
+    assert pred.predict(Z=Z).quality.shape[1] == len(pred.models) == len(first.models) - 1
+    pred.profiles_ = {n: pred.profiles_[n] for n in pred.models[:3]}  # a plain dict
+    assert pred.predict(Z=Z).models == pred.models[:3]
+    del pred.profiles_[pred.models[0]]
+    assert pred.predict(Z=Z).quality.shape[1] == 2
+    clone = pickle.loads(pickle.dumps(pred))
+    np.testing.assert_array_equal(clone.predict(Z=Z).quality, pred.predict(Z=Z).quality)

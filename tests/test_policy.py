@@ -279,3 +279,26 @@ def test_parameter_validation_and_sklearn_conventions():
     assert np.array_equal(clone.choose(Q, C), p.choose(Q, C))
     with pytest.raises(ValueError, match="fitted on 4"):
         p.choose(Q[:, :3], C[:, :3])
+
+
+def test_unmasked_fast_path_matches_the_masked_path_and_keeps_the_errors():
+    """``choose`` without a mask takes a lean path; it must choose exactly as the general one."""
+    Q, C, _ = synthetic(400, 12, seed=7)
+    rows = np.arange(len(Q))
+    target = 0.5 * (Q[rows, C.argmin(axis=1)].mean() + Q.max(axis=1).mean())
+    p = Policy(quality_target=target).fit(Q, C)
+    assert p.lam_alt_ is not None and 0 < p.mix_ < 1  # a mixed calibration: both sides are exercised
+    everything = np.ones(Q.shape, dtype=bool)
+    np.testing.assert_array_equal(p.choose(Q, C), p.choose(Q, C, mask=everything))
+    keys = [f"k{i}" for i in rows]
+    np.testing.assert_array_equal(p.choose(Q, C, keys=keys), p.choose(Q, C, mask=everything, keys=keys))
+    for i in range(0, 400, 37):  # one prompt at a time, as a router calls it
+        assert p.choose(Q[i:i + 1], C[i:i + 1])[0] == p.choose(Q, C)[i]
+    bad = C.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="non-finite prediction at prompt 3, model 2"):
+        p.choose(Q, bad)
+    with pytest.raises(ValueError, match="must be ≥ 0"):
+        p.choose(Q, -C)
+    with pytest.raises(ValueError, match="keys has 2 entries"):
+        p.choose(Q, C, keys=["a", "b"])

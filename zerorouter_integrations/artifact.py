@@ -20,7 +20,7 @@ from zerorouter_integrations._io import atomic_write_bytes
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.latent.base import Ability, LatentSpace
 from zerorouter_integrations.predictor import QualityPredictor
-from zerorouter_integrations.profiles import ModelProfile
+from zerorouter_integrations.profiles import ModelProfile, ProfileDict
 
 __all__ = ["AnchorSet", "RouterArtifact", "space_to_dict", "space_from_dict", "DEFAULT_ARTIFACT"]
 
@@ -175,7 +175,7 @@ class RouterArtifact:
         space = space_from_dict(d["space"])
         pred = QualityPredictor(space)
         pred.space_ = space
-        pred.profiles_ = {p["name"]: ModelProfile.from_dict(p) for p in d["profiles"]}
+        pred.profiles_ = ProfileDict((p["name"], ModelProfile.from_dict(p)) for p in d["profiles"])
         return cls(
             predictor=pred,
             anchors=AnchorSet.from_dict(d["anchors"]) if d.get("anchors") else None,

@@ -807,19 +807,19 @@ class QueryEncoder:
         spec = self._model_spec()
         # The cache root is part of the key: an encoder pointed at another ZEROROUTER_CACHE_DIR gets its
         # own ONNX export there instead of a model loaded from elsewhere.
-        key = (spec.files_hash, spec.path, self.backend, self.max_seq_length, self.num_threads,
-               str(default_cache_dir()))
+        root = default_cache_dir()
+        key = (spec.files_hash, spec.path, self.backend, self.max_seq_length, self.num_threads, str(root))
         with _SHARED_LOCK:  # encoders with equal settings share one loaded model (thread-safe)
             shared = _SHARED_BACKENDS.get(key)
             if shared is None:
-                shared = self._new_backend(spec)
+                shared = self._new_backend(spec, root)
                 _SHARED_BACKENDS[key] = shared
         return shared
 
-    def _new_backend(self, spec: _ModelSpec) -> _OnnxBackend | _TorchBackend:
+    def _new_backend(self, spec: _ModelSpec, root: Path) -> _OnnxBackend | _TorchBackend:
         if self.backend in ("auto", "onnx"):
             try:
-                return _OnnxBackend(spec, self.max_seq_length, self.num_threads, default_cache_dir())
+                return _OnnxBackend(spec, self.max_seq_length, self.num_threads, root)
             except _OnnxUnavailable as exc:
                 if self.backend == "onnx":
                     raise ZeroRouterError(f"backend='onnx' is unavailable for {spec.name!r}: {exc}") from exc

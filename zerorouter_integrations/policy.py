@@ -76,16 +76,18 @@ def choose_rows(base: np.ndarray, C: np.ndarray, admissible: np.ndarray, lam: fl
         Quality net of the latency term (``Q − μ·L``).
     C : ndarray, shape (n, m)
         Cost per call (USD).
-    admissible : ndarray of bool, shape (n, m)
-        Every row must have at least one ``True``.
-    lam : float
-        Price of one USD in quality units.
+    admissible : ndarray of bool, shape (n, m), or None
+        Every row must have at least one ``True``; ``None``: every column is admissible.
+    lam : float or ndarray of shape (n, 1)
+        Price of one USD in quality units (one per row when an array).
 
     Returns
     -------
     ndarray of int, shape (n,)
     """
-    S = np.where(admissible, base - lam * C if lam else base, -np.inf)
+    S = base - lam * C if np.ndim(lam) or lam else base
+    if admissible is not None:
+        S = np.where(admissible, S, -np.inf)
     best = S.max(axis=1, keepdims=True)
     return np.where(S == best, C, np.inf).argmin(axis=1)
 
@@ -547,13 +549,9 @@ class Policy:
 
     def _choose_arrays(self, base, C, adm, u) -> np.ndarray:
         lam, lam_alt, mix, _ = self._fitted_params()
-        j = choose_rows(base, C, adm, lam)
-        if lam_alt is not None and mix > 0:
-            alt = u < mix
-            if alt.any():
-                j_alt = choose_rows(base[alt], C[alt], adm[alt], lam_alt)
-                j[alt] = j_alt
-        return j
+        if lam_alt is not None and mix > 0:  # each row takes one side of the calibrated mix
+            lam = np.where(u < mix, lam_alt, lam)[:, None]
+        return choose_rows(base, C, adm, lam)
 
     def scores(self, Q, C, L=None) -> np.ndarray:
         """``Q − lam_·C − mu_·L`` (quality units; ``C`` in USD per call, ``L`` in seconds).
@@ -590,6 +588,19 @@ class Policy:
             A prompt has no admissible model.
         """
         lam, lam_alt, mix, mu = self._fitted_params()
+        if (mask is None and mu == 0.0 and type(Q) is np.ndarray and type(C) is np.ndarray and Q.ndim == 2
+                and Q.shape == C.shape and Q.shape[1] and Q.dtype == np.float64 and C.dtype == np.float64
+                and np.isfinite(Q).all() and (C >= 0).all() and np.isfinite(C).all()):
+            # The common per-request case (no mask, no latency price, clean float arrays): the checks of
+            # ``_prepare`` in three reductions; anything else takes the full path and its errors.
+            self._check_width(C.shape[1])
+            if lam_alt is not None and mix > 0:
+                u = self._uniforms(Q.shape[0], keys)
+            else:  # no mix to split: keys are only checked
+                if keys is not None and len(keys) != Q.shape[0]:
+                    raise ValueError(f"keys has {len(keys)} entries; Q has {Q.shape[0]} rows")
+                u = None
+            return self._choose_arrays(Q, C, None, u)
         _, Cm, _, adm, base = self._prepare(Q, C, L, mask, mu)
         self._check_width(Cm.shape[1])
         return self._choose_arrays(base, Cm, adm, self._uniforms(Cm.shape[0], keys))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from zerorouter_integrations.errors import UnknownModelError
 from zerorouter_integrations.latent.base import LatentSpace, check_is_fitted
-from zerorouter_integrations.profiles import CostModel, ModelProfile
+from zerorouter_integrations.profiles import CostModel, ModelProfile, ProfileDict, profiles_version
 
 __all__ = ["QualityPredictor", "Prediction"]
 
@@ -68,7 +68,7 @@ class QualityPredictor:
         obs = ~np.isnan(np.asarray(Y, dtype=float))
         keep = [j for j in range(len(models)) if obs[:, j].any()]
         self.space_ = copy.deepcopy(self.space).fit(X, np.asarray(Y, dtype=float)[:, keep], [models[j] for j in keep])
-        self.profiles_ = {}
+        self.profiles_ = ProfileDict()
         for j in keep:
             name = models[j]
             cost = _fit_cost(costs[:, j] if costs is not None else None, input_tokens, (prices or {}).get(name))
@@ -109,30 +109,90 @@ class QualityPredictor:
 
     def predict(self, X: np.ndarray | None = None, *, Z: np.ndarray | None = None,
                 input_tokens: np.ndarray | None = None, models: Sequence[str] | None = None) -> Prediction:
-        """Predicted quality, its sd, and expected cost for prompts given by features ``X`` or coordinates ``Z``."""
+        """Predicted quality, its sd, and expected cost for prompts given by features ``X`` or coordinates ``Z``.
+
+        The pool's abilities and cost models are stacked once and reused until a profile, its
+        ability or its cost model is replaced (treat abilities as immutable: replace, don't edit).
+        """
         check_is_fitted(self, "profiles_")
         if Z is None:
             if X is None:
                 raise ValueError("predict needs features X or latent coordinates Z")
             Z = self.space_.transform(X)
-        names = self.models if models is None else list(models)
-        for n in names:
-            if n not in self.profiles_:
-                raise UnknownModelError(n, self.models)
-        profiles = [self.profiles_[n] for n in names]
-        q, sd = self.space_.predict_matrix(Z, [p.ability for p in profiles])
-        tokens = np.zeros(len(Z)) if input_tokens is None else np.asarray(input_tokens, dtype=float)
-        if profiles:
-            key = tuple(id(p.cost) for p in profiles)
-            cached = self.__dict__.get("_cost_cache")
-            if cached is None or cached[0] != key:
-                cached = (key, np.array([p.cost.intercept_usd for p in profiles]),
-                          np.array([p.cost.per_input_token_usd for p in profiles]), [p.cost for p in profiles])
-                self.__dict__["_cost_cache"] = cached
-            cost = cached[1][None, :] + tokens[:, None] * cached[2][None, :]
+        pool = self._pool()
+        if models is None:
+            names, stacked, intercept, per_token = pool.names, pool.stacked, pool.intercept, pool.per_token
         else:
-            cost = np.zeros((len(Z), 0))
-        return Prediction(names, q, sd, cost)
+            names, stacked, intercept, per_token = pool.subset(self.space_, models, self.models)
+        q, sd = self.space_.predict_stacked(Z, stacked)
+        if input_tokens is None:
+            cost = np.broadcast_to(intercept, (len(Z), len(names))).copy()
+        else:
+            cost = intercept + np.asarray(input_tokens, dtype=float).reshape(-1, 1) * per_token
+        return Prediction(list(names), q, sd, cost)
+
+    def _pool(self) -> "_StackedPool":
+        """The current pool stacked for prediction (rebuilt when a profile, ability or cost model changes)."""
+        profiles = self.profiles_
+        version: Any = profiles_version()
+        if type(profiles) is not ProfileDict:  # a plain dict set by a caller: its membership is part of the key
+            version = (version, tuple(profiles), tuple(map(id, profiles.values())))
+        cached = self.__dict__.get("_pool_cache")
+        if cached is None or cached.version != version or cached.pool is not profiles or cached.space is not self.space_:
+            cached = _StackedPool.build(version, profiles, self.space_)
+            self.__dict__["_pool_cache"] = cached
+        return cached
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_pool_cache", None)
+        return state
+
+
+@dataclass
+class _StackedPool:
+    """A pool's abilities and cost models stacked once for vectorized prediction.
+
+    Valid while :func:`~zerorouter_integrations.profiles.profiles_version` equals ``version`` and the
+    predictor still holds the same ``pool`` dict and space.
+    """
+
+    version: Any
+    pool: dict
+    space: LatentSpace
+    profiles: list[ModelProfile]
+    names: tuple[str, ...]
+    stacked: object
+    intercept: np.ndarray
+    per_token: np.ndarray
+    subsets: dict
+
+    @classmethod
+    def build(cls, version: Any, pool: dict, space: LatentSpace) -> "_StackedPool":
+        profiles = list(pool.values())
+        return cls(version=version, pool=pool, space=space, profiles=profiles, names=tuple(pool),
+                   stacked=space.stack_abilities([p.ability for p in profiles]),
+                   intercept=np.array([p.cost.intercept_usd for p in profiles], dtype=float),
+                   per_token=np.array([p.cost.per_input_token_usd for p in profiles], dtype=float),
+                   subsets={})
+
+    def subset(self, space: LatentSpace, models: Sequence[str], known: Sequence[str]
+               ) -> tuple[tuple[str, ...], object, np.ndarray, np.ndarray]:
+        """Names, stacked abilities and cost arrays of ``models`` (cached per distinct subset)."""
+        names = tuple(models)
+        hit = self.subsets.get(names)
+        if hit is None:
+            index = {n: i for i, n in enumerate(self.names)}
+            for n in names:
+                if n not in index:
+                    raise UnknownModelError(n, list(known))
+            idx = [index[n] for n in names]
+            hit = (names, space.stack_abilities([self.profiles[i].ability for i in idx]),
+                   self.intercept[idx], self.per_token[idx])
+            if len(self.subsets) >= 64:  # bounded: callers with ever-changing subsets do not grow it
+                self.subsets.clear()
+            self.subsets[names] = hit
+        return hit
 
 
 def _fit_cost(costs: np.ndarray | None, input_tokens: np.ndarray | None,

@@ -8,6 +8,7 @@ a profile store (:mod:`zerorouter_integrations.stores`) and are merged in at dec
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,7 +21,25 @@ from zerorouter_integrations._io import atomic_write_json
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.latent.base import Ability
 
-__all__ = ["CostModel", "ModelProfile", "estimate_tokens", "save_profiles", "load_profiles"]
+__all__ = ["CostModel", "ModelProfile", "ProfileDict", "estimate_tokens", "profiles_version", "save_profiles",
+           "load_profiles"]
+
+# Prediction caches (the predictor's stacked pool) are keyed by this version: it changes whenever a
+# profile's ability or cost model is replaced or a ProfileDict gains, loses or replaces a profile.
+# ``next`` on a count is atomic under the GIL and the bump follows the change, so a cache built at
+# any version has seen every change made before that version was set.
+_COUNTER = itertools.count(1)
+_VERSION = 0
+
+
+def _bump() -> None:
+    global _VERSION
+    _VERSION = next(_COUNTER)
+
+
+def profiles_version() -> int:
+    """A number that changes whenever any profile's ability or cost model, or any pool, changes."""
+    return _VERSION
 
 
 def estimate_tokens(text_or_chars: str | int) -> int:
@@ -120,6 +139,11 @@ class ModelProfile:
     capability: float | None = None
     source: str = "fit"
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in ("ability", "cost"):  # what predictions read: replace them, never edit in place
+            _bump()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -161,6 +185,37 @@ class ModelProfile:
         out = output_tokens if output_tokens is not None else (self.expected_output_tokens or 200.0)
         tps = max(float(self.latency_prior.get("tokens_per_s", 50.0)), 1e-6)
         return float(self.latency_prior.get("ttft_s", 0.5)) + out / tps
+
+
+class ProfileDict(dict):
+    """A pool of profiles by name (a ``dict``) whose changes bump :func:`profiles_version`."""
+
+    def __setitem__(self, key: str, value: "ModelProfile") -> None:
+        super().__setitem__(key, value)
+        _bump()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        _bump()
+
+    def _mutating(name: str):  # type: ignore[misc]
+        def method(self: "ProfileDict", *args: Any, **kwargs: Any) -> Any:
+            out = getattr(dict, name)(self, *args, **kwargs)
+            _bump()
+            return out
+        method.__name__ = name
+        return method
+
+    pop = _mutating("pop")
+    popitem = _mutating("popitem")
+    clear = _mutating("clear")
+    update = _mutating("update")
+    setdefault = _mutating("setdefault")
+    __ior__ = _mutating("__ior__")
+    del _mutating
+
+    def __reduce__(self) -> tuple:
+        return (ProfileDict, (dict(self),))
 
 
 def save_profiles(path: str | Path, profiles: Iterable[ModelProfile]) -> Path:

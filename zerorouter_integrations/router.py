@@ -262,6 +262,15 @@ class ZeroRouter:
         return clone
 
     # ------------------------------------------------------------------ deciding
+    def _pool_capabilities(self, pool: list[str]) -> dict[str, Any]:
+        """Capabilities of every model of ``pool`` (built once per pool; reset when a profile changes)."""
+        key = tuple(pool)
+        cached = self.__dict__.get("_pool_caps")
+        if cached is None or cached[0] != key:
+            cached = (key, {m: self._capabilities(m) for m in pool})
+            self.__dict__["_pool_caps"] = cached
+        return cached[1]
+
     def _capabilities(self, name: str) -> Any:
         from zerorouter_integrations.constraints import ModelCapabilities, capabilities_from_litellm
 
@@ -309,7 +318,7 @@ class ZeroRouter:
                 if name not in self.predictor.profiles_:
                     raise UnknownModelError(name, self.models)
         needs = needs_from_request(msgs, tools=tools, response_format=response_format, max_tokens=max_tokens)
-        caps = {m: self._capabilities(m) for m in pool}
+        caps = self._pool_capabilities(pool)
         admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
         now = time.time()
         stats = self.store.all_stats()
@@ -336,10 +345,10 @@ class ZeroRouter:
             if pred is not None:
                 pred = pred.__class__(admissible, pred.quality[:, idx], pred.quality_sd[:, idx],
                                       pred.cost_usd[:, idx])
-        capability = {m: self._capability(m) for m in admissible}
         ranking_all = admissible
         sticky = False
         if session_id is not None and admissible:
+            capability = {m: self._capability(m) for m in admissible}
             kept, sticky = self.stickiness.filter(session_id, admissible, capability)
             for m in admissible:
                 if m not in kept:
@@ -348,7 +357,11 @@ class ZeroRouter:
         if not ranking_all:
             raise NoAdmissibleModelError("no model of the pool can serve this request", removed)
         pol = self.policy if policy is None else self._fit_policy(policy)
-        cols = [admissible.index(m) for m in ranking_all]
+        if ranking_all is admissible:
+            cols = list(range(len(admissible)))
+        else:
+            position = {m: i for i, m in enumerate(admissible)}
+            cols = [position[m] for m in ranking_all]
         q = pred.quality[0, cols]
         c = pred.cost_usd[0, cols]
         lat = latency[cols]
@@ -579,6 +592,7 @@ class ZeroRouter:
         return self._update_ability(model, np.asarray([latent], dtype=float), np.asarray([float(score)]))
 
     def _update_ability(self, model: str, Z: np.ndarray, y: np.ndarray) -> ModelProfile:
+        from zerorouter_integrations.latent.base import Ability
         from zerorouter_integrations.latent.irt import bayes_logistic
 
         p = self.predictor.profiles_[model]
@@ -588,9 +602,8 @@ class ZeroRouter:
         w, cov = ab.array("w"), ab.array("cov")
         Zb = np.column_stack([Z, np.ones(len(Z))])
         w_new, cov_new = bayes_logistic(Zb, y, w, np.linalg.inv(cov))
-        with self._lock:
-            ab.params["w"], ab.params["cov"] = w_new.tolist(), cov_new.tolist()
-            ab.n_obs += len(y)
+        with self._lock:  # a new Ability (never edited in place): the predictor sees the change
+            p.ability = Ability(ab.kind, {**ab.params, "w": w_new, "cov": cov_new}, n_obs=ab.n_obs + len(y))
             p.capability = None
         return p
 
@@ -622,6 +635,7 @@ class ZeroRouter:
                 self.endpoints[profile.name] = endpoint
                 self._dispatcher = None
             self._caps_cache.pop(profile.name, None)
+            self.__dict__.pop("_pool_caps", None)
         # The pool changed: recalibrate the policy (its reference and λ depend on the pool).
         spec = self._policy_spec
         if spec is not None and hasattr(spec, "get_params") and getattr(spec, "lam_", None) is None:

@@ -146,7 +146,19 @@ class LatentSpace(ABC):
     # ---------------------------------------------------------------- conveniences
     def predict_matrix(self, Z: np.ndarray, abilities: Sequence[Ability]) -> tuple[np.ndarray, np.ndarray]:
         """(n × m) mean and sd for a list of abilities."""
-        means, sds = zip(*(self.predict(Z, a) for a in abilities)) if abilities else ((), ())
+        return self.predict_stacked(Z, self.stack_abilities(abilities))
+
+    def stack_abilities(self, abilities: Sequence[Ability]) -> Any:
+        """The abilities of a pool in the form :meth:`predict_stacked` reads.
+
+        Callers that score many prompts against the same pool (the predictor) build this once and
+        reuse it; spaces override it with stacked arrays (default: the list itself).
+        """
+        return list(abilities)
+
+    def predict_stacked(self, Z: np.ndarray, stacked: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(n × m) mean and sd for abilities prepared by :meth:`stack_abilities`."""
+        means, sds = zip(*(self.predict(Z, a) for a in stacked)) if stacked else ((), ())
         n = Z.shape[0]
         return (np.column_stack(means) if means else np.zeros((n, 0)),
                 np.column_stack(sds) if sds else np.zeros((n, 0)))

@@ -2,7 +2,7 @@
 
 Formulation
 -----------
-Every prompt ``i`` has latent coordinates ``θ_i ∈ R^k`` (``k = n_dims``, default 8) that describe
+Every prompt ``i`` has latent coordinates ``θ_i ∈ R^k`` (``k = n_dims``, default 4) that describe
 *what kind of difficulty* it poses; every model ``m`` has an ability. The probability that ``m``
 answers ``i`` well is
 
@@ -56,6 +56,7 @@ logit variance ``v = z^T Σ_w z (+ a^T Σ_θ a)`` (``z = [θ̂, φ, 1]``) and us
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -112,8 +113,9 @@ class IRTSpace(LatentSpace):
 
     Parameters
     ----------
-    n_dims : int, default=8
-        Dimension ``k`` of the latent coordinates.
+    n_dims : int, default=4
+        Dimension ``k`` of the latent coordinates. Only a few directions of the outcome structure can
+        be read off the text; more dimensions add ability parameters that anchors must pin down.
     theta_reg : float, default=1.0
         ``λ_θ``: how tightly training coordinates follow the text predictor.
     weight_reg : float, default=10.0
@@ -140,6 +142,14 @@ class IRTSpace(LatentSpace):
         Bayes over the known models): what the low-rank space cannot express about one model.
     anchor_method : {"vopt", "dopt", "kcenter", "random"}, default="vopt"
         How :meth:`select_anchors` picks anchors (see there).
+    prior_shrinkage : {"standardized", "identity"}, default="standardized"
+        How the population covariance of the known abilities is shrunk (Ledoit-Wolf): on the
+        standardized coordinates (correlations shrink, each coordinate keeps its variance), or
+        toward a multiple of the identity.
+    min_bias_sd : float, default=1.0
+        Floor of the prior SD (logits) of a new model's bias ``b``: a new release is often better (or
+        worse) than every known model, which the known models' spread alone would not allow from
+        a few anchors.
     ridge_alphas : sequence of float, default=(1, 10, 100, 300, 1000, 3000, 10000)
         Grid of the cross-validated ridge penalty of the coordinate predictor (chosen per dimension).
 
@@ -166,15 +176,17 @@ class IRTSpace(LatentSpace):
     centers_ : ndarray of shape (K, d) or None
         Cluster centres (standardized features) when ``local_clusters > 0``.
     target_moment_ : ndarray
-        ``E[z zᵀ]`` of serve-time coordinates ``z = [θ̂, 1]`` over the training prompts (anchor design).
+        ``E[z zᵀ]`` of serve-time coordinates ``z = [θ̂, φ, 1]`` over the training prompts (anchor
+        design).
     """
 
     kind = "irt"
 
-    def __init__(self, *, n_dims: int = 8, theta_reg: float = 1.0, weight_reg: float = 10.0,
+    def __init__(self, *, n_dims: int = 4, theta_reg: float = 1.0, weight_reg: float = 10.0,
                  ability_reg: float = 0.1, prior_scale: float = 1.0, max_iter: int = 400, seed: int = 0,
                  coords: str = "free", ability_coords: str = "predicted", local_clusters: int = 32,
-                 anchor_method: str = "vopt",
+                 anchor_method: str = "vopt", prior_shrinkage: str = "standardized",
+                 min_bias_sd: float = 1.0,
                  ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)):
         self.n_dims = n_dims
         self.theta_reg = theta_reg
@@ -187,6 +199,8 @@ class IRTSpace(LatentSpace):
         self.ability_coords = ability_coords
         self.local_clusters = local_clusters
         self.anchor_method = anchor_method
+        self.prior_shrinkage = prior_shrinkage
+        self.min_bias_sd = min_bias_sd
         self.ridge_alphas = ridge_alphas
 
     # ------------------------------------------------------------------ fit
@@ -265,15 +279,11 @@ class IRTSpace(LatentSpace):
         self.train_Z_ = Z
 
         # Population prior for new models: mean and shrunk covariance of the known abilities.
-        from sklearn.covariance import LedoitWolf
-
-        p_dim = W_all.shape[1]
         self.prior_mean_ = W_all.mean(axis=0)
-        if m >= 3:
-            cov = LedoitWolf().fit(W_all).covariance_
-        else:
-            cov = np.diag(np.var(W_all, axis=0) + 1.0)
-        self.prior_cov_ = cov + 1e-3 * np.eye(p_dim)
+        self.prior_cov_ = _population_cov(W_all, standardized=self.prior_shrinkage == "standardized")
+        # A new release often lies outside the known models' range of overall ability (and a few known
+        # models underestimate the spread): the bias gets at least ``min_bias_sd`` logits of prior SD.
+        self.prior_cov_[-1, -1] = max(self.prior_cov_[-1, -1], float(self.min_bias_sd) ** 2)
 
         # Serve-time coordinates of the training prompts, for anchor design.
         zt = np.column_stack([oof, self._local(Xs), np.ones(n)])
@@ -284,7 +294,8 @@ class IRTSpace(LatentSpace):
         if not isinstance(self.n_dims, int) or self.n_dims < 1:
             raise ValueError(f"n_dims must be a positive int, got {self.n_dims!r}")
         for name, allowed in (("coords", ("free", "linear")), ("ability_coords", ("fitted", "predicted")),
-                              ("anchor_method", ("dopt", "vopt", "kcenter", "random"))):
+                              ("anchor_method", ("dopt", "vopt", "kcenter", "random")),
+                              ("prior_shrinkage", ("standardized", "identity"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not isinstance(self.local_clusters, int) or self.local_clusters < 0:
@@ -296,7 +307,29 @@ class IRTSpace(LatentSpace):
         if centers is None:
             return np.zeros((len(Xs), 0))
         d2 = (Xs ** 2).sum(axis=1)[:, None] - 2 * Xs @ centers.T + (centers ** 2).sum(axis=1)[None, :]
-        return np.eye(len(centers))[np.argmin(d2, axis=1)]
+        out = np.zeros((len(Xs), len(centers)))
+        out[np.arange(len(Xs)), np.argmin(d2, axis=1)] = 1.0
+        return out
+
+    def _serving_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(A, o)`` with ``X A + o = [θ̂, ‖c‖² − 2 x̃·c for every centre c]`` on raw features ``X``.
+
+        The standardization is folded into one matrix, so :meth:`transform` costs one product; the
+        second block ranks the centres exactly as ``‖x̃ − c‖²`` does (``‖x̃‖²`` is common to all). Cached
+        while the learned arrays are the same objects.
+        """
+        parts = (self.W_, self.c_, self.x_mean_, self.x_scale_, getattr(self, "centers_", None))
+        cached = self.__dict__.get("_serving_cache")
+        if cached is None or any(a is not b for a, b in zip(cached[0], parts)):
+            W, c, mean, scale, centers = parts
+            A, o = W / scale[:, None], c - (mean / scale) @ W
+            if centers is not None:
+                Cs = (centers / scale[None, :]).T  # x̃·c = x·(c/scale) − (mean/scale)·c
+                A = np.concatenate([A, -2.0 * Cs], axis=1)
+                o = np.concatenate([o, (centers ** 2).sum(axis=1) + 2.0 * (mean / scale) @ centers.T])
+            cached = (parts, np.ascontiguousarray(A), o)
+            self.__dict__["_serving_cache"] = cached
+        return cached[1], cached[2]
 
     def _fit_known(self, Z: np.ndarray, Yf: np.ndarray, M: np.ndarray, W0: np.ndarray
                    ) -> tuple[np.ndarray, list[np.ndarray], float]:
@@ -413,11 +446,13 @@ class IRTSpace(LatentSpace):
         X, _ = validate_xy(X)
         if X.shape[1] != self.W_.shape[0]:
             raise ValueError(f"X has {X.shape[1]} features; this space was fit on {self.W_.shape[0]}")
-        Xs = (X - self.x_mean_) / self.x_scale_
-        theta = Xs @ self.W_ + self.c_
-        if getattr(self, "centers_", None) is None:
-            return theta
-        return np.column_stack([theta, self._local(Xs)])
+        A, o = self._serving_map()
+        out = X @ A + o
+        k = self.n_dims
+        if out.shape[1] == k:
+            return out
+        out[:, k:] = np.arange(out.shape[1] - k) == np.argmin(out[:, k:], axis=1)[:, None]  # nearest centre, one-hot
+        return out
 
     def fit_ability(self, Z: np.ndarray, y: np.ndarray) -> Ability:
         check_is_fitted(self, "prior_mean_")
@@ -447,34 +482,70 @@ class IRTSpace(LatentSpace):
         p = expit(mu / np.sqrt(1.0 + np.pi * v / 8.0))
         return p, _epistemic_sd(p, v_w)
 
-    def predict_matrix(self, Z: np.ndarray, abilities: Sequence[Ability]) -> tuple[np.ndarray, np.ndarray]:
-        if not abilities:
-            return np.zeros((len(Z), 0)), np.zeros((len(Z), 0))
-        Zb = np.column_stack([Z, np.ones(len(Z))])
-        Wm, covs, v_theta = self._stacked(abilities)
-        mu = Zb @ Wm
-        v_w = ((Zb[None, :, :] @ covs) * Zb[None, :, :]).sum(axis=2).T  # z^T Σ_m z for every (prompt, model)
-        p = expit(mu / np.sqrt(1.0 + np.pi * (v_w + v_theta) / 8.0))
+    def stack_abilities(self, abilities: Sequence[Ability]) -> "_IRTStack":
+        """Abilities stacked for vectorized prediction.
+
+        Besides the ``w`` columns and the covariances side by side (any ``Z``), it keeps the pieces of
+        the logit mean and variance for serve-time coordinates ``z = [θ, e_c, 1]`` whose local part is
+        one-hot (cluster ``c``): ``μ = θ·a + u_c + b`` and
+        ``zᵀ Σ z = θᵀ Σ_θθ θ + 2 θᵀ (Σ_θc + Σ_θb) + (Σ_cc + 2 Σ_cb + Σ_bb)``, a few dozen
+        multiply-adds per model instead of ``(k + K + 1)²``.
+        """
+        check_is_fitted(self, "theta_cov_")
+        arrays = [(a.array("w"), a.array("cov")) for a in abilities]
+        p, k = self.n_coords + 1, self.n_dims
+        n_loc = p - 1 - k
+        m = len(arrays)
+        if not m:
+            return _IRTStack(np.zeros((p, 0)), np.zeros((p, 0)), np.zeros(0), np.zeros((k * k, 0)),
+                             np.zeros((max(n_loc, 1), k, 0)), np.zeros((max(n_loc, 1), 0)))
+        Wm = np.column_stack([w for w, _ in arrays])  # (p, m)
+        covs = np.stack([c for _, c in arrays])  # (m, p, p)
+        cov_cols = np.ascontiguousarray(covs.transpose(1, 0, 2).reshape(p, -1))  # (p, m·p)
+        v_theta = np.array([self._theta_var(w) for w, _ in arrays])
+        quad = np.ascontiguousarray(covs[:, :k, :k].reshape(m, k * k).T)  # (k², m): θ⊗θ ↦ θᵀ Σ_θθ θ
+        if n_loc:
+            loc = np.arange(k, k + n_loc)
+            lin = covs[:, :k, loc] + covs[:, :k, -1:]  # (m, k, K): Σ_θc + Σ_θb
+            var0 = covs[:, loc, loc] + 2.0 * covs[:, loc, -1] + covs[:, -1:, -1]  # (m, K)
+            mu0 = Wm[k:-1] + Wm[-1]  # (K, m): u_c + b
+        else:
+            lin, var0, mu0 = covs[:, :k, -1:], covs[:, -1:, -1], Wm[-1:]
+        # Per cluster c: θ @ by_cluster[c] + offset[c] = [2 θᵀ(Σ_θc + Σ_θb) + const_c | θ·a + u_c + b].
+        by_cluster = np.concatenate([2.0 * lin.transpose(2, 1, 0),
+                                     np.broadcast_to(Wm[:k], (lin.shape[2], k, m))], axis=2)  # (K, k, 2m)
+        offset = np.concatenate([var0.T, mu0], axis=1)  # (K, 2m)
+        return _IRTStack(Wm, cov_cols, v_theta, quad, np.ascontiguousarray(by_cluster), offset)
+
+    def predict_stacked(self, Z: np.ndarray, stacked: "_IRTStack") -> tuple[np.ndarray, np.ndarray]:
+        n, m = len(Z), stacked.W.shape[1]
+        if m == 0:
+            return np.zeros((n, 0)), np.zeros((n, 0))
+        k = self.n_dims
+        theta, local = Z[:, :k], Z[:, k:]
+        if local.shape[1]:
+            c = local.argmax(axis=1)
+            if not (np.count_nonzero(local) == n and (local[np.arange(n), c] == 1.0).all()):
+                c = None  # the local part is not one-hot (e.g. coordinates averaged by a caller)
+        else:
+            c = np.zeros(n, dtype=np.intp)
+        if c is not None:
+            if n == 1:
+                out = theta[0] @ stacked.by_cluster[c[0]] + stacked.offset[c[0]]
+                out = out[None, :]
+            else:
+                out = (theta[:, None, :] @ stacked.by_cluster[c])[:, 0, :] + stacked.offset[c]
+            v_w = out[:, :m] + (theta[:, :, None] * theta[:, None, :]).reshape(n, k * k) @ stacked.quad
+            mu = out[:, m:]
+        else:
+            Zb = np.empty((n, Z.shape[1] + 1))
+            Zb[:, :-1] = Z
+            Zb[:, -1] = 1.0
+            mu = Zb @ stacked.W
+            v_w = np.einsum("nmp,np->nm", (Zb @ stacked.cov_cols).reshape(n, m, -1), Zb)
+        v_w = np.maximum(v_w, 0.0)
+        p = expit(mu / np.sqrt(1.0 + (np.pi / 8.0) * (v_w + stacked.v_theta)))
         return p, _epistemic_sd(p, v_w)
-
-    def _stacked(self, abilities: Sequence[Ability]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Abilities stacked for vectorized prediction, cached until an ability's arrays are replaced."""
-        key = tuple((id(a.params["w"]), id(a.params["cov"])) for a in abilities)
-        cache = self.__dict__.get("_stack_cache")
-        if cache is None or cache[0] != key:
-            arrays = [(a.array("w"), a.array("cov")) for a in abilities]  # converts lists in place
-            key = tuple((id(w), id(c)) for w, c in arrays)
-            Wm = np.column_stack([w for w, _ in arrays])  # (p, m)
-            covs = np.stack([c for _, c in arrays])  # (m, p, p)
-            v_theta = np.array([self._theta_var(w) for w, _ in arrays])
-            cache = (key, Wm, covs, v_theta, arrays)  # holding the arrays keeps their ids unique
-            self.__dict__["_stack_cache"] = cache
-        return cache[1], cache[2], cache[3]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_stack_cache", None)
-        return state
 
     def select_anchors(self, Z: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
         """Anchors that pin down a new model's ability, among candidates at training coordinates ``Z``.
@@ -539,6 +610,37 @@ class IRTSpace(LatentSpace):
                 q[:, j] -= c * g * g
                 Sig[j] -= c * np.outer(u, u)
         return np.asarray(chosen)
+
+
+def _population_cov(W: np.ndarray, *, standardized: bool = True) -> np.ndarray:
+    """Shrunk covariance of the known models' abilities (rows of ``W``), the prior of a new model.
+
+    Ledoit-Wolf shrinks toward a multiple of the identity. Ability coordinates have very different
+    scales (the bias spreads over logits, a cluster offset over a tenth of that), so by default the
+    shrinkage is applied to the correlation structure (each coordinate standardized, then rescaled):
+    every coordinate keeps its own variance and only the correlations are pulled toward zero.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    m, p = W.shape
+    if m < 3:
+        return np.diag(np.var(W, axis=0) + 1.0) + 1e-3 * np.eye(p)
+    if not standardized:
+        return LedoitWolf().fit(W).covariance_ + 1e-3 * np.eye(p)
+    sd = W.std(axis=0) + 1e-3
+    return LedoitWolf().fit(W / sd).covariance_ * np.outer(sd, sd) + 1e-6 * np.eye(p)
+
+
+@dataclass(frozen=True)
+class _IRTStack:
+    """A pool's abilities stacked for :meth:`IRTSpace.predict_stacked`."""
+
+    W: np.ndarray  # (p, m): one column [a, u, b] per model
+    cov_cols: np.ndarray  # (p, m·p): the models' posterior covariances side by side
+    v_theta: np.ndarray  # (m,): aᵀ Σ_θ a, the coordinate residual's share of the logit variance
+    quad: np.ndarray  # (k², m): θ⊗θ ↦ θᵀ Σ_θθ θ
+    by_cluster: np.ndarray  # (K, k, 2m): θ ↦ [2 θᵀ(Σ_θc + Σ_θb) | θ·a] for one-hot cluster c
+    offset: np.ndarray  # (K, 2m): [Σ_cc + 2 Σ_cb + Σ_bb | u_c + b]
 
 
 def _epistemic_sd(p: np.ndarray, v_w: np.ndarray) -> np.ndarray:
