@@ -24,6 +24,16 @@ Convention: which deployment is a pool name
 LiteLLM is imported only when :class:`ZeroRouterStrategy` or :class:`ZeroRouterCallback` is first
 used (PEP 562 module ``__getattr__``), so importing this module is cheap.
 
+LiteLLM versions
+    The strategy needs the Router's candidate deployments, and how a custom strategy reads them
+    changes between LiteLLM minor releases, so each Router capability is detected (``hasattr``), not
+    inferred from a version string. Routers with the entry-point API (LiteLLM >= 1.110:
+    ``register_plugin``, ``registry()``, ``health()``, ``select()``) are used through it; older
+    Routers through ``set_custom_routing_strategy``, ``async_get_healthy_deployments`` and the
+    private ``_common_checks_available_deployment`` they still have. A Router with neither raises
+    ``RuntimeError`` naming the missing member. ``pyproject.toml`` caps LiteLLM below the first
+    minor release not yet tested.
+
 Examples
 --------
 >>> import litellm
@@ -143,11 +153,28 @@ def _build() -> None:
         from litellm.integrations.custom_logger import CustomLogger
         from litellm.types.router import CustomRoutingStrategyBase
 
-        try:
+        try:  # pre-1.110 Routers only (see _legacy_cooling_ids)
             from litellm.router_utils.cooldown_handlers import get_cooldown_deployments
         except ImportError:  # pragma: no cover - private helper moved: skip the cooldown filter
             def get_cooldown_deployments(**_: Any) -> list:
                 return []
+
+        def _unsupported(router: Any, needed: str) -> RuntimeError:
+            return RuntimeError(
+                f"zerorouter's LiteLLM strategy does not support this litellm.Router "
+                f"(litellm {_litellm_version()}): it has neither {needed}. Install a litellm "
+                f"version that zerorouter_integrations' own litellm requirement allows."
+            )
+
+        def _legacy_cooling_ids(router: Any) -> set:
+            """Deployment ids in cooldown, through the pre-1.110 private helper."""
+            return set(get_cooldown_deployments(litellm_router_instance=router, parent_otel_span=None))
+
+        def _cooling_ids(router: Any) -> set:
+            """Deployment ids in cooldown, through ``router.health().cooldowns`` (LiteLLM >= 1.110)."""
+            ids = list(router.registry().names(kind="ids"))
+            active = router.health().cooldowns.get_active_cooldowns(model_ids=ids, parent_otel_span=None)
+            return {entry[0] for entry in active or ()}
 
         from zerorouter_integrations.dispatch import Attempt, DispatchResult, Usage, _tool_call_dict, classify_error
 
@@ -192,22 +219,29 @@ def _build() -> None:
                 self.fallback = fallback
 
             def attach(self, router: Any) -> "ZeroRouterStrategy":
-                """Install on ``router`` (``router.set_custom_routing_strategy(self)``); returns self.
+                """Install on ``router`` and remember it; returns self.
 
-                The strategy needs the router to read its deployments and cooldowns, so use this
-                rather than ``set_custom_routing_strategy`` alone. LiteLLM's
-                ``routing_strategy_init`` (e.g. ``router.update_settings(routing_strategy=...)``)
-                removes it again.
+                Uses ``router.register_plugin(self)`` (LiteLLM >= 1.110), else the older
+                ``router.set_custom_routing_strategy(self)``. The strategy needs the router to read
+                its deployments and cooldowns, so use this rather than installing it directly.
+                Changing the router's routing strategy afterwards (``update_settings`` /
+                ``apply(ChangeSet(...))`` with ``routing_strategy``) removes it again.
                 """
+                if hasattr(router, "register_plugin"):
+                    install = router.register_plugin
+                elif hasattr(router, "set_custom_routing_strategy"):
+                    install = router.set_custom_routing_strategy
+                else:
+                    raise _unsupported(router, "register_plugin() nor set_custom_routing_strategy()")
                 self.router = router
-                router.set_custom_routing_strategy(self)
+                install(self)
                 return self
 
             def _router(self) -> Any:
                 if self.router is None:
                     raise RuntimeError(
                         "ZeroRouterStrategy has no router; call strategy.attach(router) instead of "
-                        "router.set_custom_routing_strategy(strategy)"
+                        "router.register_plugin(strategy) / router.set_custom_routing_strategy(strategy)"
                     )
                 return self.router
 
@@ -229,20 +263,56 @@ def _build() -> None:
 
             def _sync_candidates(self, model: str, messages: Any, input: Any,
                                  specific_deployment: Any, request_kwargs: dict | None) -> Any:
+                """The deployments ``model`` routes to (a dict when it names one deployment), less
+                those in cooldown when ``skip_unhealthy`` (all of them if every one is cooling)."""
                 router = self._router()
-                _, deployments = router._common_checks_available_deployment(
-                    model=model, messages=messages, input=input,
-                    specific_deployment=specific_deployment, request_kwargs=request_kwargs,
-                )
+                if hasattr(router, "registry") and hasattr(router, "health"):
+                    # LiteLLM >= 1.110: the deployments routing would consider for this request
+                    # (aliases, routing groups, deployment ids and litellm model names resolved).
+                    registry = router.registry()
+                    deployments = [dict(d) for d in registry.deployments(
+                        model, source="routable", request=request_kwargs if request_kwargs is not None else {})]
+                    if (len(deployments) == 1 and registry.has_deployment(model)
+                            and (deployments[0].get("model_info") or {}).get("id") == model):
+                        return deployments[0]  # a deployment id: that deployment, as LiteLLM serves it
+                    cooling_ids = _cooling_ids
+                elif hasattr(router, "_common_checks_available_deployment"):
+                    _, deployments = router._common_checks_available_deployment(
+                        model=model, messages=messages, input=input,
+                        specific_deployment=specific_deployment, request_kwargs=request_kwargs,
+                    )
+                    cooling_ids = _legacy_cooling_ids
+                else:
+                    raise _unsupported(router, "registry()/health() nor _common_checks_available_deployment()")
                 if isinstance(deployments, dict) or not self.skip_unhealthy:
                     return deployments
                 try:
-                    cooling = set(get_cooldown_deployments(litellm_router_instance=router, parent_otel_span=None))
-                except Exception:  # noqa: BLE001 - a private helper; routing must not break on it
-                    logger.debug("cooldown lookup failed", exc_info=True)
+                    cooling = cooling_ids(router)
+                except Exception:  # noqa: BLE001 - routing must not break on the cooldown lookup
+                    logger.warning("zerorouter: LiteLLM cooldown lookup failed; not skipping cooling deployments",
+                                   exc_info=True)
                     return deployments
                 healthy = [d for d in deployments if (d.get("model_info") or {}).get("id") not in cooling]
                 return healthy or deployments
+
+            async def _async_candidates(self, model: str, messages: Any, input: Any,
+                                        specific_deployment: Any, request_kwargs: dict | None) -> Any:
+                """The router's own healthy deployments of ``model`` (cooldown, health checks, tags,
+                order), a dict when it names one deployment."""
+                router = self._router()
+                request = request_kwargs if request_kwargs is not None else {}
+                if hasattr(router, "select") and hasattr(router, "registry"):
+                    # LiteLLM >= 1.110: what its own custom strategies (LAR-1) call.
+                    return await router.select(
+                        model, request, kind="healthy",
+                        messages=messages, input=input, specific_deployment=specific_deployment,
+                    )
+                if hasattr(router, "async_get_healthy_deployments"):
+                    return await router.async_get_healthy_deployments(
+                        model=model, request_kwargs=request,
+                        messages=messages, input=input, specific_deployment=specific_deployment,
+                    )
+                raise _unsupported(router, "select(kind='healthy') nor async_get_healthy_deployments()")
 
             def get_available_deployment(
                 self,
@@ -268,12 +338,9 @@ def _build() -> None:
                 request_kwargs: dict | None = None,
             ) -> Any:
                 """Async pick: the router's own health filters, then the best-ranked match."""
-                router = self._router()
                 if self.skip_unhealthy:
-                    deployments = await router.async_get_healthy_deployments(
-                        model=model, request_kwargs=request_kwargs if request_kwargs is not None else {},
-                        messages=messages, input=input, specific_deployment=specific_deployment,
-                    )
+                    deployments = await self._async_candidates(model, messages, input, specific_deployment,
+                                                               request_kwargs)
                 else:
                     deployments = self._sync_candidates(model, messages, input, specific_deployment,
                                                         request_kwargs)
@@ -436,6 +503,15 @@ def _build() -> None:
             cls.__module__ = __name__
         globals()["ZeroRouterStrategy"] = ZeroRouterStrategy
         globals()["ZeroRouterCallback"] = ZeroRouterCallback
+
+
+def _litellm_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("litellm")
+    except Exception:  # noqa: BLE001 - only for an error message
+        return "unknown"
 
 
 def __getattr__(name: str) -> Any:
