@@ -63,8 +63,12 @@ def router(server):
 
 @pytest.fixture(scope="module")
 def policy(router):
-    """Always cascade comparable prompts; accept on agreement, escalate on disagreement (checked below)."""
-    return CascadePolicy(lam=0.0, allow_single=False).fit_router(router)
+    """Always cascade comparable prompts; accept on agreement, escalate on disagreement (checked below).
+
+    The independence agreement model (ρ = β = 0): the default prior's β = 1 would accept the primary on
+    disagreement too here, since the router predicts llama-2-70b above gpt-4 on this question."""
+    return CascadePolicy(lam=0.0, allow_single=False,
+                         agreement=AgreementModel(rho=0.0, beta=0.0)).fit_router(router)
 
 
 @pytest.fixture(autouse=True)
@@ -189,7 +193,7 @@ def _random_calibration(n=400, m=6, seed=0):
     return Q, C
 
 
-@pytest.mark.parametrize("target", [dict(quality_target=0.8), dict(budget_usd_per_1k=1.0),
+@pytest.mark.parametrize("target", [dict(quality_target=0.75), dict(budget_usd_per_1k=1.0),
                                     dict(reference="m5", reference_fraction=0.97)])
 def test_calibration_lands_within_one_percent(target):
     Q, C = _random_calibration()
@@ -241,6 +245,42 @@ def test_plan_prefers_cascade_only_when_it_pays():
     ok, _ = pol.accept(mid, {mid.first[0]: "7", mid.first[1]: "8"}, token_probs={mid.first[0]: 0.99999})
     assert ok
     assert not pol.accept(mid, {"tiny": None, "small": None})[0]
+
+
+def test_default_prior_keeps_the_escalation_quality_at_the_dear_end():
+    """β = 1 (shared prompt difficulty): a cheap model predicted worse than E never beats E on either side,
+    E's marginal is kept, and at λ = 0 the policy sends such prompts to E alone instead of cascading."""
+    rng = np.random.default_rng(3)
+    pa, pb, pe = rng.uniform(0.05, 0.95, 5000), rng.uniform(0.05, 0.95, 5000), rng.uniform(0.05, 0.99, 5000)
+    model = AgreementModel()
+    assert (model.rho, model.beta) == (AgreementModel.DEFAULT_RHO, AgreementModel.DEFAULT_BETA) == (0.3, 1.0)
+    for kind in ("choice", "choice2", "number", "json"):
+        pr = model.predict(pa, pb, pe, kind)
+        kept = pr["agree"] * pr["e_ok_agree"] + (1 - pr["agree"]) * pr["e_ok_dis"]
+        assert np.abs(kept - pe).max() < 1e-3
+        worse = pa <= pe
+        assert (pr["a_ok_agree"][worse] <= pr["e_ok_agree"][worse] + 1e-3).all()
+        assert (pr["a_ok_dis"][worse] <= pr["e_ok_dis"][worse] + 1e-3).all()
+        # correlated errors: where the cheap models are more often right than not (p_a + p_b > 1),
+        # agreement is less reassuring than under independence
+        ind = AgreementModel(rho=0.0, beta=0.0).predict(pa, pb, pe, kind)
+        likely = pa + pb > 1
+        assert (pr["a_ok_agree"][likely] <= ind["a_ok_agree"][likely] + 1e-9).all()
+    # the policy at λ = 0: every prompt whose cheap models are predicted below E goes to E, alone
+    Q, C = _random_calibration(n=300)
+    kinds = ["choice"] * 300
+    pol = CascadePolicy(lam=0.0)
+    pol.agreement_ = AgreementModel()
+    pl = pol._menus(Q, C, None, None, kinds)
+    ch = pol._choose(pl, 0.0, 0.0)
+    E = pl.E
+    assert (E == Q.argmax(axis=1)).all()
+    assert not ch.is_pair.any() and (ch.model == E).all()
+    # the independence prior instead cascades and accepts agreeing cheap answers predicted worse than E
+    pol0 = CascadePolicy(lam=0.0, agreement=AgreementModel(rho=0.0, beta=0.0))
+    pol0.agreement_ = pol0.agreement
+    ch0 = pol0._choose(pol0._menus(Q, C, None, None, kinds), 0.0, 0.0)
+    assert ch0.is_pair.mean() > 0.5 and ch0.acc_agree[ch0.is_pair].all()
 
 
 def test_agreement_model_fit_recovers_chance_rate():
