@@ -11,7 +11,9 @@ What it does, deterministically (seed 0):
 2. Holds out 20 % of each table's prompts (``split_by_prompt``, seed 0, identical questions kept
    together). The held-out ids are recorded in the artifact so ``zerorouter demo`` evaluates the
    shipped router only on prompts it was not fit on.
-3. Encodes every prompt with the bundled MiniLM (``QueryEncoder(max_seq_length=128)``) + text features.
+3. Encodes every prompt with the bundled MiniLM (``QueryEncoder(max_seq_length=128, precision=PRECISION)``)
+   + text features. Routers built on the artifact embed with the same settings; ``int8`` is the
+   quantized ONNX model, about twice as fast (``benchmarks/encoder_precision.py`` compares the two).
 4. Fits the ZeroRouter latent space (``IRTSpace``, defaults) on the training prompts, builds each
    model's profile (ability, cost model from observed costs, LiteLLM name and prices).
 5. Picks 100 anchors with a reference answer (information-maximizing) for live onboarding, and 600
@@ -36,6 +38,7 @@ from zerorouter_integrations.training import fit_artifact  # noqa: E402
 
 TABLES = ("zeroeval", "routerbench_subset", "llmrouter_ulab")
 MAX_SEQ_LENGTH = 128
+PRECISION = "float32"
 N_ANCHORS = 100
 N_CALIBRATION = 600
 SEED = 0
@@ -68,7 +71,7 @@ def build(data: Path, out: Path) -> Path:
     test_ids = [pid for ids in held_out.values() for pid in ids]
     print(f"{table}: {len(table.prompts) - len(test_ids)} training prompts, {len(test_ids)} held out", flush=True)
     artifact = fit_artifact(
-        table, exclude_prompt_ids=test_ids, max_seq_length=MAX_SEQ_LENGTH, n_anchors=N_ANCHORS,
+        table, exclude_prompt_ids=test_ids, max_seq_length=MAX_SEQ_LENGTH, precision=PRECISION, n_anchors=N_ANCHORS,
         n_calibration=N_CALIBRATION, seed=SEED,
         build_info={
             "script": "scripts/build_default_artifact.py", "tables": list(TABLES),

