@@ -32,7 +32,8 @@ Embeddings: :class:`~zerorouter_integrations.encoder.QueryEncoder` (MiniLM, 128 
 cache in ``default_cache_dir()/embeddings``; ``--embeddings-dir DIR`` reads ``DIR/emb_<table>.npy``
 (rows in table order) instead.
 
-Run: ``.venv/bin/python benchmarks/cascade.py [--splits 3] [--tables zeroeval,routerbench_subset]``
+Run: ``.venv/bin/python benchmarks/cascade.py [--splits 3] [--first-seed 0] [--tables zeroeval,routerbench_subset]``
+(``--first-seed 10`` evaluates on fresh splits 10–12.)
 """
 
 from __future__ import annotations
@@ -120,11 +121,11 @@ def features(table: RoutingTable, emb_dir: Path | None) -> np.ndarray:
     return PromptFeaturizer(enc).transform(texts, enc.encode(texts, show_progress=False))
 
 
-def run_table(name: str, splits: int, emb_dir: Path | None) -> list[Any]:
+def run_table(name: str, splits: int, emb_dir: Path | None, first_seed: int = 0) -> list[Any]:
     table = load_table(DATA / name)
     X = features(table, emb_dir)
     reports = []
-    for s in range(splits):
+    for s in range(first_seed, first_seed + splits):
         memo = _Memo()
         evaluation.fit_and_onboard = memo
         try:
@@ -132,6 +133,7 @@ def run_table(name: str, splits: int, emb_dir: Path | None) -> list[Any]:
             rep = evaluation.evaluate(table, split_by_prompt(table, seed=s), routers=ROUTERS, features=X, seed=s,
                                       extra_routers=EXTRA)
             rep.elapsed = time.perf_counter() - t0  # type: ignore[attr-defined]
+            rep.split_seed = s  # type: ignore[attr-defined]
         finally:
             evaluation.fit_and_onboard = memo.orig
         reports.append(rep)
@@ -154,7 +156,7 @@ def table_markdown(name: str, reports: list[Any]) -> str:
 
     bs = [r.references["best_single"] for r in reports]
     lines = [f"### `{name}`: {', '.join(str(r.n_test_prompts) for r in reports)} test prompts (splits "
-             f"{', '.join(str(i) for i in range(len(reports)))}); best single: "
+             f"{', '.join(str(r.split_seed) for r in reports)}); best single: "
              f"{', '.join(sorted({b['model'] for b in bs}))} "
              f"({100 * np.mean([b['quality'] for b in bs]):.1f} %, ${1000 * np.mean([b['cost'] for b in bs]):.3f}"
              f" per 1k)", "",
@@ -235,7 +237,9 @@ def plot(all_reports: dict[str, list[Any]], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", default="routerbench_subset,zeroeval")
-    p.add_argument("--splits", type=int, default=3, help="prompt-split seeds 0..n-1")
+    p.add_argument("--splits", type=int, default=3, help="number of prompt splits (default 3)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="split seeds first..first+n-1 (default 0; e.g. 10 for fresh splits)")
     p.add_argument("--embeddings-dir", default=None, help="read DIR/emb_<table>.npy instead of encoding")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
@@ -248,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     all_reports: dict[str, list[Any]] = {}
     md = ["## Cascade vs prompt-only routing vs best single (held-out prompts)\n"]
     for name in args.tables.split(","):
-        reports = run_table(name, args.splits, Path(args.embeddings_dir) if args.embeddings_dir else None)
+        reports = run_table(name, args.splits, Path(args.embeddings_dir) if args.embeddings_dir else None,
+                            args.first_seed)
         all_reports[name] = reports
         md.append(table_markdown(name, reports))
         print(md[-1], flush=True)

@@ -312,7 +312,8 @@ def anchor_methods(runs: Sequence[SplitRun], *, methods: Sequence[str] = ("dopt"
                     pred = copy.copy(base)
                     pred.space_ = copy.copy(base.space_)
                     pred.space_.anchor_method = method
-                    vals[si] += _audc_of(run, _choices(onboard_variant(pred, run.ctx, k, anchor_seed=s), run.ctx)) / len(runs)
+                    onboarded = onboard_variant(pred, run.ctx, k, anchor_seed=s)
+                    vals[si] += _audc_of(run, _choices(onboarded, run.ctx)) / len(runs)
             out[method][str(k)] = vals
     return out
 
@@ -415,13 +416,14 @@ def method_table(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) 
 
 
 def plot_anchors(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], path: Path) -> Path:
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from zerorouter_integrations._io import atomic_write_bytes
-    import io
 
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.2), squeeze=False)
     for ax, (tname, per_router) in zip(axes[0], results.items()):

@@ -38,7 +38,7 @@ from zerorouter_integrations.training import fit_artifact  # noqa: E402
 
 TABLES = ("zeroeval", "routerbench_subset", "llmrouter_ulab")
 MAX_SEQ_LENGTH = 128
-PRECISION = "float32"
+PRECISION = "int8"
 N_ANCHORS = 100
 N_CALIBRATION = 600
 SEED = 0

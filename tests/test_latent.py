@@ -103,6 +103,31 @@ def test_few_anchor_onboarding_shrinks_toward_the_population():
     assert np.abs(p_many - p_known).mean() < 0.1
 
 
+def test_population_prior_options():
+    """The new-model prior: standardized shrinkage keeps every coordinate's variance; the bias SD floor."""
+    rng = np.random.default_rng(1)
+    n, m, k = 300, 10, 2
+    theta = rng.standard_normal((n, k))
+    A = rng.standard_normal((m, k))
+    b = rng.normal(0, 0.2, m)  # known models of nearly equal overall ability
+    Y = (rng.random((n, m)) < 1 / (1 + np.exp(-(theta @ A.T + b)))).astype(float)
+    X = np.hstack([theta + 0.1 * rng.standard_normal((n, k)), rng.standard_normal((n, 4))])
+    names = [f"m{j}" for j in range(m)]
+    kw = dict(n_dims=2, max_iter=100, local_clusters=4)
+    std = IRTSpace(min_bias_sd=0.0, **kw).fit(X, Y, names)
+    W = np.stack([std.abilities_[nm].array("w") for nm in names])
+    np.testing.assert_allclose(np.diag(std.prior_cov_), W.var(axis=0), rtol=1e-3, atol=1e-5)
+    floored = IRTSpace(min_bias_sd=1.0, **kw).fit(X, Y, names)
+    assert floored.prior_cov_[-1, -1] >= 1.0 - 1e-12
+    np.testing.assert_allclose(floored.prior_cov_[:-1, :-1], std.prior_cov_[:-1, :-1])
+    ident = IRTSpace(prior_shrinkage="identity", min_bias_sd=0.0, **kw).fit(X, Y, names)
+    assert np.all(np.linalg.eigvalsh(ident.prior_cov_) > 0)
+    with pytest.raises(ValueError, match="prior_shrinkage"):
+        IRTSpace(prior_shrinkage="diagonal").fit(X, Y, names)
+    with pytest.raises(ValueError, match="min_bias_sd"):
+        IRTSpace(min_bias_sd=-1.0).fit(X, Y, names)
+
+
 def test_bayes_logistic_matches_sklearn_without_prior():
     from sklearn.linear_model import LogisticRegression
 

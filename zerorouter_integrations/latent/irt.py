@@ -42,9 +42,13 @@ one defines it); a new model is a point ``w`` in a (k+K+1)-dimensional space est
 anchors, and the Gaussian posterior of ``w`` gives calibrated uncertainty.
 
 Onboarding a new model (``fit_ability``) is Bayesian logistic regression of its anchor scores on
-``[z_i, 1]`` with the *population prior* ``N(μ_pop, Σ_pop)`` (mean and Ledoit-Wolf covariance of the
-known models' abilities): with 10 anchors the estimate stays near a typical model of the pool instead
-of jumping to "solves everything"; with 100 the data dominate. The posterior covariance comes from the
+``[z_i, 1]`` with the *population prior* ``N(μ_pop, prior_scale · Σ_pop)``: ``μ_pop`` is the mean of
+the known models' abilities and ``Σ_pop`` their Ledoit-Wolf covariance, shrunk on the standardized
+coordinates (``prior_shrinkage="standardized"``: correlations are pulled toward zero while each
+coordinate keeps its own variance), with the prior SD of the bias ``b`` floored at ``min_bias_sd``
+logits (a new release may lie outside the known models' range): with 10 anchors the estimate stays
+near a typical model of the pool instead of jumping to "solves everything"; with 100 the data
+dominate. The posterior covariance comes from the
 Laplace approximation. Anchors are chosen by a greedy V-optimal design (``select_anchors``): each
 one most reduces the expected posterior variance of the logit over the serve-time coordinates of
 real prompts.
@@ -149,7 +153,8 @@ class IRTSpace(LatentSpace):
     min_bias_sd : float, default=1.0
         Floor of the prior SD (logits) of a new model's bias ``b``: a new release is often better (or
         worse) than every known model, which the known models' spread alone would not allow from
-        a few anchors.
+        a few anchors. ``0`` disables the floor (with ``n_dims=8`` and ``prior_shrinkage="identity"``
+        this reproduces the prior of earlier releases).
     ridge_alphas : sequence of float, default=(1, 10, 100, 300, 1000, 3000, 10000)
         Grid of the cross-validated ridge penalty of the coordinate predictor (chosen per dimension).
 
@@ -300,6 +305,8 @@ class IRTSpace(LatentSpace):
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not isinstance(self.local_clusters, int) or self.local_clusters < 0:
             raise ValueError(f"local_clusters must be an int ≥ 0, got {self.local_clusters!r}")
+        if not np.isfinite(self.min_bias_sd) or self.min_bias_sd < 0:
+            raise ValueError(f"min_bias_sd must be a finite number ≥ 0, got {self.min_bias_sd!r}")
 
     def _local(self, Xs: np.ndarray) -> np.ndarray:
         """One-hot nearest cluster of standardized features (no columns without local clusters)."""
@@ -443,11 +450,14 @@ class IRTSpace(LatentSpace):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "W_")
-        X, _ = validate_xy(X)
-        if X.shape[1] != self.W_.shape[0]:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.W_.shape[0]:
+            validate_xy(X)  # names a wrong rank
             raise ValueError(f"X has {X.shape[1]} features; this space was fit on {self.W_.shape[0]}")
         A, o = self._serving_map()
         out = X @ A + o
+        if not np.isfinite(out).all():  # a non-finite feature makes its rows non-finite: name it
+            validate_xy(X)
         k = self.n_dims
         if out.shape[1] == k:
             return out
@@ -525,7 +535,11 @@ class IRTSpace(LatentSpace):
         theta, local = Z[:, :k], Z[:, k:]
         if local.shape[1]:
             c = local.argmax(axis=1)
-            if not (np.count_nonzero(local) == n and (local[np.arange(n), c] == 1.0).all()):
+            if n == 1:
+                one_hot = np.count_nonzero(local) == 1 and local[0, c[0]] == 1.0
+            else:
+                one_hot = np.count_nonzero(local) == n and (local[np.arange(n), c] == 1.0).all()
+            if not one_hot:
                 c = None  # the local part is not one-hot (e.g. coordinates averaged by a caller)
         else:
             c = np.zeros(n, dtype=np.intp)
@@ -627,7 +641,11 @@ def _population_cov(W: np.ndarray, *, standardized: bool = True) -> np.ndarray:
         return np.diag(np.var(W, axis=0) + 1.0) + 1e-3 * np.eye(p)
     if not standardized:
         return LedoitWolf().fit(W).covariance_ + 1e-3 * np.eye(p)
-    sd = W.std(axis=0) + 1e-3
+    # Exact SDs (an additive epsilon would shrink small-scale coordinates, e.g. cluster offsets with an
+    # SD of a few hundredths, and through the identity target every other one): the standardized
+    # variances are then all 1, so Ledoit-Wolf's target is the identity and only correlations shrink.
+    sd = W.std(axis=0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
     return LedoitWolf().fit(W / sd).covariance_ * np.outer(sd, sd) + 1e-6 * np.eye(p)
 
 
