@@ -8,7 +8,8 @@ held-out model outside the evaluated pool would test nothing). Every router is f
 prompts of the known models only, picks ``--anchors`` (100) anchor prompts before seeing any new
 model, onboards each new model from its scores on those anchors, and is scored on the test prompts
 over the full pool. Numbers are means over the splits. Embeddings come from
-:class:`~zerorouter_integrations.encoder.QueryEncoder` (MiniLM, 128 tokens) with a disk cache in
+:class:`~zerorouter_integrations.encoder.QueryEncoder` with the shipped router's settings
+(``ROUTING_ENCODER``: int8 MiniLM, first 64 tokens; ``--max-seq-length`` / ``--precision`` change them) with a disk cache in
 ``~/.cache/zerorouter/embeddings`` (reruns skip the encoder).
 
 Columns
@@ -50,7 +51,7 @@ mean ± sd over anchor seeds (only ``random`` and tie-breaking depend on the see
 Feature table: every router's AUDC on the first split with the prompt features switched: the
 embedding alone; the default (embedding + cheap text features,
 :func:`~zerorouter_integrations.features.text_features`); and the default plus an embedding of the
-prompt's last 400 characters (MiniLM reads only the first 128 tokens, and a few-shot prompt puts its
+prompt's last 400 characters (MiniLM reads only the first 64 tokens, and a few-shot prompt puts its
 question at the end).
 
 Figures (``benchmarks/out/``): ``quality_<table>.png`` (deferral curves, split 0) and
@@ -450,10 +451,11 @@ def plot_anchors(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], 
 
 
 # ---------------------------------------------------------------------------------------------- main
-def _encoder() -> Any:
+def _encoder(max_seq_length: int = 64, precision: str = "int8") -> Any:
     from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
 
-    return QueryEncoder(max_seq_length=128, cache_dir=default_cache_dir() / "embeddings")
+    return QueryEncoder(max_seq_length=max_seq_length, precision=precision,
+                        cache_dir=default_cache_dir() / "embeddings")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--routers", default=",".join(ROUTER_NAMES))
     p.add_argument("--no-features-table", action="store_true")
     p.add_argument("--quick", action="store_true", help="1 split, 50 resamples, 1 anchor seed, no feature table")
+    p.add_argument("--max-seq-length", type=int, default=64,
+                   help="encoder truncation in tokens (default 64, as the shipped router)")
+    p.add_argument("--precision", default="int8", choices=["float32", "int8"],
+                   help="encoder precision (default int8, as the shipped router)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.quick:
@@ -477,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     routers = {n: ROUTERS[n] for n in args.routers.split(",")}
-    enc = _encoder()
+    enc = _encoder(args.max_seq_length, args.precision)
     t_start = time.perf_counter()
     anchor_results: dict[str, Any] = {}
     method_results: dict[str, Any] = {}

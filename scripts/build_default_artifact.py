@@ -11,9 +11,10 @@ What it does, deterministically (seed 0):
 2. Holds out 20 % of each table's prompts (``split_by_prompt``, seed 0, identical questions kept
    together). The held-out ids are recorded in the artifact so ``zerorouter demo`` evaluates the
    shipped router only on prompts it was not fit on.
-3. Encodes every prompt with the bundled MiniLM (``QueryEncoder(max_seq_length=128, precision=PRECISION)``)
-   + text features. Routers built on the artifact embed with the same settings; ``int8`` is the
-   quantized ONNX model, about twice as fast (``benchmarks/encoder_precision.py`` compares the two).
+3. Encodes every prompt with the bundled MiniLM (``QueryEncoder(**ROUTING_ENCODER)``: the int8 ONNX
+   model, first 64 tokens) + text features. Routers built on the artifact embed with the same
+   settings (``benchmarks/quality.py --max-seq-length/--precision`` and
+   ``benchmarks/encoder_precision.py`` compare them with float32 / 128 tokens).
 4. Fits the ZeroRouter latent space (``IRTSpace``, defaults) on the training prompts, builds each
    model's profile (ability, cost model from observed costs, LiteLLM name and prices).
 5. Picks 100 anchors with a reference answer (information-maximizing) for live onboarding, and 600
@@ -33,12 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zerorouter_integrations.artifact import DEFAULT_ARTIFACT  # noqa: E402
+from zerorouter_integrations.encoder import ROUTING_ENCODER  # noqa: E402
 from zerorouter_integrations.tables import RoutingTable, load_table, split_by_prompt  # noqa: E402
 from zerorouter_integrations.training import fit_artifact  # noqa: E402
 
 TABLES = ("zeroeval", "routerbench_subset", "llmrouter_ulab")
-MAX_SEQ_LENGTH = 128
-PRECISION = "int8"
+MAX_SEQ_LENGTH = ROUTING_ENCODER["max_seq_length"]
+PRECISION = ROUTING_ENCODER["precision"]
 N_ANCHORS = 100
 N_CALIBRATION = 600
 SEED = 0

@@ -380,7 +380,9 @@ async def test_async_first_stage_runs_concurrently(router, policy, server):
 
 
 def test_stream_accepted_answer_in_chunks(router, server):
-    pol = CascadePolicy(lam=0.0, allow_single=False, chunk_chars=5).fit_router(router)
+    pol = CascadePolicy(lam=0.0, allow_single=False, chunk_chars=5,
+                        agreement=AgreementModel(rho=0.0, beta=0.0)).fit_router(router)
+    _cascade_plan(router, pol)  # accept on agreement (every model answers B here)
     chunks = list(stream_cascade(router, QUESTION, policy=pol))
     final = chunks[-1]
     assert final.final and all(not c.final for c in chunks[:-1])

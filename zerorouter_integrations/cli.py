@@ -38,9 +38,9 @@ def _load_table(path: str) -> Any:
 
 
 def _encoder(show_progress: bool | None = None) -> Any:
-    from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
+    from zerorouter_integrations.encoder import ROUTING_ENCODER, QueryEncoder, default_cache_dir
 
-    return QueryEncoder(max_seq_length=128, cache_dir=default_cache_dir() / "embeddings", show_progress=show_progress)
+    return QueryEncoder(**ROUTING_ENCODER, cache_dir=default_cache_dir() / "embeddings", show_progress=show_progress)
 
 
 def _csv_list(value: str | None) -> list[str] | None:

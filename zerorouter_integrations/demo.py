@@ -37,11 +37,13 @@ def find_data_dir(explicit: Path | None = None) -> Path:
 
 
 def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path("zerorouter-demo"),
-             console: Any = None, seed: int = 0, encoder: Any = None) -> dict[str, Any]:
+             console: Any = None, seed: int = 0, encoder: Any = None,
+             artifact_path: Path | None = None) -> dict[str, Any]:
     """Run the demo and return its figures per table.
 
     ``encoder`` replaces the router's default :class:`~zerorouter_integrations.encoder.QueryEncoder`
-    (e.g. to compare encoder settings on the same prompts). Each result also lists the chosen model
+    (e.g. to compare encoder settings on the same prompts); ``artifact_path`` another artifact than
+    the shipped default (it must record held-out prompts). Each result also lists the chosen model
     per routed prompt (``"choices"``).
     """
     from rich.console import Console
@@ -59,7 +61,7 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
     if limit < 1:
         raise ValueError(f"--limit must be ≥ 1, got {limit!r}")
     data = find_data_dir(data_dir)
-    artifact = RouterArtifact.load(DEFAULT_ARTIFACT)
+    artifact = RouterArtifact.load(artifact_path or DEFAULT_ARTIFACT)
     held_out: dict[str, list[str]] = artifact.build.get("held_out_prompt_ids", {})
     if not held_out:
         raise SchemaError("the shipped artifact records no held-out prompts; rebuild it with "

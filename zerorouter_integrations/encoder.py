@@ -53,6 +53,7 @@ from zerorouter_integrations.errors import ZeroRouterError
 
 __all__ = [
     "QueryEncoder",
+    "ROUTING_ENCODER",
     "CacheInfo",
     "default_cache_dir",
     "default_model_path",
@@ -62,6 +63,12 @@ logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "onnx"]
 _BACKENDS = ("auto", "torch", "onnx")
+
+#: Encoder settings the router is trained and served with (the shipped default, ``zerorouter fit`` and
+#: ``zerorouter eval``): the int8 model reading the first 64 tokens. Measured against float32 / 128
+#: tokens in ``benchmarks/quality.py`` (``--max-seq-length``, ``--precision``): equal or better AUDC
+#: on zeroeval and routerbench_subset, and about half the encoding time (``benchmarks/overhead.py``).
+ROUTING_ENCODER: dict[str, Any] = {"max_seq_length": 64, "precision": "int8"}
 _PRECISIONS = ("float32", "int8")
 
 #: Bump when the exported graph changes (wrapper, pooling, opset) so old exports are not reused.

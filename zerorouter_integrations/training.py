@@ -18,8 +18,8 @@ __all__ = ["fit_artifact"]
 
 
 def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (), exclude_models: Sequence[str] = (),
-                 space: LatentSpace | None = None, encoder: Any = None, max_seq_length: int = 128,
-                 precision: str = "float32", n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
+                 space: LatentSpace | None = None, encoder: Any = None, max_seq_length: int = 64,
+                 precision: str = "int8", n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
                  build_info: dict[str, Any] | None = None, show_progress: bool | None = None) -> RouterArtifact:
     """Fit a latent space and profiles on ``table`` (minus excluded prompts / models) into an artifact.
 
