@@ -62,9 +62,18 @@ def prompt_uniform(key: Hashable) -> float:
     return int.from_bytes(h, "big") / 2.0**64
 
 
+_INDEX_U_CACHE = 1024  # rows of the golden-ratio sequence kept precomputed (per-request calls)
+
+
 def _index_uniform(n: int) -> np.ndarray:
     """Golden-ratio low-discrepancy sequence: a deterministic, well-spread u per row index."""
+    if n <= len(_INDEX_U):
+        return _INDEX_U[:n]
     return np.mod((np.arange(n, dtype=float) + 1.0) * _GOLDEN, 1.0)
+
+
+_INDEX_U = np.mod((np.arange(_INDEX_U_CACHE, dtype=float) + 1.0) * _GOLDEN, 1.0)
+_INDEX_U.flags.writeable = False
 
 
 def choose_rows(base: np.ndarray, C: np.ndarray, admissible: np.ndarray, lam: float) -> np.ndarray:
@@ -589,10 +598,11 @@ class Policy:
         """
         lam, lam_alt, mix, mu = self._fitted_params()
         if (mask is None and mu == 0.0 and type(Q) is np.ndarray and type(C) is np.ndarray and Q.ndim == 2
-                and Q.shape == C.shape and Q.shape[1] and Q.dtype == np.float64 and C.dtype == np.float64
-                and np.isfinite(Q).all() and (C >= 0).all() and np.isfinite(C).all()):
+                and Q.shape == C.shape and Q.size and Q.dtype == np.float64 and C.dtype == np.float64
+                and math.isfinite(Q.sum() + C.sum()) and C.min() >= 0.0):
             # The common per-request case (no mask, no latency price, clean float arrays): the checks of
-            # ``_prepare`` in three reductions; anything else takes the full path and its errors.
+            # ``_prepare`` in three reductions (a finite sum means no NaN or inf); anything else takes
+            # the full path and its errors.
             self._check_width(C.shape[1])
             if lam_alt is not None and mix > 0:
                 u = self._uniforms(Q.shape[0], keys)

@@ -60,6 +60,7 @@ logit variance ``v = z^T Σ_w z (+ a^T Σ_θ a)`` (``z = [θ̂, φ, 1]``) and us
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -327,7 +328,7 @@ class IRTSpace(LatentSpace):
         """
         parts = (self.W_, self.c_, self.x_mean_, self.x_scale_, getattr(self, "centers_", None))
         cached = self.__dict__.get("_serving_cache")
-        if cached is None or any(a is not b for a, b in zip(cached[0], parts)):
+        if cached is None or not all(map(operator.is_, cached[0], parts)):
             W, c, mean, scale, centers = parts
             A, o = W / scale[:, None], c - (mean / scale) @ W
             if centers is not None:
