@@ -559,7 +559,7 @@ class Policy:
     def _choose_arrays(self, base, C, adm, u) -> np.ndarray:
         lam, lam_alt, mix, _ = self._fitted_params()
         if lam_alt is not None and mix > 0:  # each row takes one side of the calibrated mix
-            lam = np.where(u < mix, lam_alt, lam)[:, None]
+            lam = (lam_alt if u[0] < mix else lam) if len(u) == 1 else np.where(u < mix, lam_alt, lam)[:, None]
         return choose_rows(base, C, adm, lam)
 
     def scores(self, Q, C, L=None) -> np.ndarray:

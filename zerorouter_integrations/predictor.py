@@ -123,7 +123,13 @@ class QualityPredictor:
         if models is None:
             names, stacked, intercept, per_token = pool.names, pool.stacked, pool.intercept, pool.per_token
         else:
-            names, stacked, intercept, per_token = pool.subset(self.space_, models, self.models)
+            last = pool.last
+            if last is not None and (models is last[0] or models == last[0]):  # the same list as before
+                names, stacked, intercept, per_token = last[1]
+            else:
+                hit = pool.subset(self.space_, models, self.models)
+                pool.last = (list(models), hit)
+                names, stacked, intercept, per_token = hit
         q, sd = self.space_.predict_stacked(Z, stacked)
         if input_tokens is None:
             cost = np.broadcast_to(intercept, (len(Z), len(names))).copy()
@@ -166,6 +172,7 @@ class _StackedPool:
     intercept: np.ndarray
     per_token: np.ndarray
     subsets: dict
+    last: tuple | None = None  # (models list, subset) of the previous call: routers ask for one pool
 
     @classmethod
     def build(cls, version: Any, pool: dict, space: LatentSpace) -> "_StackedPool":
