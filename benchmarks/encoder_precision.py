@@ -2,7 +2,9 @@
 
 For each encoder precision (``float32``, ``int8``) this runs :func:`zerorouter_integrations.demo.run_demo`
 (the shipped default's held-out prompts of each shared table, the default policy) with a
-:class:`~zerorouter_integrations.encoder.QueryEncoder` of that precision, and prints per table:
+:class:`~zerorouter_integrations.encoder.QueryEncoder` of that precision (at the shipped router's
+``max_seq_length``; the artifact itself was fit on the embeddings of ``ROUTING_ENCODER``), and prints
+per table:
 
 * the default policy's realized quality and USD per 1k calls, and the AUDC of its trade-off sweep;
 * ``same choice``: the share of prompts routed to the same model by both precisions;
@@ -36,13 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from zerorouter_integrations.demo import run_demo
-    from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
+    from zerorouter_integrations.encoder import ROUTING_ENCODER, QueryEncoder, default_cache_dir
     from zerorouter_integrations.tables import load_table
 
     results, encoders = {}, {}
     quiet = Console(file=io.StringIO())
     for precision in ("float32", "int8"):
-        enc = QueryEncoder(precision=precision, cache_dir=default_cache_dir() / "embeddings")
+        enc = QueryEncoder(max_seq_length=ROUTING_ENCODER["max_seq_length"], precision=precision,
+                           cache_dir=default_cache_dir() / "embeddings")
         encoders[precision] = enc
         with tempfile.TemporaryDirectory() as out, redirect_stdout(io.StringIO()):
             results[precision] = run_demo(limit=args.limit, out=Path(out), console=quiet, encoder=enc)
