@@ -90,6 +90,21 @@ def test_routing_options_and_bypass(router, rb_prompts):
     assert "pred. quality" in text and "expected saving" in text
 
 
+def test_plain_prompts_keep_the_context_window_check(router, rb_prompts):
+    """A plain request that fits every context window skips the per-model constraint pass; one that
+    does not is still filtered, with the reason named."""
+    windows = {m: router._capabilities(m).context_window for m in router.models}
+    known = {m: w for m, w in windows.items() if w}
+    assert known, "the replay pool's LiteLLM names should carry context windows"
+    smallest = min(known.values())
+    assert router.route(rb_prompts[0]).removed == {}
+    long_prompt = "word " * (4 * smallest + 400)  # over 5 × smallest tokens (4 characters per token)
+    d = router.route(long_prompt)
+    too_small = {m for m, w in known.items() if w < smallest + 450}
+    assert too_small and too_small <= set(d.removed) and not too_small & set(d.ranking)
+    assert all(d.removed[m].startswith(f"context window {known[m]} < prompt") for m in too_small)
+
+
 def test_fallback_in_decision_order_and_feedback(router, rb_prompts, server, tmp_path):
     d = router.route(rb_prompts[3])
     first, second = d.ranking[0], d.ranking[1]

@@ -267,7 +267,9 @@ class ZeroRouter:
         key = tuple(pool)
         cached = self.__dict__.get("_pool_caps")
         if cached is None or cached[0] != key:
-            cached = (key, {m: self._capabilities(m) for m in pool})
+            caps = {m: self._capabilities(m) for m in pool}
+            windows = [c.context_window for c in caps.values() if c.context_window is not None]
+            cached = (key, caps, min(windows, default=float("inf")))  # + the smallest context window
             self.__dict__["_pool_caps"] = cached
         return cached[1]
 
@@ -319,7 +321,12 @@ class ZeroRouter:
                     raise UnknownModelError(name, self.models)
         needs = needs_from_request(msgs, tools=tools, response_format=response_format, max_tokens=max_tokens)
         caps = self._pool_capabilities(pool)
-        admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
+        if (allowed is None and denied is None and needs.max_tokens is None and not needs.needs_tools
+                and not needs.needs_vision and not needs.needs_json_schema and not needs.needs_response_format
+                and needs.prompt_tokens <= self.__dict__["_pool_caps"][2]):
+            admissible, removed = list(pool), {}  # a plain request that fits every context window
+        else:
+            admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
         now = time.time()
         stats = self.store.all_stats()
         for m in list(admissible):
@@ -331,7 +338,18 @@ class ZeroRouter:
         Z = self.predictor.transform(X)
         tokens = np.array([estimate_tokens(text)], dtype=float)
         pred = self.predictor.predict(Z=Z, input_tokens=tokens, models=admissible) if admissible else None
-        latency = np.array([self._expected_latency(m, stats.get(m)) for m in admissible])
+        if stats:
+            latency = np.array([self._expected_latency(m, stats.get(m)) for m in admissible])
+        else:  # nothing observed yet: the profiles' priors, one array per candidate list
+            arrays = self.__dict__.setdefault("_prior_latency_arrays", {})
+            key = tuple(admissible)
+            if key not in arrays:
+                if len(arrays) >= 64:
+                    arrays.clear()
+                prior = np.array([self._expected_latency(m, None) for m in admissible])
+                prior.flags.writeable = False
+                arrays[key] = prior
+            latency = arrays[key]
         sla = latency_sla_s if latency_sla_s is not None else self.latency_sla_s
         if sla is not None and admissible:
             p95 = np.array([self._p95_latency(m, stats.get(m)) for m in admissible])
@@ -636,6 +654,8 @@ class ZeroRouter:
                 self._dispatcher = None
             self._caps_cache.pop(profile.name, None)
             self.__dict__.pop("_pool_caps", None)
+            self.__dict__.pop("_prior_latency_arrays", None)
+            self.__dict__.get("_prior_latency_cache", {}).pop(profile.name, None)
         # The pool changed: recalibrate the policy (its reference and λ depend on the pool).
         spec = self._policy_spec
         if spec is not None and hasattr(spec, "get_params") and getattr(spec, "lam_", None) is None:
@@ -678,6 +698,8 @@ def _rank(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, lat: np.ndar
     placed in the calibration columns and the others masked out.
     """
     fitted = getattr(pol, "model_names_", None)
+    if fitted is not None and names == fitted:  # the candidates are the calibration columns
+        return [int(i) for i in pol.rank(q, c, lat)]
     if fitted is None or getattr(pol, "n_models_", None) is None or not set(names) <= set(fitted):
         return [int(i) for i in pol.rank(q, c, lat)]
     col = {m: j for j, m in enumerate(fitted)}
