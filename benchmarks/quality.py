@@ -83,6 +83,7 @@ from zerorouter_integrations.evaluation import (
     evaluate,
     fit_and_onboard,
 )
+from zerorouter_integrations.encoder import ROUTING_ENCODER
 from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.latent.base import LatentSpace
 from zerorouter_integrations.metrics import Curve, audc, curve_from_choices, sweep_choices, upper_hull
@@ -451,7 +452,7 @@ def plot_anchors(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], 
 
 
 # ---------------------------------------------------------------------------------------------- main
-def _encoder(max_seq_length: int = 64, precision: str = "int8") -> Any:
+def _encoder(max_seq_length: int, precision: str) -> Any:
     from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
 
     return QueryEncoder(max_seq_length=max_seq_length, precision=precision,
@@ -469,10 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--routers", default=",".join(ROUTER_NAMES))
     p.add_argument("--no-features-table", action="store_true")
     p.add_argument("--quick", action="store_true", help="1 split, 50 resamples, 1 anchor seed, no feature table")
-    p.add_argument("--max-seq-length", type=int, default=64,
-                   help="encoder truncation in tokens (default 64, as the shipped router)")
-    p.add_argument("--precision", default="int8", choices=["float32", "int8"],
-                   help="encoder precision (default int8, as the shipped router)")
+    p.add_argument("--max-seq-length", type=int, default=ROUTING_ENCODER["max_seq_length"],
+                   help="encoder truncation in tokens (default: the shipped router's)")
+    p.add_argument("--precision", default=ROUTING_ENCODER["precision"], choices=["float32", "int8"],
+                   help="encoder precision (default: the shipped router's)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.quick:

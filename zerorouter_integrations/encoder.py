@@ -483,31 +483,50 @@ def _pad_id(tokenizer: Any, transformer_dir: str | None) -> int:
     return 0
 
 
-def _quantized_export(model_file: Path) -> Path:
-    """The int8 copy of an ONNX export (made once beside it, atomically; raises _OnnxUnavailable).
+def _export_or_unavailable(spec: _ModelSpec, export_dir: Path, root: Path) -> None:
+    """:func:`_export_onnx`, with every failure turned into :class:`_OnnxUnavailable` (use torch)."""
+    logger.info("exporting %s to ONNX under %s (once)", spec.name, export_dir)
+    try:
+        _export_onnx(spec, export_dir)
+    except _OnnxUnavailable:
+        raise
+    except OSError as exc:
+        raise _OnnxUnavailable(
+            f"cannot write the ONNX export under {root} ({exc}); set ZEROROUTER_CACHE_DIR to a writable folder"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - any export failure means "use torch"
+        raise _OnnxUnavailable(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _require_quantizer() -> None:
+    """Raise :class:`_OnnxUnavailable` unless int8 quantization can run (it needs ``onnx``)."""
+    try:
+        import onnx  # noqa: F401
+        from onnxruntime.quantization import quantize_dynamic  # noqa: F401
+    except ImportError as exc:
+        raise _OnnxUnavailable(f"int8 quantization needs the onnx package ({exc})") from exc
+
+
+def _quantized_export(model_file: Path) -> None:
+    """Write the int8 copy of an ONNX export beside it, atomically (raises _OnnxUnavailable).
 
     Dynamic quantization: MatMul weights int8 per output channel, activations quantized on the fly.
     The attention score products (query·key and attention·value) stay in float: they have no
     weights to quantize and quantizing their activations costs accuracy for no speed.
     """
-    target = model_file.with_name("model.int8.onnx")
-    if target.is_file():
-        return target
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise _OnnxUnavailable(f"int8 quantization needs the onnx package ({exc})") from exc
     import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(model_file)).graph
-    keep_float = [n.name for n in graph.node if n.op_type == "MatMul" and "/attention/self/" in n.name
-                  and not any(i.endswith("weight") for i in n.input)
-                  and not any(init.name in n.input for init in graph.initializer)]
+    target = model_file.with_name("model.int8.onnx")
     tmp = model_file.with_name(f".model.int8.{os.getpid()}.{threading.get_ident()}.onnx")
     quiet = logging.getLogger()
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" advice on every call
     try:
+        graph = onnx.load(str(model_file)).graph
+        weights = {init.name for init in graph.initializer}
+        keep_float = [n.name for n in graph.node if n.op_type == "MatMul" and "/attention/self/" in n.name
+                      and not weights.intersection(n.input)]
         quantize_dynamic(str(model_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=keep_float)
         os.replace(tmp, target)
@@ -516,7 +535,6 @@ def _quantized_export(model_file: Path) -> Path:
     finally:
         quiet.setLevel(level)
         tmp.unlink(missing_ok=True)
-    return target
 
 
 def _ort_session(path: Path, num_threads: int) -> Any:
@@ -555,35 +573,34 @@ class _OnnxBackend:
         export_dir = root / "onnx" / f"{spec.files_hash[:20]}-{_ONNX_EXPORT_VERSION}"
         model_file = export_dir / "model.onnx"
         threads = num_threads or _default_threads()
+        # Only the session that will run is loaded (the int8 copy when asked for; loading the float32
+        # export as well would cost ~0.4 s at every start). A file that does not load is rebuilt.
+        target = model_file.with_name("model.int8.onnx") if precision == "int8" else model_file
         self.session = None
-        if model_file.is_file():
+        if target.is_file():
             try:
-                self.session = _ort_session(model_file, threads)
+                self.session = _ort_session(target, threads)
             except Exception as exc:  # noqa: BLE001 - a damaged export is rebuilt below
-                logger.warning("discarding unreadable ONNX export %s: %s", model_file, exc)
+                logger.warning("discarding unreadable ONNX export %s: %s", target, exc)
                 shutil.rmtree(export_dir, ignore_errors=True)
         if self.session is None:
-            logger.info("exporting %s to ONNX under %s (once)", spec.name, export_dir)
-            try:
-                _export_onnx(spec, export_dir)
-            except _OnnxUnavailable:
-                raise
-            except OSError as exc:
-                raise _OnnxUnavailable(
-                    f"cannot write the ONNX export under {root} ({exc}); set ZEROROUTER_CACHE_DIR to a "
-                    "writable folder"
-                ) from exc
-            except Exception as exc:  # noqa: BLE001 - any export failure means "use torch"
-                raise _OnnxUnavailable(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
-            self.session = _ort_session(model_file, threads)
-        if precision == "int8":
-            model_file = _quantized_export(model_file)
-            self.session = _ort_session(model_file, threads)
+            if not model_file.is_file():
+                _export_or_unavailable(spec, export_dir, root)
+            if precision == "int8":
+                _require_quantizer()
+                try:
+                    _quantized_export(model_file)
+                except _OnnxUnavailable as exc:  # the float32 export may be damaged: rebuild it once
+                    logger.warning("rebuilding the ONNX export %s: %s", model_file, exc)
+                    shutil.rmtree(export_dir, ignore_errors=True)
+                    _export_or_unavailable(spec, export_dir, root)
+                    _quantized_export(model_file)
+            self.session = _ort_session(target, threads)
         # Dynamic int8 quantization scales activations by the whole input tensor, padding included:
         # batched, a text's embedding would depend on its batch mates. One text per run keeps it a
         # function of the text alone (the same in training, serving and the caches).
         self.one_at_a_time = precision == "int8"
-        self.model_file = model_file
+        self.model_file = target
         tokenizer = Tokenizer.from_file(str(Path(spec.transformer_dir) / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=max_seq_length)
@@ -919,7 +936,7 @@ class QueryEncoder:
             spec = self._model_spec()
             model_id = spec.files_hash or hashlib.sha1(f"name:{spec.name}".encode()).hexdigest()
             self._fingerprint = (f"{model_id[:16]}-L{self.max_seq_length}-{'n' if self.normalize else 'u'}"
-                                 + ("-int8" if getattr(self, "precision", "float32") == "int8" else ""))
+                                 + ("-int8" if self.precision == "int8" else ""))
         return self._fingerprint
 
     def warmup(self) -> None:

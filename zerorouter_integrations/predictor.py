@@ -124,7 +124,7 @@ class QualityPredictor:
             names, stacked, intercept, per_token = pool.names, pool.stacked, pool.intercept, pool.per_token
         else:
             last = pool.last
-            if last is not None and (models is last[0] or models == last[0]):  # the same list as before
+            if last is not None and models == last[0]:  # the same models as the previous call
                 names, stacked, intercept, per_token = last[1]
             else:
                 hit = pool.subset(self.space_, models, self.models)

@@ -262,16 +262,17 @@ class ZeroRouter:
         return clone
 
     # ------------------------------------------------------------------ deciding
-    def _pool_capabilities(self, pool: list[str]) -> dict[str, Any]:
-        """Capabilities of every model of ``pool`` (built once per pool; reset when a profile changes)."""
+    def _pool_capabilities(self, pool: list[str]) -> tuple[dict[str, Any], float]:
+        """Capabilities of every model of ``pool`` and the smallest context window among them (built
+        once per pool; reset when a profile changes)."""
         key = tuple(pool)
         cached = self.__dict__.get("_pool_caps")
         if cached is None or cached[0] != key:
             caps = {m: self._capabilities(m) for m in pool}
             windows = [c.context_window for c in caps.values() if c.context_window is not None]
-            cached = (key, caps, min(windows, default=float("inf")))  # + the smallest context window
+            cached = (key, caps, min(windows, default=float("inf")))
             self.__dict__["_pool_caps"] = cached
-        return cached[1]
+        return cached[1], cached[2]
 
     def _capabilities(self, name: str) -> Any:
         from zerorouter_integrations.constraints import ModelCapabilities, capabilities_from_litellm
@@ -320,10 +321,10 @@ class ZeroRouter:
                 if name not in self.predictor.profiles_:
                     raise UnknownModelError(name, self.models)
         needs = needs_from_request(msgs, tools=tools, response_format=response_format, max_tokens=max_tokens)
-        caps = self._pool_capabilities(pool)
+        caps, smallest_window = self._pool_capabilities(pool)
         if (allowed is None and denied is None and needs.max_tokens is None and not needs.needs_tools
                 and not needs.needs_vision and not needs.needs_json_schema and not needs.needs_response_format
-                and needs.prompt_tokens <= self.__dict__["_pool_caps"][2]):
+                and needs.prompt_tokens <= smallest_window):
             admissible, removed = list(pool), {}  # a plain request that fits every context window
         else:
             admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
@@ -698,9 +699,8 @@ def _rank(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, lat: np.ndar
     placed in the calibration columns and the others masked out.
     """
     fitted = getattr(pol, "model_names_", None)
-    if fitted is not None and names == fitted:  # the candidates are the calibration columns
-        return [int(i) for i in pol.rank(q, c, lat)]
-    if fitted is None or getattr(pol, "n_models_", None) is None or not set(names) <= set(fitted):
+    if (fitted is None or names == fitted or getattr(pol, "n_models_", None) is None
+            or not set(names) <= set(fitted)):  # no remapping needed (or possible)
         return [int(i) for i in pol.rank(q, c, lat)]
     col = {m: j for j, m in enumerate(fitted)}
     m = len(fitted)

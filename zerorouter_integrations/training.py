@@ -18,21 +18,24 @@ __all__ = ["fit_artifact"]
 
 
 def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (), exclude_models: Sequence[str] = (),
-                 space: LatentSpace | None = None, encoder: Any = None, max_seq_length: int = 64,
-                 precision: str = "int8", n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
+                 space: LatentSpace | None = None, encoder: Any = None, max_seq_length: int | None = None,
+                 precision: str | None = None, n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
                  build_info: dict[str, Any] | None = None, show_progress: bool | None = None) -> RouterArtifact:
     """Fit a latent space and profiles on ``table`` (minus excluded prompts / models) into an artifact.
 
     Without ``encoder``, prompts are embedded by a :class:`QueryEncoder` with ``max_seq_length`` and
-    ``precision``; the artifact records the encoder settings, and routers built on it use the same.
+    ``precision`` (default: :data:`~zerorouter_integrations.encoder.ROUTING_ENCODER`); the artifact
+    records the encoder settings, and routers built on it use the same.
 
     Anchors are informative training prompts with a reference answer when the table has references
     (so live onboarding can grade them), else any training prompts. Calibration prompts are a seeded
     sample of training prompts, stored with their *predicted* coordinates, as seen at serve time.
     """
-    from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
+    from zerorouter_integrations.encoder import ROUTING_ENCODER, QueryEncoder, default_cache_dir
     from zerorouter_integrations.latent.irt import IRTSpace
 
+    max_seq_length = max_seq_length or ROUTING_ENCODER["max_seq_length"]
+    precision = precision or ROUTING_ENCODER["precision"]
     excluded = set(exclude_prompt_ids)
     all_ids = table.prompt_ids
     train_idx = np.array([i for i, pid in enumerate(all_ids) if pid not in excluded])
