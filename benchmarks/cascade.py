@@ -80,14 +80,18 @@ def _crude(ctx: Any, Y: np.ndarray, C: np.ndarray) -> Any:
     q = np.where(agree, Y[:, a], Y[:, best])
     c = np.where(comparable, C[:, a] + C[:, b], 0.0) + np.where(agree, 0.0, C[:, best])
     pt = np.array([[c.mean(), q.mean()]])
-    return Curve(points=pt, hull=pt), {"pair": [ctx.pool[a], ctx.pool[b]], "escalate_to": ctx.pool[best],
-                                       "agreement_rate": float(agree[comparable].mean())}
+    return Curve(points=pt, hull=pt), {
+        "pair": [ctx.pool[a], ctx.pool[b]],
+        "escalate_to": ctx.pool[best],
+        "agreement_rate": float(agree[comparable].mean()),
+    }
 
 
 EXTRA = {
     "cascade, fitted agreement": lambda ctx, Y, C: evaluate_cascade(ctx, Y, C, agreement="fit"),
     "cascade, escalate to per-prompt best": lambda ctx, Y, C: evaluate_cascade(
-        ctx, Y, C, policy=CascadePolicy(lam=0.0, escalate_to="best")),
+        ctx, Y, C, policy=CascadePolicy(lam=0.0, escalate_to="best")
+    ),
     "crude cascade (fixed pair → best)": _crude,
 }
 ROUTERS = ["zerorouter", "zerorouter-cascade", *EXTRA]
@@ -113,7 +117,9 @@ def features(table: RoutingTable, emb_dir: Path | None) -> np.ndarray:
     if emb_dir is not None:
         emb = np.load(emb_dir / f"emb_{table.name}.npy")
         if len(emb) != len(texts):
-            raise ValueError(f"{emb_dir}/emb_{table.name}.npy has {len(emb)} rows; the table has {len(texts)}")
+            raise ValueError(
+                f"{emb_dir}/emb_{table.name}.npy has {len(emb)} rows; the table has {len(texts)}"
+            )
         return PromptFeaturizer(None).transform(texts, emb)
     from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
 
@@ -130,8 +136,14 @@ def run_table(name: str, splits: int, emb_dir: Path | None, first_seed: int = 0)
         evaluation.fit_and_onboard = memo
         try:
             t0 = time.perf_counter()
-            rep = evaluation.evaluate(table, split_by_prompt(table, seed=s), routers=ROUTERS, features=X, seed=s,
-                                      extra_routers=EXTRA)
+            rep = evaluation.evaluate(
+                table,
+                split_by_prompt(table, seed=s),
+                routers=ROUTERS,
+                features=X,
+                seed=s,
+                extra_routers=EXTRA,
+            )
             rep.elapsed = time.perf_counter() - t0  # type: ignore[attr-defined]
             rep.split_seed = s  # type: ignore[attr-defined]
         finally:
@@ -155,24 +167,32 @@ def table_markdown(name: str, reports: list[Any]) -> str:
         return f"{np.mean(got):.3f}{tag}"
 
     bs = [r.references["best_single"] for r in reports]
-    lines = [f"### `{name}`: {', '.join(str(r.n_test_prompts) for r in reports)} test prompts (splits "
-             f"{', '.join(str(r.split_seed) for r in reports)}); best single: "
-             f"{', '.join(sorted({b['model'] for b in bs}))} "
-             f"({100 * np.mean([b['quality'] for b in bs]):.1f} %, ${1000 * np.mean([b['cost'] for b in bs]):.3f}"
-             f" per 1k)", "",
-             "| router | QNC | cost @99 % | cost @95 % | AUDC (%) | best q (%) | QNC per split |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"### `{name}`: {', '.join(str(r.n_test_prompts) for r in reports)} test prompts (splits "
+        f"{', '.join(str(r.split_seed) for r in reports)}); best single: "
+        f"{', '.join(sorted({b['model'] for b in bs}))} "
+        f"({100 * np.mean([b['quality'] for b in bs]):.1f} %, ${1000 * np.mean([b['cost'] for b in bs]):.3f}"
+        f" per 1k)",
+        "",
+        "| router | QNC | cost @99 % | cost @95 % | AUDC (%) | best q (%) | QNC per split |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     names = [n for n in ROUTERS if all(n in r.routers for r in reports)]
     for n in names:
         res = [r.routers[n] for r in reports]
         qnc = [_reach(r, x.curve, 1.0) for r, x in zip(reports, res)]
         c99 = [_reach(r, x.curve, 0.99) for r, x in zip(reports, res)]
         c95 = [_reach(r, x.curve, 0.95) for r, x in zip(reports, res)]
-        lines.append(f"| {n} | {mean_k(qnc)} | {mean_k(c99)} | {mean_k(c95)} | "
-                     f"{100 * np.mean([x.audc for x in res]):.1f} | "
-                     f"{100 * np.mean([x.best_quality for x in res]):.1f} | "
-                     + ", ".join("never" if v is None else f"{v:.3f}" for v in qnc) + " |")
-    lines.append(f"| best single | 1.000 | 1.000 | 1.000 | – | {100 * np.mean([b['quality'] for b in bs]):.1f} | |")
+        lines.append(
+            f"| {n} | {mean_k(qnc)} | {mean_k(c99)} | {mean_k(c95)} | "
+            f"{100 * np.mean([x.audc for x in res]):.1f} | "
+            f"{100 * np.mean([x.best_quality for x in res]):.1f} | "
+            + ", ".join("never" if v is None else f"{v:.3f}" for v in qnc)
+            + " |"
+        )
+    lines.append(
+        f"| best single | 1.000 | 1.000 | 1.000 | – | {100 * np.mean([b['quality'] for b in bs]):.1f} | |"
+    )
     for n in ROUTERS:
         why = {r.unavailable[n] for r in reports if n in r.unavailable}
         if why:
@@ -180,15 +200,26 @@ def table_markdown(name: str, reports: list[Any]) -> str:
     cas = [r.routers.get("zerorouter-cascade") for r in reports]
     if all(cas):
         lines.append("")
-        lines.append("zerorouter-cascade at its first point reaching the best single quality (or its best point): "
-                     + "; ".join(f"split {i}: cascaded {100 * x.extra['cascade_share']:.0f} % of prompts, escalated "
-                                 f"{100 * x.extra['escalation_rate']:.0f} %" for i, x in enumerate(cas)) + ".")
+        lines.append(
+            "zerorouter-cascade at its first point reaching the best single quality (or its best point): "
+            + "; ".join(
+                f"split {i}: cascaded {100 * x.extra['cascade_share']:.0f} % of prompts, escalated "
+                f"{100 * x.extra['escalation_rate']:.0f} %"
+                for i, x in enumerate(cas)
+            )
+            + "."
+        )
     crude = [r.routers.get("crude cascade (fixed pair → best)") for r in reports]
     if all(crude):
-        lines.append("Crude cascade: " + "; ".join(
-            f"split {i}: {' + '.join(x.extra['pair'])} → {x.extra['escalate_to']} "
-            f"(agree {100 * x.extra['agreement_rate']:.0f} %)"
-            for i, x in enumerate(crude)) + ".")
+        lines.append(
+            "Crude cascade: "
+            + "; ".join(
+                f"split {i}: {' + '.join(x.extra['pair'])} → {x.extra['escalate_to']} "
+                f"(agree {100 * x.extra['agreement_rate']:.0f} %)"
+                for i, x in enumerate(crude)
+            )
+            + "."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -201,9 +232,12 @@ def plot(all_reports: dict[str, list[Any]], path: Path) -> Path:
     from zerorouter_integrations._io import atomic_write_bytes
 
     fig, axes = plt.subplots(1, len(all_reports), figsize=(6.5 * len(all_reports), 4.8), squeeze=False)
-    styles = {"zerorouter": dict(color="tab:blue"), "zerorouter-cascade": dict(color="tab:red", lw=2),
-              "cascade, fitted agreement": dict(color="tab:orange", ls="--"),
-              "cascade, escalate to per-prompt best": dict(color="tab:purple", ls=":")}
+    styles = {
+        "zerorouter": dict(color="tab:blue"),
+        "zerorouter-cascade": dict(color="tab:red", lw=2),
+        "cascade, fitted agreement": dict(color="tab:orange", ls="--"),
+        "cascade, escalate to per-prompt best": dict(color="tab:purple", ls=":"),
+    }
     for ax, (name, reports) in zip(axes[0], all_reports.items()):
         rep = reports[0]
         bs = rep.references["best_single"]
@@ -214,11 +248,20 @@ def plot(all_reports: dict[str, list[Any]], path: Path) -> Path:
         crude = rep.routers.get("crude cascade (fixed pair → best)")
         if crude is not None:
             p = crude.curve.points[0]
-            ax.scatter([p[0] / bs["cost"]], [p[1]], marker="s", color="tab:green", label="crude cascade", zorder=5)
-        for m, s in rep.references["single_models"].items():
+            ax.scatter(
+                [p[0] / bs["cost"]], [p[1]], marker="s", color="tab:green", label="crude cascade", zorder=5
+            )
+        for _m, s in rep.references["single_models"].items():
             ax.scatter([s["cost"] / bs["cost"]], [s["quality"]], s=10, color="grey", alpha=0.5)
-        ax.scatter([1.0], [bs["quality"]], marker="*", s=140, color="black", label=f"best single: {bs['model']}",
-                   zorder=6)
+        ax.scatter(
+            [1.0],
+            [bs["quality"]],
+            marker="*",
+            s=140,
+            color="black",
+            label=f"best single: {bs['model']}",
+            zorder=6,
+        )
         ax.axhline(bs["quality"], color="black", lw=0.5, ls=":")
         ax.axvline(0.6, color="tab:red", lw=0.5, ls=":")
         ax.set_xscale("log")
@@ -238,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tables", default="routerbench_subset,zeroeval")
     p.add_argument("--splits", type=int, default=3, help="number of prompt splits (default 3)")
-    p.add_argument("--first-seed", type=int, default=0,
-                   help="split seeds first..first+n-1 (default 0; e.g. 10 for fresh splits)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="split seeds first..first+n-1 (default 0; e.g. 10 for fresh splits)",
+    )
     p.add_argument("--embeddings-dir", default=None, help="read DIR/emb_<table>.npy instead of encoding")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
@@ -252,13 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     all_reports: dict[str, list[Any]] = {}
     md = ["## Cascade vs prompt-only routing vs best single (held-out prompts)\n"]
     for name in args.tables.split(","):
-        reports = run_table(name, args.splits, Path(args.embeddings_dir) if args.embeddings_dir else None,
-                            args.first_seed)
+        reports = run_table(
+            name, args.splits, Path(args.embeddings_dir) if args.embeddings_dir else None, args.first_seed
+        )
         all_reports[name] = reports
         md.append(table_markdown(name, reports))
         print(md[-1], flush=True)
-    md.append("QNC and cost @X % are fractions of the best single model's cost (lower is better); `never`: the "
-              "curve does not reach that quality on that split. Targets: QNC ≤ 0.6 on both tables (moonshot ≤ 0.35).\n")
+    md.append(
+        "QNC and cost @X % are fractions of the best single model's cost (lower is better); `never`: the "
+        "curve does not reach that quality on that split. Targets: QNC ≤ 0.6 on both tables (moonshot ≤ 0.35).\n"
+    )
     from zerorouter_integrations._io import atomic_write_bytes
 
     atomic_write_bytes(out / "cascade.md", "\n".join(md).encode())

@@ -13,7 +13,7 @@ import argparse
 import gc
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import zerorouter_integrations  # noqa: F401  (sets the offline environment before litellm)
 from zerorouter_integrations._env import import_litellm
@@ -57,12 +57,25 @@ def bench_dispatch_overhead(n: int = 300, warmup: int = 20) -> list[dict]:
     litellm = import_litellm()
     rows = []
     with ReplayServer(["bench"]) as server:
-        ep = ModelEndpoint("bench", "openai/bench", api_base=server.base_url, api_key="sk-test",
-                           input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+        ep = ModelEndpoint(
+            "bench",
+            "openai/bench",
+            api_base=server.base_url,
+            api_key="sk-test",
+            input_cost_per_token=1e-6,
+            output_cost_per_token=2e-6,
+        )
         dispatcher = Dispatcher({"bench": ep}, retry=RetryPolicy(max_retries=1, timeout_s=30.0))
         messages = [{"role": "user", "content": "Benchmark prompt: say something short."}]
-        direct_kw = dict(model=ep.litellm_model, api_base=ep.api_base, api_key=ep.api_key, messages=messages,
-                         num_retries=0, max_retries=0, timeout=30.0)
+        direct_kw = dict(
+            model=ep.litellm_model,
+            api_base=ep.api_base,
+            api_key=ep.api_key,
+            messages=messages,
+            num_retries=0,
+            max_retries=0,
+            timeout=30.0,
+        )
 
         def direct() -> None:
             litellm.completion(**direct_kw)
@@ -83,22 +96,48 @@ def bench_dispatch_overhead(n: int = 300, warmup: int = 20) -> list[dict]:
             t_direct, t_routed = _interleaved(a, b, n, warmup)
             d_med, r_med = statistics.median(t_direct), statistics.median(t_routed)
             d_p99, r_p99 = _pct(t_direct, 0.99), _pct(t_routed, 0.99)
-            rows.append({
-                "mode": mode, "n": n,
-                "direct_median_ms": d_med * 1e3, "direct_p99_ms": d_p99 * 1e3,
-                "dispatch_median_ms": r_med * 1e3, "dispatch_p99_ms": r_p99 * 1e3,
-                "ratio_median": r_med / d_med, "ratio_p99": r_p99 / d_p99,
-                "added_median_ms": (r_med - d_med) * 1e3,
-            })
+            rows.append(
+                {
+                    "mode": mode,
+                    "n": n,
+                    "direct_median_ms": d_med * 1e3,
+                    "direct_p99_ms": d_p99 * 1e3,
+                    "dispatch_median_ms": r_med * 1e3,
+                    "dispatch_p99_ms": r_p99 * 1e3,
+                    "ratio_median": r_med / d_med,
+                    "ratio_p99": r_p99 / d_p99,
+                    "added_median_ms": (r_med - d_med) * 1e3,
+                }
+            )
     return rows
 
 
 def _print_overhead(rows: list[dict]) -> None:
-    head = ("mode", "n", "litellm med ms", "litellm p99 ms", "dispatch med ms", "dispatch p99 ms",
-            "ratio med", "ratio p99", "added med ms")
-    body = [(r["mode"], str(r["n"]), f"{r['direct_median_ms']:.2f}", f"{r['direct_p99_ms']:.2f}",
-             f"{r['dispatch_median_ms']:.2f}", f"{r['dispatch_p99_ms']:.2f}", f"{r['ratio_median']:.3f}",
-             f"{r['ratio_p99']:.3f}", f"{r['added_median_ms']:+.3f}") for r in rows]
+    head = (
+        "mode",
+        "n",
+        "litellm med ms",
+        "litellm p99 ms",
+        "dispatch med ms",
+        "dispatch p99 ms",
+        "ratio med",
+        "ratio p99",
+        "added med ms",
+    )
+    body = [
+        (
+            r["mode"],
+            str(r["n"]),
+            f"{r['direct_median_ms']:.2f}",
+            f"{r['direct_p99_ms']:.2f}",
+            f"{r['dispatch_median_ms']:.2f}",
+            f"{r['dispatch_p99_ms']:.2f}",
+            f"{r['ratio_median']:.3f}",
+            f"{r['ratio_p99']:.3f}",
+            f"{r['added_median_ms']:+.3f}",
+        )
+        for r in rows
+    ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     print("Dispatch overhead: Dispatcher vs direct litellm.completion, local replay server, interleaved")
     print("  ".join(h.rjust(w) for h, w in zip(head, widths)))

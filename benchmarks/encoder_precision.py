@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     results, encoders = {}, {}
     quiet = Console(file=io.StringIO())
     for precision in ("float32", "int8"):
-        enc = QueryEncoder(max_seq_length=ROUTING_ENCODER["max_seq_length"], precision=precision,
-                           cache_dir=default_cache_dir() / "embeddings")
+        enc = QueryEncoder(
+            max_seq_length=ROUTING_ENCODER["max_seq_length"],
+            precision=precision,
+            cache_dir=default_cache_dir() / "embeddings",
+        )
         encoders[precision] = enc
         with tempfile.TemporaryDirectory() as out, redirect_stdout(io.StringIO()):
             results[precision] = run_demo(limit=args.limit, out=Path(out), console=quiet, encoder=enc)
@@ -64,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         ea, eb = encoders["float32"].encode(texts), encoders["int8"].encode(texts)
         cos = (ea * eb).sum(axis=1) / (np.linalg.norm(ea, axis=1) * np.linalg.norm(eb, axis=1))
         for precision, r in (("float32", a), ("int8", b)):
-            extra = f"{100 * same:.1f} % | {cos.min():.4f} / {cos.mean():.4f}" if precision == "int8" else " | "
-            print(f"| {name} | {r['prompts']} | {precision} | {r['router']['quality']:.4f} | "
-                  f"{1000 * r['router']['cost']:.3f} | {100 * r['audc']:.2f} | {extra} |")
+            extra = (
+                f"{100 * same:.1f} % | {cos.min():.4f} / {cos.mean():.4f}" if precision == "int8" else " | "
+            )
+            print(
+                f"| {name} | {r['prompts']} | {precision} | {r['router']['quality']:.4f} | "
+                f"{1000 * r['router']['cost']:.3f} | {100 * r['audc']:.2f} | {extra} |"
+            )
     return 0
 
 

@@ -79,8 +79,12 @@ def make_int8(encoder: QueryEncoder, variant: str) -> QueryEncoder:
     from zerorouter_integrations.encoder import _OnnxBackend, _ort_session
 
     # A private backend object: loaded backends are shared between equal encoders.
-    impl = _OnnxBackend(encoder._model_spec(), encoder.max_seq_length, encoder.num_threads, default_cache_dir())
-    attention = [f"/model/encoder/layer.{i}/attention/self/{m}" for i in range(64) for m in ("MatMul", "MatMul_1")]
+    impl = _OnnxBackend(
+        encoder._model_spec(), encoder.max_seq_length, encoder.num_threads, default_cache_dir()
+    )
+    attention = [
+        f"/model/encoder/layer.{i}/attention/self/{m}" for i in range(64) for m in ("MatMul", "MatMul_1")
+    ]
     ffn_out = [f"/model/encoder/layer.{i}/output/dense/MatMul" for i in range(64)]
     exclude = attention + (ffn_out if variant == "int8-safe" else [])
     dst = Path(tempfile.mkdtemp(prefix="zr-int8-")) / "model.onnx"
@@ -89,8 +93,13 @@ def make_int8(encoder: QueryEncoder, variant: str) -> QueryEncoder:
     root_level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" advice on every call
     try:
-        quantize_dynamic(str(impl.model_file), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=exclude)
+        quantize_dynamic(
+            str(impl.model_file),
+            str(dst),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=exclude,
+        )
     finally:
         logging.getLogger().setLevel(root_level)
     impl.session = _ort_session(dst, encoder.num_threads or len(os.sched_getaffinity(0)))
@@ -111,14 +120,18 @@ def knn_quality(lengths: list[int], n_per_dataset: int, k: int = 20) -> None:
     from sklearn.metrics import roc_auc_score
 
     cache = default_cache_dir() / "embeddings"
-    print(f"\nRouting-quality proxy: leave-one-out {k}-NN prediction of per-model correctness "
-          f"(mean ROC-AUC over models; {n_per_dataset} prompts per dataset; embeddings cached in {cache})")
+    print(
+        f"\nRouting-quality proxy: leave-one-out {k}-NN prediction of per-model correctness "
+        f"(mean ROC-AUC over models; {n_per_dataset} prompts per dataset; embeddings cached in {cache})"
+    )
     print(f"{'dataset':20s} " + " ".join(f"{'L=' + str(L):>8s}" for L in lengths) + f" {'task only':>10s}")
     for dataset in ("zeroeval", "routerbench_subset"):
         prompts = pd.read_parquet(DATA / dataset / "prompts.parquet")
         prompts = prompts.sample(n=min(n_per_dataset, len(prompts)), random_state=0)
         outcomes = pd.read_parquet(DATA / dataset / "outcomes.parquet")
-        scores = outcomes.pivot_table(index="prompt_id", columns="model", values="score").reindex(prompts["prompt_id"])
+        scores = outcomes.pivot_table(index="prompt_id", columns="model", values="score").reindex(
+            prompts["prompt_id"]
+        )
         y = scores.to_numpy(dtype=float)  # (n, models), NaN where unscored
         tasks = prompts["task"].to_numpy()
 
@@ -177,15 +190,22 @@ def export_time() -> float:
     )
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "ZEROROUTER_CACHE_DIR": tmp}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def measure(variant: str, length: int, threads: int, n: int, repeat: int, out_npz: str) -> dict:
     """One configuration, alone in this process (no other backend's thread pool in the way)."""
     prompts = load_prompts(n)
-    enc = QueryEncoder(backend="torch" if variant == "torch" else "onnx", max_seq_length=length,
-                       cache_size=0, num_threads=threads or None, show_progress=False)
+    enc = QueryEncoder(
+        backend="torch" if variant == "torch" else "onnx",
+        max_seq_length=length,
+        cache_size=0,
+        num_threads=threads or None,
+        show_progress=False,
+    )
     if variant.startswith("int8"):
         enc = make_int8(enc, variant)
     enc.warmup()
@@ -202,14 +222,23 @@ def measure(variant: str, length: int, threads: int, n: int, repeat: int, out_np
         single.append(enc.encode_one(p))
         lat.append((time.perf_counter() - t0) * 1000)
     np.savez(out_npz, batch=batch, single=np.vstack(single))
-    return {"p50": statistics.median(lat), "p99": float(np.percentile(lat, 99)), "min": min(lat),
-            "rate": len(prompts) / best}
+    return {
+        "p50": statistics.median(lat),
+        "p99": float(np.percentile(lat, 99)),
+        "min": min(lat),
+        "rate": len(prompts) / best,
+    }
 
 
 def measure_by_length(variant: str, threads: int, reps: int = 25) -> dict:
     """Median ms of one forward pass for synthetic inputs of 16…256 tokens (no truncation effects)."""
-    enc = QueryEncoder(backend="torch" if variant == "torch" else "onnx", max_seq_length=256,
-                       cache_size=0, num_threads=threads or None, show_progress=False)
+    enc = QueryEncoder(
+        backend="torch" if variant == "torch" else "onnx",
+        max_seq_length=256,
+        cache_size=0,
+        num_threads=threads or None,
+        show_progress=False,
+    )
     if variant.startswith("int8"):
         enc = make_int8(enc, variant)
     enc.warmup()
@@ -244,12 +273,21 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
     parser.add_argument("--threads", type=int, nargs="+", default=[0], help="0 = all cores (default)")
     parser.add_argument("--repeat", type=int, default=2, help="batch runs per config (best kept)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="sweeps over all configs; each figure is the best round's (noisy hosts)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="sweeps over all configs; each figure is the best round's (noisy hosts)",
+    )
     parser.add_argument("--int8", action="store_true", help="add dynamic int8 ONNX rows (needs onnx)")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-load and export timings")
-    parser.add_argument("--quality", type=int, default=0, metavar="N",
-                        help="also run the k-NN routing-quality proxy on N prompts per dataset")
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the k-NN routing-quality proxy on N prompts per dataset",
+    )
     parser.add_argument("--quality-only", action="store_true", help="only the quality proxy")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -269,10 +307,12 @@ def main() -> None:
     tokenizer.no_truncation()
     n_tokens = np.array([len(e.ids) for e in tokenizer.encode_batch(prompts)])
     cores = len(os.sched_getaffinity(0))
-    print(f"{len(prompts)} prompts; tokens p10/p50/p90/max = "
-          f"{np.percentile(n_tokens, 10):.0f}/{np.median(n_tokens):.0f}/{np.percentile(n_tokens, 90):.0f}/"
-          f"{n_tokens.max()}; cores available: {cores}; load average {os.getloadavg()[0]:.1f}; "
-          f"ONNX cache: {default_cache_dir()}")
+    print(
+        f"{len(prompts)} prompts; tokens p10/p50/p90/max = "
+        f"{np.percentile(n_tokens, 10):.0f}/{np.median(n_tokens):.0f}/{np.percentile(n_tokens, 90):.0f}/"
+        f"{n_tokens.max()}; cores available: {cores}; load average {os.getloadavg()[0]:.1f}; "
+        f"ONNX cache: {default_cache_dir()}"
+    )
     QueryEncoder(backend="onnx").warmup()  # export once before the workers start
 
     variants = list(args.backends) + (["int8", "int8-safe"] if args.int8 else [])
@@ -284,37 +324,62 @@ def main() -> None:
                 npz = os.path.join(tmp, f"{v}-{L}-{t}.npz")
                 r = run_measure(v, L, t, args.n, args.repeat, npz if rnd == 0 else npz + ".x.npz")
                 old = results.get((v, L, t))
-                results[(v, L, t)] = r if old is None else {
-                    "p50": min(old["p50"], r["p50"]), "p99": min(old["p99"], r["p99"]),
-                    "min": min(old["min"], r["min"]), "rate": max(old["rate"], r["rate"])}
-                print(f"  round {rnd + 1}/{args.rounds}: {v} L={L} threads={t or cores}: p50 {r['p50']:.2f} ms",
-                      file=sys.stderr, flush=True)
+                results[(v, L, t)] = (
+                    r
+                    if old is None
+                    else {
+                        "p50": min(old["p50"], r["p50"]),
+                        "p99": min(old["p99"], r["p99"]),
+                        "min": min(old["min"], r["min"]),
+                        "rate": max(old["rate"], r["rate"]),
+                    }
+                )
+                print(
+                    f"  round {rnd + 1}/{args.rounds}: {v} L={L} threads={t or cores}: p50 {r['p50']:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
         emb = {key: np.load(os.path.join(tmp, f"{key[0]}-{key[1]}-{key[2]}.npz")) for key in results}
 
-    header = (f"{'backend':10s} {'thr':>3s} {'max_len':>7s} {'trunc%':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
-              f"{'min ms':>6s} {'batch32/s':>9s} {'cos vs torch min/mean':>22s} {'cos vs L256':>11s}")
+    header = (
+        f"{'backend':10s} {'thr':>3s} {'max_len':>7s} {'trunc%':>6s} {'p50 ms':>7s} {'p99 ms':>7s} "
+        f"{'min ms':>6s} {'batch32/s':>9s} {'cos vs torch min/mean':>22s} {'cos vs L256':>11s}"
+    )
     print(f"\nSingle query (encode_one, cache off; best of {args.rounds} rounds) and batch throughput")
     print(header)
     print("-" * len(header))
     for (v, L, t), r in results.items():
         base = ("torch", L, t) if ("torch", L, t) in emb else (v, L, t)
-        cos = np.concatenate([rowwise_cos(emb[(v, L, t)]["batch"], emb[base]["batch"]),
-                              rowwise_cos(emb[(v, L, t)]["single"], emb[base]["batch"])])
+        cos = np.concatenate(
+            [
+                rowwise_cos(emb[(v, L, t)]["batch"], emb[base]["batch"]),
+                rowwise_cos(emb[(v, L, t)]["single"], emb[base]["batch"]),
+            ]
+        )
         ref = emb.get((v, 256, t))
-        trunc_cos = rowwise_cos(emb[(v, L, t)]["batch"], ref["batch"]).mean() if ref is not None else float("nan")
-        print(f"{v:10s} {t or cores:3d} {L:7d} {100 * float((n_tokens > L).mean()):6.1f} {r['p50']:7.2f} "
-              f"{r['p99']:7.2f} {r['min']:6.2f} {r['rate']:9.1f} {cos.min():11.5f}/{cos.mean():.5f} "
-              f"{trunc_cos:11.4f}")
+        trunc_cos = (
+            rowwise_cos(emb[(v, L, t)]["batch"], ref["batch"]).mean() if ref is not None else float("nan")
+        )
+        print(
+            f"{v:10s} {t or cores:3d} {L:7d} {100 * float((n_tokens > L).mean()):6.1f} {r['p50']:7.2f} "
+            f"{r['p99']:7.2f} {r['min']:6.2f} {r['rate']:9.1f} {cos.min():11.5f}/{cos.mean():.5f} "
+            f"{trunc_cos:11.4f}"
+        )
 
     print("\nOne forward pass by input length (median ms of 25; synthetic text, max_seq_length=256)")
-    print(f"{'backend':10s} {'thr':>3s} " + " ".join(f"{str(n) + ' tok':>8s}" for n in (16, 32, 64, 128, 256)))
+    print(
+        f"{'backend':10s} {'thr':>3s} " + " ".join(f"{str(n) + ' tok':>8s}" for n in (16, 32, 64, 128, 256))
+    )
     for t in args.threads:
         for v in variants:
             best: dict[str, float] = {}
             for _ in range(args.rounds):
                 r = run_measure("by-length", v, t)
                 best = {k: min(best.get(k, float("inf")), x) for k, x in r.items()}
-            print(f"{v:10s} {t or cores:3d} " + " ".join(f"{best[k]:8.2f}" for k in ("16", "32", "64", "128", "256")))
+            print(
+                f"{v:10s} {t or cores:3d} "
+                + " ".join(f"{best[k]:8.2f}" for k in ("16", "32", "64", "128", "256"))
+            )
 
     enc = QueryEncoder(backend="onnx" if "onnx" in variants else "torch", max_seq_length=128)
     enc.encode_one(prompts[0])

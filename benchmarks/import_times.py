@@ -34,8 +34,9 @@ _SNIPPET = "import time; t = time.perf_counter(); {stmt}; print(time.perf_counte
 def measure(stmt: str, runs: int) -> list[float] | str:
     times = []
     for _ in range(runs):
-        proc = subprocess.run([sys.executable, "-c", _SNIPPET.format(stmt=stmt)], cwd=ROOT,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _SNIPPET.format(stmt=stmt)], cwd=ROOT, capture_output=True, text=True
+        )
         if proc.returncode != 0:
             return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         times.append(float(proc.stdout.strip().splitlines()[-1]))
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((stmt, f"{statistics.median(res):.3f}", f"{min(res):.3f}", f"{max(res):.3f}"))
     head = (f"statement (fresh interpreter, {args.runs} runs)", "median s", "min s", "max s")
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
-    fmt = "  ".join(["{:<%d}" % widths[0]] + ["{:>%d}" % w for w in widths[1:]])
+    fmt = "  ".join([f"{{:<{widths[0]}}}"] + [f"{{:>{w}}}" for w in widths[1:]])
     print(fmt.format(*head))
     print("  ".join("-" * w for w in widths))
     for r in rows:

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zerorouter_integrations.optimizer import optimize_batch  # noqa: E402
+from zerorouter_integrations.optimizer import optimize_batch
 
 __all__ = ["bench_solve_times", "main", "synthetic_instance"]
 
@@ -45,7 +45,7 @@ def synthetic_instance(n_prompts: int, n_models: int = 50, seed: int = 0):
     difficulty = rng.normal(0, 1.2, (n_prompts, 1))
     Q = 1.0 / (1.0 + np.exp(-(ability[None, :] - difficulty + rng.normal(0, 0.6, (n_prompts, n_models)))))
     tokens = rng.lognormal(6.5, 0.8, (n_prompts, 1))
-    C = 10.0**log_price[None, :] * tokens * rng.lognormal(0, 0.15, (n_prompts, n_models))
+    C = 10.0 ** log_price[None, :] * tokens * rng.lognormal(0, 0.15, (n_prompts, n_models))
     return Q, C
 
 
@@ -105,20 +105,22 @@ def bench_solve_times(
                 t0 = time.perf_counter()
                 res = optimize_batch(Q, C, mode=mode, **problem, **kw)
                 secs = time.perf_counter() - t0
-                results.append({
-                    "prompts": n,
-                    "models": n_models,
-                    "mode": mode,
-                    "variant": label,
-                    "options_per_prompt": res.n_options / n,
-                    "path": res.extra.get("path"),
-                    "residual_prompts": res.extra.get("n_residual_prompts"),
-                    "status": res.status,
-                    "gap": res.mip_gap,
-                    "seconds": secs,
-                    "mean_quality": res.mean_quality,
-                    "cost_usd_per_1k": res.mean_cost * 1000,
-                })
+                results.append(
+                    {
+                        "prompts": n,
+                        "models": n_models,
+                        "mode": mode,
+                        "variant": label,
+                        "options_per_prompt": res.n_options / n,
+                        "path": res.extra.get("path"),
+                        "residual_prompts": res.extra.get("n_residual_prompts"),
+                        "status": res.status,
+                        "gap": res.mip_gap,
+                        "seconds": secs,
+                        "mean_quality": res.mean_quality,
+                        "cost_usd_per_1k": res.mean_cost * 1000,
+                    }
+                )
     if print_table:
         print(format_table(results))
     return results
@@ -126,23 +128,39 @@ def bench_solve_times(
 
 def format_table(results: list[dict]) -> str:
     """Fixed-width text table of :func:`bench_solve_times` results."""
-    head = ["prompts×models", "mode", "variant", "opts/prompt", "path", "to HiGHS", "status", "gap", "seconds"]
+    head = [
+        "prompts×models",
+        "mode",
+        "variant",
+        "opts/prompt",
+        "path",
+        "to HiGHS",
+        "status",
+        "gap",
+        "seconds",
+    ]
     rows = [head]
     for r in results:
-        rows.append([
-            f"{r['prompts']:,}×{r['models']}",
-            r["mode"],
-            r["variant"],
-            f"{r['options_per_prompt']:.1f}",
-            str(r["path"]),
-            "-" if r["residual_prompts"] is None else f"{r['residual_prompts']:,}",
-            r["status"],
-            "-" if r["gap"] is None else f"{r['gap']:.1e}",
-            f"{r['seconds']:.3f}",
-        ])
+        rows.append(
+            [
+                f"{r['prompts']:,}×{r['models']}",
+                r["mode"],
+                r["variant"],
+                f"{r['options_per_prompt']:.1f}",
+                str(r["path"]),
+                "-" if r["residual_prompts"] is None else f"{r['residual_prompts']:,}",
+                r["status"],
+                "-" if r["gap"] is None else f"{r['gap']:.1e}",
+                f"{r['seconds']:.3f}",
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(v.rjust(w) if i in (0, 3, 5, 7, 8) else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    lines = [
+        "  ".join(
+            v.rjust(w) if i in (0, 3, 5, 7, 8) else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))
+        )
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -169,12 +187,29 @@ def _held_out_predictions(table_name: str, seed: int = 0):
     cols = [models.index(m) for m in pool]
     ok = (~np.isnan(S[np.ix_(test_idx, cols)]) & ~np.isnan(C[np.ix_(test_idx, cols)])).all(axis=1)
     test_idx = test_idx[ok]
-    X = table_features(t, encoder=QueryEncoder(max_seq_length=128, cache_dir=default_cache_dir() / "embeddings"))
+    X = table_features(
+        t, encoder=QueryEncoder(max_seq_length=128, cache_dir=default_cache_dir() / "embeddings")
+    )
     tokens = np.array([estimate_tokens(x) for x in t.texts()], dtype=float)
-    ctx = EvalContext(table=t, features=X, train_idx=train_idx, eval_idx=test_idx, models=models, known=models,
-                      new_models=[], pool=pool, S_all=S, C_all=C, tokens_all=tokens,
-                      prices={m: t.prices(m) for m in models}, anchors=100, seed=seed)
-    pred = fit_and_onboard(ctx, IRTSpace(seed=seed)).predict(X[test_idx], input_tokens=tokens[test_idx], models=pool)
+    ctx = EvalContext(
+        table=t,
+        features=X,
+        train_idx=train_idx,
+        eval_idx=test_idx,
+        models=models,
+        known=models,
+        new_models=[],
+        pool=pool,
+        S_all=S,
+        C_all=C,
+        tokens_all=tokens,
+        prices={m: t.prices(m) for m in models},
+        anchors=100,
+        seed=seed,
+    )
+    pred = fit_and_onboard(ctx, IRTSpace(seed=seed)).predict(
+        X[test_idx], input_tokens=tokens[test_idx], models=pool
+    )
     return pool, pred.quality, pred.cost_usd, S[np.ix_(test_idx, cols)], C[np.ix_(test_idx, cols)]
 
 
@@ -196,8 +231,16 @@ def bench_realized(tables=("zeroeval", "routerbench_subset"), out_dir: Path | No
         ref = references(Y, C, pool)
         bs = ref["best_single"]
         j_best = pool.index(bs["model"])
-        rows.append({"table": name, "method": f"best single ({bs['model']})", "setting": "-",
-                     "quality": bs["quality"], "cost_per_1k": 1000 * bs["cost"], "status": "-"})
+        rows.append(
+            {
+                "table": name,
+                "method": f"best single ({bs['model']})",
+                "setting": "-",
+                "quality": bs["quality"],
+                "cost_per_1k": 1000 * bs["cost"],
+                "status": "-",
+            }
+        )
         pts = {"ilp": [], "policy": []}
         for frac in (0.1, 0.2, 0.35, 0.5, 0.8):
             budget = frac * Ch[:, j_best].sum()
@@ -212,10 +255,26 @@ def bench_realized(tables=("zeroeval", "routerbench_subset"), out_dir: Path | No
                 pq, pc = Y[r, ch].mean(), C[r, ch].mean()
             except InfeasibleError:
                 pq = pc = float("nan")
-            rows.append({"table": name, "method": "ILP mode A (max quality)", "setting":
-                         f"budget {frac:.0%} of best single", "quality": q, "cost_per_1k": 1000 * c, "status": st})
-            rows.append({"table": name, "method": "per-query policy", "setting": f"budget {frac:.0%} of best single",
-                         "quality": pq, "cost_per_1k": 1000 * pc, "status": "calibrated"})
+            rows.append(
+                {
+                    "table": name,
+                    "method": "ILP mode A (max quality)",
+                    "setting": f"budget {frac:.0%} of best single",
+                    "quality": q,
+                    "cost_per_1k": 1000 * c,
+                    "status": st,
+                }
+            )
+            rows.append(
+                {
+                    "table": name,
+                    "method": "per-query policy",
+                    "setting": f"budget {frac:.0%} of best single",
+                    "quality": pq,
+                    "cost_per_1k": 1000 * pc,
+                    "status": "calibrated",
+                }
+            )
             pts["ilp"].append((c, q))
             pts["policy"].append((pc, pq))
         qb = Q[:, j_best].mean()
@@ -233,20 +292,36 @@ def bench_realized(tables=("zeroeval", "routerbench_subset"), out_dir: Path | No
             except InfeasibleError:
                 pq = pc = float("nan")
                 pst = "infeasible"
-            rows.append({"table": name, "method": "ILP mode B (min cost)", "setting":
-                         f"pred. quality ≥ {frac:.2f} × best single's", "quality": q, "cost_per_1k": 1000 * c,
-                         "status": st})
-            rows.append({"table": name, "method": "per-query policy", "setting":
-                         f"pred. quality ≥ {frac:.2f} × best single's", "quality": pq, "cost_per_1k": 1000 * pc,
-                         "status": pst})
+            rows.append(
+                {
+                    "table": name,
+                    "method": "ILP mode B (min cost)",
+                    "setting": f"pred. quality ≥ {frac:.2f} × best single's",
+                    "quality": q,
+                    "cost_per_1k": 1000 * c,
+                    "status": st,
+                }
+            )
+            rows.append(
+                {
+                    "table": name,
+                    "method": "per-query policy",
+                    "setting": f"pred. quality ≥ {frac:.2f} × best single's",
+                    "quality": pq,
+                    "cost_per_1k": 1000 * pc,
+                    "status": pst,
+                }
+            )
             pts["ilp"].append((c, q))
             pts["policy"].append((pc, pq))
         curves[name] = (pts, ref)
     print("| table | method | setting | realized quality | realized $ / 1k | status |")
     print("| --- | --- | --- | ---: | ---: | --- |")
     for row in rows:
-        print(f"| {row['table']} | {row['method']} | {row['setting']} | {row['quality']:.3f} | "
-              f"{row['cost_per_1k']:.3f} | {row['status']} |")
+        print(
+            f"| {row['table']} | {row['method']} | {row['setting']} | {row['quality']:.3f} | "
+            f"{row['cost_per_1k']:.3f} | {row['status']} |"
+        )
     _plot_realized(curves, out_dir / "optimizer_realized.png")
     print(f"\nplot: {out_dir / 'optimizer_realized.png'}")
     return rows
@@ -265,7 +340,7 @@ def _plot_realized(curves: dict, path: Path) -> None:
             if len(arr):
                 order = np.argsort(arr[:, 0])
                 ax.plot(arr[order, 0] * 1000, arr[order, 1], marker=marker, label=key)
-        for m, s in ref["single_models"].items():
+        for _m, s in ref["single_models"].items():
             ax.scatter([s["cost"] * 1000], [s["quality"]], s=10, color="grey", alpha=0.6)
         bs = ref["best_single"]
         ax.scatter([bs["cost"] * 1000], [bs["quality"]], marker="*", s=150, color="red", label="best single")

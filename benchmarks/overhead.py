@@ -66,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     t1 = []
     for i in range(500):
         t0 = time.perf_counter()
-        score(X[i % 1000: i % 1000 + 1])
+        score(X[i % 1000 : i % 1000 + 1])
         t1.append(time.perf_counter() - t0)
     loops = []
     for _ in range(7):
         t0 = time.perf_counter()
         for i in range(500):
-            score(X[i % 1000: i % 1000 + 1])
+            score(X[i % 1000 : i % 1000 + 1])
         loops.append((time.perf_counter() - t0) / 500)
     tb = []
     for _ in range(5):
@@ -94,16 +94,28 @@ def main(argv: list[str] | None = None) -> int:
         warm.append(time.perf_counter() - t0)
 
     enc = router.encoder
-    print(f"pool of {len(pool)} models; encoder backend {enc.resolved_backend}, "
-          f"max_seq_length {getattr(enc, 'max_seq_length', '?')}; {len(prompts)} real prompts\n")
+    print(
+        f"pool of {len(pool)} models; encoder backend {enc.resolved_backend}, "
+        f"max_seq_length {getattr(enc, 'max_seq_length', '?')}; {len(prompts)} real prompts\n"
+    )
     print("| measure | p50 | p99 |")
     print("| --- | ---: | ---: |")
-    print(f"| scoring only, batch 1 (µs / decision) | {1e6 * np.median(t1):.1f} | {1e6 * np.percentile(t1, 99):.1f} |")
-    print(f"| scoring only, batch 1, loop of 500 (µs / decision; best / median of 7) | {1e6 * min(loops):.1f} | "
-          f"{1e6 * np.median(loops):.1f} |")
-    print(f"| scoring only, batch 1000 (µs / decision) | {1e6 * np.median(tb):.2f} | {1e6 * np.max(tb):.2f} |")
-    print(f"| end to end, new prompts (ms) | {1e3 * np.median(cold):.2f} | {1e3 * np.percentile(cold, 99):.2f} |")
-    print(f"| end to end, repeated prompts (ms) | {1e3 * np.median(warm):.2f} | {1e3 * np.percentile(warm, 99):.2f} |")
+    print(
+        f"| scoring only, batch 1 (µs / decision) | {1e6 * np.median(t1):.1f} | {1e6 * np.percentile(t1, 99):.1f} |"
+    )
+    print(
+        f"| scoring only, batch 1, loop of 500 (µs / decision; best / median of 7) | {1e6 * min(loops):.1f} | "
+        f"{1e6 * np.median(loops):.1f} |"
+    )
+    print(
+        f"| scoring only, batch 1000 (µs / decision) | {1e6 * np.median(tb):.2f} | {1e6 * np.max(tb):.2f} |"
+    )
+    print(
+        f"| end to end, new prompts (ms) | {1e3 * np.median(cold):.2f} | {1e3 * np.percentile(cold, 99):.2f} |"
+    )
+    print(
+        f"| end to end, repeated prompts (ms) | {1e3 * np.median(warm):.2f} | {1e3 * np.percentile(warm, 99):.2f} |"
+    )
     return 0
 
 

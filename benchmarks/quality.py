@@ -68,13 +68,15 @@ import copy
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 import zerorouter_integrations  # noqa: F401  (offline environment first)
+from zerorouter_integrations.encoder import ROUTING_ENCODER
 from zerorouter_integrations.evaluation import (
     POOL_COVERAGE,
     ROUTERS,
@@ -83,7 +85,6 @@ from zerorouter_integrations.evaluation import (
     evaluate,
     fit_and_onboard,
 )
-from zerorouter_integrations.encoder import ROUTING_ENCODER
 from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.latent.base import LatentSpace
 from zerorouter_integrations.metrics import Curve, audc, curve_from_choices, sweep_choices, upper_hull
@@ -92,15 +93,15 @@ from zerorouter_integrations.tables import RoutingTable, Split, load_table, spli
 
 __all__ = [
     "SplitRun",
-    "table_embeddings",
-    "make_features",
-    "make_splits",
-    "run_split",
-    "bootstrap_differences",
-    "onboard_variant",
     "anchor_efficiency",
     "anchor_methods",
+    "bootstrap_differences",
     "main",
+    "make_features",
+    "make_splits",
+    "onboard_variant",
+    "run_split",
+    "table_embeddings",
 ]
 
 DATA = Path(os.environ.get("ZEROROUTER_DATA", "/work/shared/data"))
@@ -121,7 +122,9 @@ def table_embeddings(table: RoutingTable, encoder: Any, texts: Sequence[str] | N
     return np.asarray(encoder.encode(list(table.texts() if texts is None else texts), show_progress=False))
 
 
-def make_features(table: RoutingTable, encoder: Any, *, variant: str = "default", tail_chars: int = 400) -> np.ndarray:
+def make_features(
+    table: RoutingTable, encoder: Any, *, variant: str = "default", tail_chars: int = 400
+) -> np.ndarray:
     """Feature matrix of every prompt in table order.
 
     ``variant``: ``"default"`` (the package's :class:`PromptFeaturizer`: embedding of the prompt's
@@ -138,7 +141,7 @@ def make_features(table: RoutingTable, encoder: Any, *, variant: str = "default"
     if variant == "head+tail":
         tail = table_embeddings(table, encoder, [t[-tail_chars:] for t in texts])
         X = PromptFeaturizer(encoder).transform(texts, emb)
-        return np.hstack([X[:, : emb.shape[1]], tail, X[:, emb.shape[1]:]])
+        return np.hstack([X[:, : emb.shape[1]], tail, X[:, emb.shape[1] :]])
     raise ValueError(f"unknown feature variant {variant!r}; expected 'default', 'embedding' or 'head+tail'")
 
 
@@ -183,8 +186,16 @@ def _choices(pred: QualityPredictor, ctx: EvalContext) -> np.ndarray:
     return sweep_choices(P.quality, P.cost_usd)
 
 
-def run_split(table: RoutingTable, split: Split, X: np.ndarray, routers: Mapping[str, Factory], *, seed: int,
-              anchors: int = 100, keep_preds: bool = True) -> SplitRun:
+def run_split(
+    table: RoutingTable,
+    split: Split,
+    X: np.ndarray,
+    routers: Mapping[str, Factory],
+    *,
+    seed: int,
+    anchors: int = 100,
+    keep_preds: bool = True,
+) -> SplitRun:
     """Evaluate ``routers`` (name → space factory) on one split through :func:`evaluation.evaluate`.
 
     Each router runs as an ``extra_routers`` entry that does exactly what the built-in path does
@@ -201,15 +212,25 @@ def run_split(table: RoutingTable, split: Split, X: np.ndarray, routers: Mapping
                 state["preds"][name] = pred
             state.update(ctx=ctx, Y=Y, C=C)
             return _curve(ch, Y, C), {}
+
         return fn
 
     extra = {_PREFIX + name: wrap(name, f) for name, f in routers.items()}
-    report = evaluate(table, split, routers=list(extra), anchors=anchors, seed=seed, features=X, extra_routers=extra)
-    report.routers = {name[len(_PREFIX):]: r for name, r in report.routers.items()}
+    report = evaluate(
+        table, split, routers=list(extra), anchors=anchors, seed=seed, features=X, extra_routers=extra
+    )
+    report.routers = {name[len(_PREFIX) :]: r for name, r in report.routers.items()}
     for r in report.routers.values():
-        r.name = r.name[len(_PREFIX):] if r.name.startswith(_PREFIX) else r.name
-    return SplitRun(seed=seed, report=report, Y=state["Y"], C=state["C"], choices=state["choices"],
-                    preds=state["preds"], ctx=state["ctx"])
+        r.name = r.name[len(_PREFIX) :] if r.name.startswith(_PREFIX) else r.name
+    return SplitRun(
+        seed=seed,
+        report=report,
+        Y=state["Y"],
+        C=state["C"],
+        choices=state["choices"],
+        preds=state["preds"],
+        ctx=state["ctx"],
+    )
 
 
 def _audc_weighted(choices: np.ndarray, Y: np.ndarray, C: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -222,13 +243,18 @@ def _audc_weighted(choices: np.ndarray, Y: np.ndarray, C: np.ndarray, W: np.ndar
     out = np.empty(W.shape[1])
     for b in range(W.shape[1]):
         pts = np.column_stack([cs[:, b], qs[:, b]])
-        out[b] = audc(Curve(points=pts, hull=upper_hull(pts)), float(single_c[:, b].min()),
-                      float(single_c[:, b].max()), n_grid=801)
+        out[b] = audc(
+            Curve(points=pts, hull=upper_hull(pts)),
+            float(single_c[:, b].min()),
+            float(single_c[:, b].max()),
+            n_grid=801,
+        )
     return out
 
 
-def bootstrap_differences(runs: Sequence[SplitRun], *, reference: str = REFERENCE, n_boot: int = 200,
-                          seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap_differences(
+    runs: Sequence[SplitRun], *, reference: str = REFERENCE, n_boot: int = 200, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """Paired bootstrap of ``AUDC(router) − AUDC(reference)`` over test prompts, averaged over splits.
 
     Returns router → (mean difference over splits, bootstrap SD of that mean), in AUDC units.
@@ -249,8 +275,9 @@ def bootstrap_differences(runs: Sequence[SplitRun], *, reference: str = REFERENC
     return {n: (point[n], float(np.std(boot[n], ddof=1))) for n in names}
 
 
-def onboard_variant(pred: QualityPredictor, ctx: EvalContext, anchors: int | None, anchor_seed: int
-                    ) -> QualityPredictor:
+def onboard_variant(
+    pred: QualityPredictor, ctx: EvalContext, anchors: int | None, anchor_seed: int
+) -> QualityPredictor:
     """A copy of a fitted predictor whose new models are re-onboarded from ``anchors`` anchors.
 
     Mirrors the onboarding step of :func:`evaluation.fit_and_onboard` on the same fitted space;
@@ -271,14 +298,24 @@ def onboard_variant(pred: QualityPredictor, ctx: EvalContext, anchors: int | Non
         j = ctx.models.index(name)
         y = ctx.S_all[rows, j]
         ok = ~np.isnan(y)
-        out.onboard(name, Z_train[chosen][ok], y[ok], costs=ctx.C_all[rows, j][ok],
-                    input_tokens=ctx.tokens_all[rows][ok], prices=ctx.prices.get(name))
+        out.onboard(
+            name,
+            Z_train[chosen][ok],
+            y[ok],
+            costs=ctx.C_all[rows, j][ok],
+            input_tokens=ctx.tokens_all[rows][ok],
+            prices=ctx.prices.get(name),
+        )
     return out
 
 
-def anchor_efficiency(runs: Sequence[SplitRun], *, anchor_counts: Sequence[int] = (10, 20, 50, 100),
-                      anchor_seeds: Sequence[int] = (0, 1, 2), routers: Sequence[str] | None = None
-                      ) -> dict[str, dict[str, np.ndarray]]:
+def anchor_efficiency(
+    runs: Sequence[SplitRun],
+    *,
+    anchor_counts: Sequence[int] = (10, 20, 50, 100),
+    anchor_seeds: Sequence[int] = (0, 1, 2),
+    routers: Sequence[str] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
     """router → {"10": per-seed AUDC (mean over splits), ..., "full": AUDC}."""
     names = list(routers) if routers is not None else list(runs[0].preds)
     out: dict[str, dict[str, np.ndarray]] = {n: {} for n in names}
@@ -299,9 +336,14 @@ def anchor_efficiency(runs: Sequence[SplitRun], *, anchor_counts: Sequence[int] 
     return out
 
 
-def anchor_methods(runs: Sequence[SplitRun], *, methods: Sequence[str] = ("dopt", "vopt", "kcenter", "random"),
-                   anchor_counts: Sequence[int] = (10, 20, 100), anchor_seeds: Sequence[int] = (0, 1, 2),
-                   router: str = REFERENCE) -> dict[str, dict[str, np.ndarray]]:
+def anchor_methods(
+    runs: Sequence[SplitRun],
+    *,
+    methods: Sequence[str] = ("dopt", "vopt", "kcenter", "random"),
+    anchor_counts: Sequence[int] = (10, 20, 100),
+    anchor_seeds: Sequence[int] = (0, 1, 2),
+    router: str = REFERENCE,
+) -> dict[str, dict[str, np.ndarray]]:
     """zerorouter's AUDC by anchor-selection method (same fitted space): method → {count: per-seed AUDC}."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for method in methods:
@@ -360,7 +402,8 @@ def main_table(name: str, runs: Sequence[SplitRun], diffs: Mapping[str, tuple[fl
             f"| {router} | {100 * np.mean(a):.1f} | {' / '.join(f'{100 * v:.1f}' for v in a)} | {d} | "
             f"{_mean_reached([x.qnc for x in rs])} | {_mean_reached([x.cost_at_95 for x in rs])} | "
             f"{100 * np.mean([x.best_quality for x in rs]):.1f} | {np.mean(ap) if ap else float('nan'):.3f} | "
-            f"{np.mean([x.fit_seconds for x in rs]):.1f} |")
+            f"{np.mean([x.fit_seconds for x in rs]):.1f} |"
+        )
     rm = [r.report.references["random_mix_audc"] for r in runs]
     orc = [r.report.references["oracle_audc"] for r in runs]
     bsq = [r.report.references["best_single"]["quality"] for r in runs]
@@ -379,9 +422,15 @@ def anchor_table(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) 
     """One row per anchor count, one column group per table."""
     tables = list(results)
     routers = list(next(iter(results.values())))
-    head = "| anchors | " + " | ".join(
-        f"{t}: zerorouter AUDC (%) | Δ vs full (%) | " + " | ".join(f"{r}" for r in routers if r != REFERENCE)
-        for t in tables) + " |"
+    head = (
+        "| anchors | "
+        + " | ".join(
+            f"{t}: zerorouter AUDC (%) | Δ vs full (%) | "
+            + " | ".join(f"{r}" for r in routers if r != REFERENCE)
+            for t in tables
+        )
+        + " |"
+    )
     ncol = 1 + sum(2 + len(routers) - 1 for _ in tables)
     lines = [head, "|" + " --- |" + " ---: |" * (ncol - 1)]
     keys = list(next(iter(results.values()))[REFERENCE])
@@ -405,14 +454,18 @@ def method_table(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) 
     tables = list(results)
     methods = list(next(iter(results.values())))
     counts = list(next(iter(results.values()))[methods[0]])
-    lines = ["| method | " + " | ".join(f"{t}: {c} anchors" for t in tables for c in counts) + " |",
-             "| --- |" + " ---: |" * (len(tables) * len(counts))]
+    lines = [
+        "| method | " + " | ".join(f"{t}: {c} anchors" for t in tables for c in counts) + " |",
+        "| --- |" + " ---: |" * (len(tables) * len(counts)),
+    ]
     for mth in methods:
         cells = []
         for t in tables:
             for c in counts:
                 v = results[t][mth][c]
-                cells.append(f"{100 * np.mean(v):.2f}" + (f" ± {100 * np.std(v, ddof=1):.2f}" if len(v) > 1 else ""))
+                cells.append(
+                    f"{100 * np.mean(v):.2f}" + (f" ± {100 * np.std(v, ddof=1):.2f}" if len(v) > 1 else "")
+                )
         lines.append(f"| {mth} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -429,7 +482,7 @@ def plot_anchors(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], 
 
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.2), squeeze=False)
     for ax, (tname, per_router) in zip(axes[0], results.items()):
-        for i, (router, vals) in enumerate(per_router.items()):
+        for _i, (router, vals) in enumerate(per_router.items()):
             ks = [k for k in vals if k != "full"]
             x = [int(k) for k in ks]
             m = [100 * np.mean(vals[k]) for k in ks]
@@ -455,8 +508,9 @@ def plot_anchors(results: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], 
 def _encoder(max_seq_length: int, precision: str) -> Any:
     from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
 
-    return QueryEncoder(max_seq_length=max_seq_length, precision=precision,
-                        cache_dir=default_cache_dir() / "embeddings")
+    return QueryEncoder(
+        max_seq_length=max_seq_length, precision=precision, cache_dir=default_cache_dir() / "embeddings"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,11 +523,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anchor-seeds", type=int, default=3)
     p.add_argument("--routers", default=",".join(ROUTER_NAMES))
     p.add_argument("--no-features-table", action="store_true")
-    p.add_argument("--quick", action="store_true", help="1 split, 50 resamples, 1 anchor seed, no feature table")
-    p.add_argument("--max-seq-length", type=int, default=ROUTING_ENCODER["max_seq_length"],
-                   help="encoder truncation in tokens (default: the shipped router's)")
-    p.add_argument("--precision", default=ROUTING_ENCODER["precision"], choices=["float32", "int8"],
-                   help="encoder precision (default: the shipped router's)")
+    p.add_argument(
+        "--quick", action="store_true", help="1 split, 50 resamples, 1 anchor seed, no feature table"
+    )
+    p.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=ROUTING_ENCODER["max_seq_length"],
+        help="encoder truncation in tokens (default: the shipped router's)",
+    )
+    p.add_argument(
+        "--precision",
+        default=ROUTING_ENCODER["precision"],
+        choices=["float32", "int8"],
+        help="encoder precision (default: the shipped router's)",
+    )
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.quick:
@@ -497,7 +561,9 @@ def main(argv: list[str] | None = None) -> int:
         t_feat = time.perf_counter() - t0
         runs = []
         seeds = range(args.first_seed, args.first_seed + args.splits)
-        for split, s in zip(make_splits(table, args.splits, N_NEW.get(tname, 2), first_seed=args.first_seed), seeds):
+        for split, s in zip(
+            make_splits(table, args.splits, N_NEW.get(tname, 2), first_seed=args.first_seed), seeds
+        ):
             runs.append(run_split(table, split, X, routers, seed=s, anchors=args.anchors))
         diffs = bootstrap_differences(runs, n_boot=args.bootstrap)
         print(main_table(tname, runs, diffs))
@@ -512,9 +578,15 @@ def main(argv: list[str] | None = None) -> int:
                 if variant == "default":  # the first split with the default features is runs[0]
                     run = runs[0]
                 else:
-                    run = run_split(table, make_splits(table, 1, N_NEW.get(tname, 2), first_seed=args.first_seed)[0],
-                                    make_features(table, enc, variant=variant), routers, seed=args.first_seed,
-                                    anchors=args.anchors, keep_preds=False)
+                    run = run_split(
+                        table,
+                        make_splits(table, 1, N_NEW.get(tname, 2), first_seed=args.first_seed)[0],
+                        make_features(table, enc, variant=variant),
+                        routers,
+                        seed=args.first_seed,
+                        anchors=args.anchors,
+                        keep_preds=False,
+                    )
                 feature_rows[tname][variant] = {r: v.audc for r, v in run.report.routers.items()}
         for run in runs:  # free the fitted predictors
             run.preds.clear()
@@ -522,12 +594,17 @@ def main(argv: list[str] | None = None) -> int:
     print(anchor_table(anchor_results))
     plot_anchors(anchor_results, out_dir / "anchors.png")
     if method_results:
-        print("## Anchor selection: zerorouter AUDC (%) by method and anchors (mean ± sd over anchor seeds)\n")
+        print(
+            "## Anchor selection: zerorouter AUDC (%) by method and anchors (mean ± sd over anchor seeds)\n"
+        )
         print(method_table(method_results))
     if feature_rows:
         print(f"## Prompt features: AUDC (%) on split {args.first_seed}\n")
-        heads = {"embedding": "embedding only", "default": "embedding + text features (default)",
-                 "head+tail": "+ embedding of the last 400 chars"}
+        heads = {
+            "embedding": "embedding only",
+            "default": "embedding + text features (default)",
+            "head+tail": "+ embedding of the last 400 chars",
+        }
         for tname, rows in feature_rows.items():
             print(f"`{tname}`\n")
             print("| router | " + " | ".join(heads[v] for v in FEATURE_VARIANTS) + " |")

@@ -20,8 +20,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from zerorouter_integrations.stores import MemoryStore, ProfileStore, RedisStore, SQLiteStore
 
@@ -38,9 +38,15 @@ def measure(store: ProfileStore, n_threads: int, calls_per_thread: int) -> float
         barrier.wait()
         try:
             for i in range(calls_per_thread):
-                store.record_call("bench-model", latency_s=0.5 + (i % 7) * 0.1, ttft_s=0.1,
-                                  input_tokens=300, output_tokens=120, cost_usd=2e-4)
-        except BaseException as e:  # noqa: BLE001 - reported below
+                store.record_call(
+                    "bench-model",
+                    latency_s=0.5 + (i % 7) * 0.1,
+                    ttft_s=0.1,
+                    input_tokens=300,
+                    output_tokens=120,
+                    cost_usd=2e-4,
+                )
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=work) for _ in range(n_threads)]
@@ -71,9 +77,23 @@ def _redis_server() -> Iterator[str | None]:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", d, "--logfile", os.path.join(d, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                d,
+                "--logfile",
+                os.path.join(d, "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 15
@@ -102,17 +122,20 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     thread_counts = [int(x) for x in args.threads.split(",")]
 
-    with tempfile.TemporaryDirectory() as tmp, _redis_server() if args.redis_url is None else _given(
-        args.redis_url
-    ) as redis_url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _redis_server() if args.redis_url is None else _given(args.redis_url) as redis_url,
+    ):
         backends: list[tuple[str, Callable[[], ProfileStore]]] = [
             ("memory (in-process)", MemoryStore),
             ("sqlite (WAL file)", lambda: SQLiteStore(os.path.join(tmp, "bench.db"))),
         ]
         if redis_url is not None:
             backends.append(
-                (f"redis (Lua, {'given' if args.redis_url else 'local'})",
-                 lambda: RedisStore(redis_url, prefix=f"bench-{uuid.uuid4().hex[:8]}:"))
+                (
+                    f"redis (Lua, {'given' if args.redis_url else 'local'})",
+                    lambda: RedisStore(redis_url, prefix=f"bench-{uuid.uuid4().hex[:8]}:"),
+                )
             )
         rows = []
         for name, make in backends:
@@ -125,10 +148,15 @@ def main(argv: list[str] | None = None) -> None:
                 store.close()
             rows.append((name, rates))
 
-    print(f"record_call throughput ({args.calls} calls per thread, one shared model; "
-          f"python {platform.python_version()}, {os.cpu_count()} CPUs)")
-    header = f"{'store':<24}" + "".join(f"{f'{n} thread' + ('s' if n > 1 else '') + ' /s':>16}"
-                                        for n in thread_counts) + f"{'us/call (1 thr)':>18}"
+    print(
+        f"record_call throughput ({args.calls} calls per thread, one shared model; "
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs)"
+    )
+    header = (
+        f"{'store':<24}"
+        + "".join(f"{f'{n} thread' + ('s' if n > 1 else '') + ' /s':>16}" for n in thread_counts)
+        + f"{'us/call (1 thr)':>18}"
+    )
     print(header)
     print("-" * len(header))
     for name, rates in rows:

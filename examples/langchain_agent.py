@@ -14,9 +14,10 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data")) / "routerbench_subset"
@@ -75,8 +76,10 @@ def main(base_url: str | None = None) -> dict[str, Any]:
             middleware=[ZeroRouterMiddleware()],
         )
         with get_usage_metadata_callback() as usage, get_routing_usage_callback() as routing:
-            result = agent.invoke({"messages": [{"role": "user", "content": QUESTION}]},
-                                  config={"configurable": {"thread_id": THREAD_ID}})
+            result = agent.invoke(
+                {"messages": [{"role": "user", "content": QUESTION}]},
+                config={"configurable": {"thread_id": THREAD_ID}},
+            )
         ai = [m for m in result["messages"] if isinstance(m, AIMessage)]
         return {
             "pool": router.models,

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data")) / "routerbench_subset"
@@ -56,17 +57,20 @@ def main(base_url: str | None = None) -> dict[str, Any]:
     with replay(base_url) as server:
         router = replay_router(server)
         llm = ZeroRouterChat(router=router)  # default policy: 95 % of the reference model's quality
-        prompt = ChatPromptTemplate.from_messages([
-            ("system", "You are a careful assistant. Answer briefly."),
-            ("human", "{question}"),
-        ])
+        prompt = ChatPromptTemplate.from_messages(
+            [
+                ("system", "You are a careful assistant. Answer briefly."),
+                ("human", "{question}"),
+            ]
+        )
         chain = prompt | llm | StrOutputParser()
         with get_usage_metadata_callback() as usage, get_routing_usage_callback() as routing:
             answers = chain.batch([{"question": q} for q in QUESTIONS])
             # The same chain without the parser keeps the message and its routing metadata. Routing
             # options can come per call through the config:
-            message = (prompt | llm).invoke({"question": QUESTIONS[0]},
-                                            config={"configurable": {"quality_target": 0.8}})
+            message = (prompt | llm).invoke(
+                {"question": QUESTIONS[0]}, config={"configurable": {"quality_target": 0.8}}
+            )
         meta = message.response_metadata
         return {
             "pool": router.models,
@@ -85,6 +89,8 @@ if __name__ == "__main__":
     for q, a in zip(QUESTIONS, out["answers"], strict=True):
         print(f"Q: {q.splitlines()[0]}\nA: {a[:200]!r}\n")
     d = out["message"].response_metadata["routing_decision"]
-    print(f"last call → {out['model']}  cost ${out['response_cost']:.6f}  "
-          f"expected saving vs {d['reference_model']}: {d['expected_saving_fraction']}")
+    print(
+        f"last call → {out['model']}  cost ${out['response_cost']:.6f}  "
+        f"expected saving vs {d['reference_model']}: {d['expected_saving_fraction']}"
+    )
     print(out["summary"])

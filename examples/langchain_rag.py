@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data")) / "routerbench_subset"
@@ -57,13 +58,16 @@ def main(base_url: str | None = None) -> dict[str, Any]:
 
     with replay(base_url) as server:
         router = replay_router(server)
-        store = InMemoryVectorStore.from_documents([Document(page_content=t) for t in DOCUMENTS],
-                                                   ZeroRouterEmbeddings(encoder=router.encoder))
+        store = InMemoryVectorStore.from_documents(
+            [Document(page_content=t) for t in DOCUMENTS], ZeroRouterEmbeddings(encoder=router.encoder)
+        )
         retriever = store.as_retriever(search_kwargs={"k": 2})
-        prompt = ChatPromptTemplate.from_messages([
-            ("system", "Answer the question using only this context:\n{context}"),
-            ("human", "{question}"),
-        ])
+        prompt = ChatPromptTemplate.from_messages(
+            [
+                ("system", "Answer the question using only this context:\n{context}"),
+                ("human", "{question}"),
+            ]
+        )
 
         def format_docs(docs: list[Document]) -> str:
             return "\n".join(f"- {d.page_content}" for d in docs)

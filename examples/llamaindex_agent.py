@@ -50,8 +50,11 @@ async def amain(base_url: str | None = None) -> dict[str, Any]:
         server: Any = _Server(base_url) if base_url else stack.enter_context(ReplayServer())
         router = replay_router(server)
         llm = ZeroRouterLLM(router, max_tokens=256)
-        agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=multiply)], llm=llm,
-                              system_prompt="You are a careful calculator. Always use your tools.")
+        agent = FunctionAgent(
+            tools=[FunctionTool.from_defaults(fn=multiply)],
+            llm=llm,
+            system_prompt="You are a careful calculator. Always use your tools.",
+        )
         tool_calls = []
         with RoutingStatsHandler().attach() as stats:
             handler = agent.run(user_msg=QUESTION)

@@ -48,8 +48,9 @@ def main(base_url: str | None = None) -> dict[str, Any]:
         server: Any = _Server(base_url) if base_url else stack.enter_context(ReplayServer())
         router = replay_router(server)
         llm = ZeroRouterLLM(router, session_id="chat-engine-example", max_tokens=256)
-        index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS],
-                                                embed_model=MiniLMEmbedding(router=router))
+        index = VectorStoreIndex.from_documents(
+            [Document(text=t) for t in DOCUMENTS], embed_model=MiniLMEmbedding(router=router)
+        )
         chat_engine = index.as_chat_engine(chat_mode="condense_plus_context", llm=llm, similarity_top_k=1)
 
         for i, question in enumerate(TURNS):
@@ -60,11 +61,22 @@ def main(base_url: str | None = None) -> dict[str, Any]:
                     streaming = chat_engine.stream_chat(question)
                     answer = "".join(streaming.response_gen)
             summary = stats.summary()
-            turns.append({"question": question, "answer": answer, "models": list(summary["models"]),
-                          "cost_usd": summary["total"]["cost_usd"], "table": stats.table()})
+            turns.append(
+                {
+                    "question": question,
+                    "answer": answer,
+                    "models": list(summary["models"]),
+                    "cost_usd": summary["total"]["cost_usd"],
+                    "table": stats.table(),
+                }
+            )
         last_model = chat_engine.chat_history[-1].additional_kwargs.get("model")
-    return {"turns": turns, "model": last_model or turns[-1]["models"][-1],
-            "cost_usd": sum(t["cost_usd"] for t in turns), "pool": router.models}
+    return {
+        "turns": turns,
+        "model": last_model or turns[-1]["models"][-1],
+        "cost_usd": sum(t["cost_usd"] for t in turns),
+        "pool": router.models,
+    }
 
 
 if __name__ == "__main__":
@@ -72,6 +84,8 @@ if __name__ == "__main__":
     parser.add_argument("--base-url", help="a running replay server (default: start one)")
     out = main(parser.parse_args().base_url)
     for t in out["turns"]:
-        print(f"user: {t['question']}\nassistant: {t['answer']}\n  (routed to {', '.join(t['models'])}, "
-              f"${t['cost_usd']:.6f})\n")
+        print(
+            f"user: {t['question']}\nassistant: {t['answer']}\n  (routed to {', '.join(t['models'])}, "
+            f"${t['cost_usd']:.6f})\n"
+        )
     print(f"total cost ${out['cost_usd']:.6f}")

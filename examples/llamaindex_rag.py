@@ -54,7 +54,9 @@ def main(base_url: str | None = None) -> dict[str, Any]:
         llm = ZeroRouterLLM(router, max_tokens=256)
         embed_model = MiniLMEmbedding(router=router)  # same MiniLM (and cache) as the router's encoder
 
-        index = VectorStoreIndex.from_documents([Document(text=t) for t in DOCUMENTS], embed_model=embed_model)
+        index = VectorStoreIndex.from_documents(
+            [Document(text=t) for t in DOCUMENTS], embed_model=embed_model
+        )
         query_engine = index.as_query_engine(llm=llm, similarity_top_k=2)
         with RoutingStatsHandler().attach() as stats:
             response = query_engine.query(QUESTION)

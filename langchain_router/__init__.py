@@ -25,13 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from langchain_router.middleware import ZeroRouterMiddleware
 
 __all__ = [
-    "ZeroRouterChat",
-    "routing_options_from_config",
-    "RoutingUsageCallbackHandler",
     "ModelUsage",
-    "get_routing_usage_callback",
+    "RoutingUsageCallbackHandler",
+    "ZeroRouterChat",
     "ZeroRouterEmbeddings",
     "ZeroRouterMiddleware",
+    "get_routing_usage_callback",
+    "routing_options_from_config",
 ]
 
 _EXPORTS = {

@@ -11,7 +11,8 @@ and Anthropic-style ``{"type": "image", "source": {...}}`` become OpenAI ``image
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
@@ -27,26 +28,37 @@ from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 
 __all__ = [
+    "content_to_openai",
+    "dict_to_message",
     "message_to_dict",
     "messages_to_dicts",
-    "dict_to_message",
-    "content_to_openai",
-    "tool_calls_from_openai",
-    "tool_call_chunks_from_deltas",
-    "usage_to_metadata",
     "normalize_tool_choice",
+    "tool_call_chunks_from_deltas",
+    "tool_calls_from_openai",
+    "usage_to_metadata",
 ]
 
 #: Content blocks that never go to the API as content (tool calls travel in ``tool_calls``).
-_DROPPED_ASSISTANT_BLOCKS = frozenset({
-    "tool_use", "tool_call", "tool_call_chunk", "function_call", "server_tool_call",
-    "server_tool_result", "reasoning", "thinking", "redacted_thinking", "invalid_tool_call",
-})
+_DROPPED_ASSISTANT_BLOCKS = frozenset(
+    {
+        "tool_use",
+        "tool_call",
+        "tool_call_chunk",
+        "function_call",
+        "server_tool_call",
+        "server_tool_result",
+        "reasoning",
+        "thinking",
+        "redacted_thinking",
+        "invalid_tool_call",
+    }
+)
 
 
 # --------------------------------------------------------------------------------------------
 # content blocks
 # --------------------------------------------------------------------------------------------
+
 
 def _data_url(mime: str | None, data: str) -> str:
     return data if data.startswith("data:") else f"data:{mime or 'application/octet-stream'};base64,{data}"
@@ -152,12 +164,19 @@ def content_to_openai(content: Any, role: str) -> str | list[dict[str, Any]]:
 # messages → OpenAI dicts
 # --------------------------------------------------------------------------------------------
 
+
 def _tool_call_to_openai(tc: Mapping[str, Any]) -> dict[str, Any]:
     args = tc.get("args")
-    return {"id": tc.get("id"), "type": "function",
-            "function": {"name": tc.get("name"),
-                         "arguments": args if isinstance(args, str)
-                         else json.dumps(args if args is not None else {}, ensure_ascii=False)}}
+    return {
+        "id": tc.get("id"),
+        "type": "function",
+        "function": {
+            "name": tc.get("name"),
+            "arguments": args
+            if isinstance(args, str)
+            else json.dumps(args if args is not None else {}, ensure_ascii=False),
+        },
+    }
 
 
 def message_to_dict(message: BaseMessage) -> dict[str, Any]:
@@ -175,9 +194,14 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
     """
     if isinstance(message, AIMessage):
         calls = [_tool_call_to_openai(tc) for tc in message.tool_calls]
-        calls += [{"id": tc.get("id"), "type": "function",
-                   "function": {"name": tc.get("name"), "arguments": tc.get("args") or ""}}
-                  for tc in message.invalid_tool_calls]
+        calls += [
+            {
+                "id": tc.get("id"),
+                "type": "function",
+                "function": {"name": tc.get("name"), "arguments": tc.get("args") or ""},
+            }
+            for tc in message.invalid_tool_calls
+        ]
         if not calls and message.additional_kwargs.get("tool_calls"):
             calls = [dict(tc) for tc in message.additional_kwargs["tool_calls"]]
         text = content_to_openai(message.content, "assistant")
@@ -192,14 +216,23 @@ def message_to_dict(message: BaseMessage) -> dict[str, Any]:
         role = "developer" if message.additional_kwargs.get("__openai_role__") == "developer" else "system"
         d = {"role": role, "content": content_to_openai(message.content, role)}
     elif isinstance(message, ToolMessage):
-        d = {"role": "tool", "tool_call_id": message.tool_call_id,
-             "content": content_to_openai(message.content, "tool")}
+        d = {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": content_to_openai(message.content, "tool"),
+        }
     elif isinstance(message, FunctionMessage):
-        d = {"role": "function", "name": message.name, "content": content_to_openai(message.content, "function")}
+        d = {
+            "role": "function",
+            "name": message.name,
+            "content": content_to_openai(message.content, "function"),
+        }
     elif isinstance(message, ChatMessage):
         d = {"role": message.role, "content": content_to_openai(message.content, message.role)}
     elif isinstance(message, BaseMessage):
-        role = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}.get(message.type, "user")
+        role = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}.get(
+            message.type, "user"
+        )
         d = {"role": role, "content": content_to_openai(message.content, role)}
     else:
         raise TypeError(f"expected a LangChain BaseMessage, got {type(message).__name__}: {message!r:.80}")
@@ -218,6 +251,7 @@ def messages_to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 # OpenAI → LangChain
 # --------------------------------------------------------------------------------------------
 
+
 def tool_calls_from_openai(raw: Sequence[Mapping[str, Any]] | None) -> tuple[list[Any], list[Any]]:
     """OpenAI tool calls → (``tool_calls``, ``invalid_tool_calls``) of an ``AIMessage``.
 
@@ -232,7 +266,7 @@ def tool_calls_from_openai(raw: Sequence[Mapping[str, Any]] | None) -> tuple[lis
         tc["function"] = fn
         try:
             parsed = parse_tool_call(tc, return_id=True)
-        except Exception as exc:  # noqa: BLE001 - OutputParserException and friends
+        except Exception as exc:
             invalid.append(make_invalid_tool_call(tc, str(exc)))
             continue
         if parsed is not None:
@@ -251,8 +285,9 @@ def dict_to_message(d: Mapping[str, Any]) -> BaseMessage:
     if role == "assistant":
         calls, invalid = tool_calls_from_openai(d.get("tool_calls"))
         extra = {"function_call": dict(d["function_call"])} if d.get("function_call") else {}
-        return AIMessage(content=content, tool_calls=calls, invalid_tool_calls=invalid, name=name,
-                         additional_kwargs=extra)
+        return AIMessage(
+            content=content, tool_calls=calls, invalid_tool_calls=invalid, name=name, additional_kwargs=extra
+        )
     if role == "user":
         return HumanMessage(content=content, name=name)
     if role in ("system", "developer"):
@@ -270,8 +305,14 @@ def tool_call_chunks_from_deltas(deltas: Sequence[Mapping[str, Any]] | None) -> 
     out = []
     for d in deltas or ():
         fn = d.get("function") or {}
-        out.append(tool_call_chunk(name=fn.get("name") or None, args=fn.get("arguments") or None,
-                                   id=d.get("id") or None, index=d.get("index")))
+        out.append(
+            tool_call_chunk(
+                name=fn.get("name") or None,
+                args=fn.get("arguments") or None,
+                id=d.get("id") or None,
+                index=d.get("index"),
+            )
+        )
     return out
 
 
@@ -297,6 +338,7 @@ def usage_to_metadata(usage: Any) -> UsageMetadata:
 # --------------------------------------------------------------------------------------------
 # tool_choice
 # --------------------------------------------------------------------------------------------
+
 
 def normalize_tool_choice(tool_choice: Any, tool_names: Sequence[str]) -> str | dict[str, Any] | None:
     """LangChain ``tool_choice`` → OpenAI ``tool_choice``.
@@ -331,4 +373,3 @@ def normalize_tool_choice(tool_choice: Any, tool_names: Sequence[str]) -> str | 
         f"tool_choice={tool_choice!r}; expected None, a bool, 'auto', 'none', 'any', 'required', a tool "
         "name or an OpenAI tool_choice dict"
     )
-

@@ -13,10 +13,11 @@ number of calls, the USD cost (``response_metadata["response_cost"]``) and the l
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
@@ -117,13 +118,29 @@ class RoutingUsageCallbackHandler(BaseCallbackHandler):
         """A plain-text table, one row per model (most expensive first) and a total row."""
         rows = sorted(self.usage.values(), key=lambda u: (-u.cost_usd, u.model))
         head = ("model", "calls", "input tok", "output tok", "cost USD", "mean latency s")
-        body = [(u.model, str(u.calls), str(u.input_tokens), str(u.output_tokens), f"{u.cost_usd:.6f}",
-                 f"{u.mean_latency_s:.3f}" if u.mean_latency_s is not None else "-") for u in rows]
+        body = [
+            (
+                u.model,
+                str(u.calls),
+                str(u.input_tokens),
+                str(u.output_tokens),
+                f"{u.cost_usd:.6f}",
+                f"{u.mean_latency_s:.3f}" if u.mean_latency_s is not None else "-",
+            )
+            for u in rows
+        ]
         calls = sum(u.calls for u in rows)
         lat = sum(u.latency_s for u in rows)
-        body.append(("TOTAL", str(calls), str(sum(u.input_tokens for u in rows)),
-                     str(sum(u.output_tokens for u in rows)), f"{sum(u.cost_usd for u in rows):.6f}",
-                     f"{lat / calls:.3f}" if calls else "-"))
+        body.append(
+            (
+                "TOTAL",
+                str(calls),
+                str(sum(u.input_tokens for u in rows)),
+                str(sum(u.output_tokens for u in rows)),
+                f"{sum(u.cost_usd for u in rows):.6f}",
+                f"{lat / calls:.3f}" if calls else "-",
+            )
+        )
         widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
 
         def line(r: tuple[str, ...]) -> str:

@@ -29,8 +29,9 @@ import asyncio
 import dataclasses
 import math
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, AsyncIterator, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -62,23 +63,38 @@ from zerorouter_integrations.errors import (
     ZeroRouterError,
 )
 
-__all__ = ["ZeroRouterChat", "ROUTING_OPTION_KEYS", "routing_options_from_config"]
+__all__ = ["ROUTING_OPTION_KEYS", "ZeroRouterChat", "routing_options_from_config"]
 
 #: The name under which routing happens; any other ``model`` value names a pool model (bypass).
 ROUTED = "zerorouter"
 
 #: Routing options read from call kwargs, ``config["configurable"]`` and ``config["metadata"]``.
 ROUTING_OPTION_KEYS = (
-    "allowed_models", "denied_models", "session_id", "quality_target", "budget_usd_per_1k",
-    "reference_model", "latency_sla_s", "policy", "request_id", "cascade",
+    "allowed_models",
+    "denied_models",
+    "session_id",
+    "quality_target",
+    "budget_usd_per_1k",
+    "reference_model",
+    "latency_sla_s",
+    "policy",
+    "request_id",
+    "cascade",
 )
 #: LangChain / LangGraph run ids that make a good default session id (escalate-only stickiness).
 _THREAD_KEYS = ("thread_id", "conversation_id")
 #: Private kwarg carrying the thread id found in the config down to ``_generate`` / ``_stream``.
 _THREAD_KW = "zerorouter_thread_id"
 #: Call kwargs that must never reach LiteLLM (they would override the router's endpoints / retries).
-_NOT_FORWARDED = ("api_key", "max_retries", "stream", "stream_options", "ls_structured_output_format",
-                  "structured_output_format", "streaming")
+_NOT_FORWARDED = (
+    "api_key",
+    "max_retries",
+    "stream",
+    "stream_options",
+    "ls_structured_output_format",
+    "structured_output_format",
+    "streaming",
+)
 
 
 def routing_options_from_config(config: RunnableConfig | None) -> dict[str, Any]:
@@ -123,19 +139,27 @@ def _with_hint(exc: ZeroRouterError, hint: str) -> ZeroRouterError:
 
 def _hint_for(exc: ZeroRouterError) -> str | None:
     if isinstance(exc, UnknownModelError):
-        return ("give model= one of the router's pool names (or leave it unset / 'zerorouter' to route), "
-                "and name only pool models in allowed_models / denied_models / reference_model")
+        return (
+            "give model= one of the router's pool names (or leave it unset / 'zerorouter' to route), "
+            "and name only pool models in allowed_models / denied_models / reference_model"
+        )
     if isinstance(exc, NoAdmissibleModelError):
-        return ("widen allowed_models or drop denied_models, drop the tools / response_format / input types "
-                "the pool cannot serve, raise latency_sla_s, or use a new session_id (sessions only escalate)")
+        return (
+            "widen allowed_models or drop denied_models, drop the tools / response_format / input types "
+            "the pool cannot serve, raise latency_sla_s, or use a new session_id (sessions only escalate)"
+        )
     if isinstance(exc, AllModelsFailedError):
-        return ("check each failing endpoint's api_base and api_key (ZeroRouterChat(api_key=...) fills "
-                "endpoints that have none when the adapter builds the router), or raise timeout / max_retries")
+        return (
+            "check each failing endpoint's api_base and api_key (ZeroRouterChat(api_key=...) fills "
+            "endpoints that have none when the adapter builds the router), or raise timeout / max_retries"
+        )
     if isinstance(exc, InfeasibleError):
         best = getattr(exc, "best_value", None)
         at_least = f" (at least {best:.6g})" if isinstance(best, (int, float)) else ""
-        return (f"raise budget_usd_per_1k{at_least}, lower quality_target, or widen allowed_models "
-                "so that the target can be met")
+        return (
+            f"raise budget_usd_per_1k{at_least}, lower quality_target, or widen allowed_models "
+            "so that the target can be met"
+        )
     if isinstance(exc, SchemaError):
         return "pass router=ZeroRouter(...), or endpoints={name: ModelEndpoint(...)} for the pool models"
     return None
@@ -246,9 +270,11 @@ class ZeroRouterChat(BaseChatModel):
         return values
 
     @model_validator(mode="after")
-    def _validate(self) -> "ZeroRouterChat":
+    def _validate(self) -> ZeroRouterChat:
         if self.router is not None and (self.artifact_path or self.models or self.endpoints):
-            raise ValueError("give either router= or artifact_path= / models= / endpoints= to build one, not both")
+            raise ValueError(
+                "give either router= or artifact_path= / models= / endpoints= to build one, not both"
+            )
         if self.quality_target is not None and self.budget_usd_per_1k is not None:
             raise ValueError(
                 f"quality_target={self.quality_target} and budget_usd_per_1k={self.budget_usd_per_1k}: "
@@ -275,11 +301,18 @@ class ZeroRouterChat(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
-            "model": self.model, "artifact_path": self.artifact_path, "models": self.models,
-            "allowed_models": self.allowed_models, "denied_models": self.denied_models,
-            "quality_target": self.quality_target, "reference_model": self.reference_model,
-            "budget_usd_per_1k": self.budget_usd_per_1k, "latency_sla_s": self.latency_sla_s,
-            "temperature": self.temperature, "max_tokens": self.max_tokens, "stop": self.stop,
+            "model": self.model,
+            "artifact_path": self.artifact_path,
+            "models": self.models,
+            "allowed_models": self.allowed_models,
+            "denied_models": self.denied_models,
+            "quality_target": self.quality_target,
+            "reference_model": self.reference_model,
+            "budget_usd_per_1k": self.budget_usd_per_1k,
+            "latency_sla_s": self.latency_sla_s,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
             **self.model_kwargs,
         }
 
@@ -317,13 +350,23 @@ class ZeroRouterChat(BaseChatModel):
         endpoints = None
         if self.endpoints is not None:
             endpoints = {name: _as_endpoint(name, ep, ModelEndpoint) for name, ep in self.endpoints.items()}
-        retry = RetryPolicy(max_retries=1 if self.max_retries is None else int(self.max_retries),
-                            timeout_s=self.timeout if self.timeout is not None else 60.0)
-        kwargs = dict(models=self.models, endpoints=endpoints, reference_model=self.reference_model,
-                      retry=retry, latency_sla_s=self.latency_sla_s)
+        retry = RetryPolicy(
+            max_retries=1 if self.max_retries is None else int(self.max_retries),
+            timeout_s=self.timeout if self.timeout is not None else 60.0,
+        )
+        kwargs = dict(
+            models=self.models,
+            endpoints=endpoints,
+            reference_model=self.reference_model,
+            retry=retry,
+            latency_sla_s=self.latency_sla_s,
+        )
         try:
-            router = ZeroRouter.load(self.artifact_path, **kwargs) if self.artifact_path \
+            router = (
+                ZeroRouter.load(self.artifact_path, **kwargs)
+                if self.artifact_path
                 else ZeroRouter.default(**kwargs)
+            )
         except ZeroRouterError as exc:
             hint = _hint_for(exc)
             raise (_with_hint(exc, hint) if hint else exc) from exc
@@ -339,7 +382,9 @@ class ZeroRouterChat(BaseChatModel):
         if quality_target is None and budget is None:
             return None
         if quality_target is not None and budget is not None:
-            raise ValueError(f"quality_target={quality_target} and budget_usd_per_1k={budget}: give one, not both")
+            raise ValueError(
+                f"quality_target={quality_target} and budget_usd_per_1k={budget}: give one, not both"
+            )
         quality_target = None if quality_target is None else float(quality_target)
         budget = None if budget is None else float(budget)
         _check_policy_values(quality_target, budget)
@@ -360,8 +405,9 @@ class ZeroRouterChat(BaseChatModel):
         return fitted
 
     # ------------------------------------------------------------------ request building
-    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any,
-                 kwargs: dict[str, Any]) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: dict[str, Any]
+    ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
         kwargs = dict(kwargs)
         meta = dict(getattr(run_manager, "metadata", None) or {})
         opts: dict[str, Any] = {}
@@ -371,7 +417,8 @@ class ZeroRouterChat(BaseChatModel):
             elif meta.get(key) is not None and key != "policy":
                 opts[key] = meta[key]
         thread = kwargs.pop(_THREAD_KW, None) or next(
-            (str(meta[k]) for k in _THREAD_KEYS if meta.get(k) is not None), None)
+            (str(meta[k]) for k in _THREAD_KEYS if meta.get(k) is not None), None
+        )
         forced = kwargs.pop("model", None)
         alias = kwargs.pop("model_name", None)
         forced = forced or alias
@@ -405,9 +452,12 @@ class ZeroRouterChat(BaseChatModel):
                 params["denied_models"] = denied
             policy = opts.get("policy")
             if policy is None:
-                policy = self._policy(router, opts.get("quality_target", self.quality_target),
-                                      opts.get("budget_usd_per_1k", self.budget_usd_per_1k),
-                                      opts.get("reference_model", self.reference_model))
+                policy = self._policy(
+                    router,
+                    opts.get("quality_target", self.quality_target),
+                    opts.get("budget_usd_per_1k", self.budget_usd_per_1k),
+                    opts.get("reference_model", self.reference_model),
+                )
             if policy is not None:
                 params["policy"] = policy
             sla = opts.get("latency_sla_s", self.latency_sla_s)
@@ -428,7 +478,7 @@ class ZeroRouterChat(BaseChatModel):
     def _response_metadata(resp: Any) -> dict[str, Any]:
         try:
             decision = resp.decision.to_dict()
-        except Exception:  # noqa: BLE001 - metadata must never break a call
+        except Exception:
             decision = None
         meta: dict[str, Any] = {
             "model_name": resp.model,
@@ -441,8 +491,9 @@ class ZeroRouterChat(BaseChatModel):
             "request_id": resp.request_id,
         }
         if resp.attempts:
-            meta["failed_attempts"] = [dataclasses.asdict(a) if dataclasses.is_dataclass(a) else str(a)
-                                       for a in resp.attempts]
+            meta["failed_attempts"] = [
+                dataclasses.asdict(a) if dataclasses.is_dataclass(a) else str(a) for a in resp.attempts
+            ]
         raw_id = getattr(resp.response, "id", None)
         if raw_id:
             meta["id"] = raw_id
@@ -452,23 +503,40 @@ class ZeroRouterChat(BaseChatModel):
         calls, invalid = tool_calls_from_openai(resp.tool_calls)
         meta = self._response_metadata(resp)
         usage = usage_to_metadata(resp.usage)
-        message = AIMessage(content=resp.content or "", tool_calls=calls, invalid_tool_calls=invalid,
-                            usage_metadata=usage, response_metadata=meta, id=meta.get("id"))
+        message = AIMessage(
+            content=resp.content or "",
+            tool_calls=calls,
+            invalid_tool_calls=invalid,
+            usage_metadata=usage,
+            response_metadata=meta,
+            id=meta.get("id"),
+        )
         gen = ChatGeneration(message=message, generation_info={"finish_reason": resp.finish_reason})
-        llm_output = {"model_name": resp.model, "token_usage": dict(usage), "response_cost": meta["response_cost"]}
+        llm_output = {
+            "model_name": resp.model,
+            "token_usage": dict(usage),
+            "response_cost": meta["response_cost"],
+        }
         return ChatResult(generations=[gen], llm_output=llm_output)
 
     def _delta_chunk(self, rc: Any) -> ChatGenerationChunk:
-        return ChatGenerationChunk(message=AIMessageChunk(
-            content=rc.content or "", tool_call_chunks=tool_call_chunks_from_deltas(rc.tool_call_deltas)))
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=rc.content or "", tool_call_chunks=tool_call_chunks_from_deltas(rc.tool_call_deltas)
+            )
+        )
 
     def _final_chunk(self, resp: Any) -> ChatGenerationChunk:
         """The stream's last chunk: no text, the usage (only here) and all the metadata."""
         meta = self._response_metadata(resp)
         meta.pop("id", None)
         return ChatGenerationChunk(
-            message=AIMessageChunk(content="", usage_metadata=usage_to_metadata(resp.usage),
-                                   response_metadata=meta, chunk_position="last"),
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=usage_to_metadata(resp.usage),
+                response_metadata=meta,
+                chunk_position="last",
+            ),
             generation_info={"finish_reason": resp.finish_reason},
         )
 
@@ -492,30 +560,59 @@ class ZeroRouterChat(BaseChatModel):
         found = routing_options_from_config(config)
         return {**found, **kwargs} if found else kwargs
 
-    def invoke(self, input: LanguageModelInput, config: RunnableConfig | None = None, *,
-               stop: list[str] | None = None, **kwargs: Any) -> AIMessage:
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
         """As ``BaseChatModel.invoke``; routing options may also come from ``config``."""
         return super().invoke(input, config, stop=stop, **self._with_config(config, kwargs))
 
-    async def ainvoke(self, input: LanguageModelInput, config: RunnableConfig | None = None, *,
-                      stop: list[str] | None = None, **kwargs: Any) -> AIMessage:
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
         """Async twin of :meth:`invoke`."""
         return await super().ainvoke(input, config, stop=stop, **self._with_config(config, kwargs))
 
-    def stream(self, input: LanguageModelInput, config: RunnableConfig | None = None, *,
-               stop: list[str] | None = None, **kwargs: Any) -> Iterator[AIMessageChunk]:
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
         """As ``BaseChatModel.stream``; the last chunk carries the usage and the routing metadata."""
         yield from super().stream(input, config, stop=stop, **self._with_config(config, kwargs))
 
-    async def astream(self, input: LanguageModelInput, config: RunnableConfig | None = None, *,
-                      stop: list[str] | None = None, **kwargs: Any) -> AsyncIterator[AIMessageChunk]:
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
         """Async twin of :meth:`stream`."""
         async for chunk in super().astream(input, config, stop=stop, **self._with_config(config, kwargs)):
             yield chunk
 
     # ------------------------------------------------------------------ the four bodies
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         try:
             router, msgs, params = self._prepare(messages, stop, run_manager, kwargs)
             resp = router.complete(msgs, **params)
@@ -523,8 +620,13 @@ class ZeroRouterChat(BaseChatModel):
             raise _translated(exc) from exc
         return self._chat_result(resp)
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         try:
             # building the router / calibrating a policy can take a while: keep it off the event loop
             router, msgs, params = await asyncio.to_thread(self._prepare, messages, stop, run_manager, kwargs)
@@ -533,8 +635,13 @@ class ZeroRouterChat(BaseChatModel):
             raise _translated(exc) from exc
         return self._chat_result(resp)
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         try:
             router, msgs, params = self._prepare(messages, stop, run_manager, kwargs)
             for rc in router.stream(msgs, **params):
@@ -542,9 +649,13 @@ class ZeroRouterChat(BaseChatModel):
         except ZeroRouterError as exc:
             raise _translated(exc) from exc
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         try:
             router, msgs, params = await asyncio.to_thread(self._prepare, messages, stop, run_manager, kwargs)
             async for rc in router.astream(msgs, **params):
@@ -553,9 +664,15 @@ class ZeroRouterChat(BaseChatModel):
             raise _translated(exc) from exc
 
     # ------------------------------------------------------------------ tools and structured output
-    def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], *,
-                   tool_choice: dict | str | bool | None = None, strict: bool | None = None,
-                   parallel_tool_calls: bool | None = None, **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools (converted to OpenAI format); the router only picks models that can call tools.
 
         ``tool_choice``: ``"any"`` / ``True`` → ``"required"``; a tool name →
@@ -596,17 +713,26 @@ class ZeroRouterChat(BaseChatModel):
             Sent as the tool's / schema's ``strict`` flag.
         """
         if kwargs:
-            raise ValueError(f"unsupported argument(s) {sorted(kwargs)}; expected method, include_raw, strict")
+            raise ValueError(
+                f"unsupported argument(s) {sorted(kwargs)}; expected method, include_raw, strict"
+            )
         if schema is None and method != "json_mode":
             raise ValueError(f"schema is required for method={method!r}")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
         fmt_kwargs = {"method": method, "strict": strict}
         if method == "function_calling":
             tool_name = convert_to_openai_tool(schema)["function"]["name"]
-            llm = self.bind_tools([schema], tool_choice=tool_name, strict=strict,
-                                  ls_structured_output_format={"kwargs": fmt_kwargs, "schema": schema})
-            parser: Runnable = (PydanticToolsParser(tools=[schema], first_tool_only=True) if is_pydantic
-                                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True))
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=tool_name,
+                strict=strict,
+                ls_structured_output_format={"kwargs": fmt_kwargs, "schema": schema},
+            )
+            parser: Runnable = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
+            )
         elif method == "json_schema":
             fn = convert_to_openai_tool(schema, strict=strict)["function"]
             json_schema: dict[str, Any] = {"name": fn["name"], "schema": fn.get("parameters") or {}}
@@ -614,18 +740,24 @@ class ZeroRouterChat(BaseChatModel):
                 json_schema["description"] = fn["description"]
             if strict is not None:
                 json_schema["strict"] = strict
-            llm = self.bind(response_format={"type": "json_schema", "json_schema": json_schema},
-                            ls_structured_output_format={"kwargs": fmt_kwargs, "schema": schema})
+            llm = self.bind(
+                response_format={"type": "json_schema", "json_schema": json_schema},
+                ls_structured_output_format={"kwargs": fmt_kwargs, "schema": schema},
+            )
             parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
         elif method == "json_mode":
-            llm = self.bind(response_format={"type": "json_object"},
-                            ls_structured_output_format={"kwargs": {"method": method}, "schema": schema})
+            llm = self.bind(
+                response_format={"type": "json_object"},
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+            )
             parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
         else:
             raise ValueError(f"method={method!r}; expected 'function_calling', 'json_schema' or 'json_mode'")
         if not include_raw:
             return llm | parser
-        parser_assign = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        parser_assign = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
         parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
         with_fallback = parser_assign.with_fallbacks([parser_none], exception_key="parsing_error")
         return RunnableMap(raw=llm) | with_fallback
@@ -638,8 +770,10 @@ def _translated(exc: ZeroRouterError) -> ZeroRouterError:
 
 def _check_policy_values(quality_target: float | None, budget: float | None) -> None:
     if quality_target is not None and not (0.0 < float(quality_target) <= 1.0):
-        raise ValueError(f"quality_target={quality_target}; expected a fraction in (0, 1] of the reference "
-                         "model's predicted quality")
+        raise ValueError(
+            f"quality_target={quality_target}; expected a fraction in (0, 1] of the reference "
+            "model's predicted quality"
+        )
     if budget is not None and not (float(budget) > 0.0 and math.isfinite(float(budget))):
         raise ValueError(f"budget_usd_per_1k={budget}; expected USD per 1,000 calls > 0")
 
@@ -651,5 +785,7 @@ def _as_endpoint(name: str, ep: Any, endpoint_cls: type) -> Any:
         return endpoint_cls(name=name, litellm_model=ep)
     if isinstance(ep, Mapping):
         return endpoint_cls.from_dict({"name": name, **ep})
-    raise TypeError(f"endpoints[{name!r}] is {type(ep).__name__}; expected a ModelEndpoint, its dict or a "
-                    "LiteLLM model string")
+    raise TypeError(
+        f"endpoints[{name!r}] is {type(ep).__name__}; expected a ModelEndpoint, its dict or a "
+        "LiteLLM model string"
+    )

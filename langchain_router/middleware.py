@@ -17,7 +17,8 @@ checkpointed thread) routes again. Needs ``langchain>=1.0`` (``create_agent``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 try:
     from langchain.agents.middleware.types import (
@@ -38,7 +39,7 @@ from typing_extensions import NotRequired
 
 from langchain_router.chat_model import ROUTED, ZeroRouterChat
 
-__all__ = ["ZeroRouterMiddleware", "ZeroRouterAgentState"]
+__all__ = ["ZeroRouterAgentState", "ZeroRouterMiddleware"]
 
 _STATE_KEY = "zerorouter_run_model"
 
@@ -54,7 +55,7 @@ def _thread_id() -> str | None:
         from langgraph.config import get_config
 
         cfg = get_config()
-    except Exception:  # noqa: BLE001 - outside a graph run there is no config
+    except Exception:
         return None
     for src in (cfg.get("configurable") or {}, cfg.get("metadata") or {}):
         for key in ("thread_id", "conversation_id"):
@@ -80,12 +81,19 @@ class ZeroRouterMiddleware(AgentMiddleware[ZeroRouterAgentState, Any, Any]):
 
     state_schema = ZeroRouterAgentState
 
-    def __init__(self, model: ZeroRouterChat | None = None, *, pin_per_run: bool = True,
-                 session_from_thread: bool = True):
+    def __init__(
+        self,
+        model: ZeroRouterChat | None = None,
+        *,
+        pin_per_run: bool = True,
+        session_from_thread: bool = True,
+    ):
         super().__init__()
         if model is not None and not isinstance(model, ZeroRouterChat):
-            raise TypeError(f"model is {type(model).__name__}; expected a ZeroRouterChat (or None to use the "
-                            "agent's model)")
+            raise TypeError(
+                f"model is {type(model).__name__}; expected a ZeroRouterChat (or None to use the "
+                "agent's model)"
+            )
         self.model = model
         self.pin_per_run = pin_per_run
         self.session_from_thread = session_from_thread
@@ -108,8 +116,9 @@ class ZeroRouterMiddleware(AgentMiddleware[ZeroRouterAgentState, Any, Any]):
         routed = self._routed_request(request)
         return handler(routed if routed is not None else request)
 
-    async def awrap_model_call(self, request: ModelRequest,
-                               handler: Callable[[ModelRequest], Awaitable[ModelResponse]]) -> Any:
+    async def awrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> Any:
         routed = self._routed_request(request)
         return await handler(routed if routed is not None else request)
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from llamaindex_router.instrumentation import ModelStats, RoutingStatsHandler, attach, detach
     from llamaindex_router.llm import ZeroRouterLLM
 
-__all__ = ["ZeroRouterLLM", "MiniLMEmbedding", "RoutingStatsHandler", "ModelStats", "attach", "detach"]
+__all__ = ["MiniLMEmbedding", "ModelStats", "RoutingStatsHandler", "ZeroRouterLLM", "attach", "detach"]
 
 _EXPORTS = {
     "ZeroRouterLLM": "llamaindex_router.llm",

@@ -16,8 +16,9 @@ Nothing here calls a model or mutates its inputs:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -56,12 +57,16 @@ _ROLE_MAP = {
 # LlamaIndex → OpenAI
 # --------------------------------------------------------------------------------------------
 
+
 def _tool_call_dict(tc: Any) -> dict[str, Any] | None:
     """One tool call (OpenAI dict, an SDK/pydantic object, or a ToolCallBlock) as an OpenAI dict."""
     if isinstance(tc, ToolCallBlock):
         args = tc.tool_kwargs if isinstance(tc.tool_kwargs, str) else json.dumps(tc.tool_kwargs)
-        return {"id": tc.tool_call_id or "", "type": "function",
-                "function": {"name": tc.tool_name, "arguments": args}}
+        return {
+            "id": tc.tool_call_id or "",
+            "type": "function",
+            "function": {"name": tc.tool_name, "arguments": args},
+        }
     if hasattr(tc, "model_dump") and not isinstance(tc, Mapping):
         tc = tc.model_dump()
     if not isinstance(tc, Mapping):
@@ -72,8 +77,11 @@ def _tool_call_dict(tc: Any) -> dict[str, Any] | None:
     args = fn.get("arguments", "")
     if not isinstance(args, str):
         args = json.dumps(args)
-    return {"id": tc.get("id") or "", "type": tc.get("type") or "function",
-            "function": {"name": fn.get("name") or "", "arguments": args}}
+    return {
+        "id": tc.get("id") or "",
+        "type": tc.get("type") or "function",
+        "function": {"name": fn.get("name") or "", "arguments": args},
+    }
 
 
 def _content(message: ChatMessage) -> str | list[dict[str, Any]] | None:
@@ -120,7 +128,8 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
         extra = m.additional_kwargs or {}
         if role == "assistant":
             raw_calls: Iterable[Any] = extra.get("tool_calls") or [
-                b for b in m.blocks if isinstance(b, ToolCallBlock)]
+                b for b in m.blocks if isinstance(b, ToolCallBlock)
+            ]
             calls = [c for c in (_tool_call_dict(tc) for tc in raw_calls) if c is not None]
             if calls:
                 d["tool_calls"] = calls
@@ -143,6 +152,7 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # Tool-call arguments
 # --------------------------------------------------------------------------------------------
+
 
 def parse_tool_arguments(arguments: Any) -> dict[str, Any]:
     """Arguments of a tool call as a dict, whatever the model sent.
@@ -189,13 +199,15 @@ def _parse_truncated(text: str) -> Any:
 def tool_calls_of(message: ChatMessage) -> list[dict[str, Any]]:
     """The OpenAI-format tool calls of an assistant message (``additional_kwargs`` first, else blocks)."""
     raw = (message.additional_kwargs or {}).get("tool_calls") or [
-        b for b in message.blocks if isinstance(b, ToolCallBlock)]
+        b for b in message.blocks if isinstance(b, ToolCallBlock)
+    ]
     return [c for c in (_tool_call_dict(tc) for tc in raw) if c is not None]
 
 
 # --------------------------------------------------------------------------------------------
 # Router → LlamaIndex
 # --------------------------------------------------------------------------------------------
+
 
 def usage_dict(usage: Any) -> dict[str, int]:
     """Token counts of a ``dispatch.Usage`` with the OpenAI aliases LlamaIndex consumers look for."""
@@ -206,8 +218,16 @@ def usage_dict(usage: Any) -> dict[str, int]:
     elif isinstance(usage, Mapping):
         base = dict(usage)
     else:
-        base = {k: getattr(usage, k, 0) for k in ("input_tokens", "output_tokens", "total_tokens",
-                                                  "cache_read_tokens", "reasoning_tokens")}
+        base = {
+            k: getattr(usage, k, 0)
+            for k in (
+                "input_tokens",
+                "output_tokens",
+                "total_tokens",
+                "cache_read_tokens",
+                "reasoning_tokens",
+            )
+        }
     inp = int(base.get("input_tokens") or 0)
     out = int(base.get("output_tokens") or 0)
     return {
@@ -244,15 +264,21 @@ def _raw(resp: Any) -> dict[str, Any]:
     return raw
 
 
-def _assistant_message(content: str | None, tool_calls: list[dict[str, Any]],
-                       extra: Mapping[str, Any]) -> ChatMessage:
+def _assistant_message(
+    content: str | None, tool_calls: list[dict[str, Any]], extra: Mapping[str, Any]
+) -> ChatMessage:
     blocks: list[Any] = []
     if content or not tool_calls:
         blocks.append(TextBlock(text=content or ""))
     for tc in tool_calls:
         fn = tc.get("function") or {}
-        blocks.append(ToolCallBlock(tool_call_id=tc.get("id") or None, tool_name=fn.get("name") or "",
-                                    tool_kwargs=fn.get("arguments") or ""))
+        blocks.append(
+            ToolCallBlock(
+                tool_call_id=tc.get("id") or None,
+                tool_name=fn.get("name") or "",
+                tool_kwargs=fn.get("arguments") or "",
+            )
+        )
     kwargs = dict(extra)
     if tool_calls:
         kwargs["tool_calls"] = [dict(tc, function=dict(tc.get("function") or {})) for tc in tool_calls]
@@ -273,8 +299,13 @@ def chat_response(resp: Any) -> ChatResponse:
 def chat_to_completion(response: ChatResponse) -> CompletionResponse:
     """Completion view of a chat response, without mutating it."""
     kwargs = {**(response.message.additional_kwargs or {}), **(response.additional_kwargs or {})}
-    return CompletionResponse(text=response.message.content or "", additional_kwargs=kwargs,
-                              raw=response.raw, delta=response.delta, logprobs=response.logprobs)
+    return CompletionResponse(
+        text=response.message.content or "",
+        additional_kwargs=kwargs,
+        raw=response.raw,
+        delta=response.delta,
+        logprobs=response.logprobs,
+    )
 
 
 def completion_response(resp: Any) -> CompletionResponse:
@@ -334,5 +365,9 @@ class StreamAccumulator:
             if isinstance(d, Mapping):
                 self._merge_tool_delta(pos, d)
         message = _assistant_message("".join(self.text), self._tool_calls(), {"model": self.model})
-        return ChatResponse(message=message, delta=text, raw=getattr(chunk, "raw", None),
-                            additional_kwargs={"model": self.model})
+        return ChatResponse(
+            message=message,
+            delta=text,
+            raw=getattr(chunk, "raw", None),
+            additional_kwargs={"model": self.model},
+        )

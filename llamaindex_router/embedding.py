@@ -9,7 +9,7 @@ index can embed its documents with the same model the router embeds prompts with
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -55,10 +55,10 @@ class MiniLMEmbedding(BaseEmbedding):
         encoder: Any = None,
         *,
         router: Any = None,
-        model_name_or_path: Optional[str] = None,
+        model_name_or_path: str | None = None,
         max_seq_length: int = 256,
         backend: str = "auto",
-        cache_dir: Optional[str] = None,
+        cache_dir: str | None = None,
         embed_batch_size: int = 32,
         **kwargs: Any,
     ) -> None:
@@ -74,12 +74,22 @@ class MiniLMEmbedding(BaseEmbedding):
             max_seq_length = int(getattr(encoder, "max_seq_length", max_seq_length))
             backend = str(getattr(encoder, "backend", backend))
         name = kwargs.pop("model_name", None) or (model_name_or_path or "all-MiniLM-L6-v2")
-        super().__init__(model_name=name, max_seq_length=max_seq_length, backend=backend,
-                         embed_batch_size=embed_batch_size, **kwargs)
+        super().__init__(
+            model_name=name,
+            max_seq_length=max_seq_length,
+            backend=backend,
+            embed_batch_size=embed_batch_size,
+            **kwargs,
+        )
         self._encoder = encoder
-        self._encoder_spec = {"model_name_or_path": model_name_or_path, "max_seq_length": max_seq_length,
-                              "backend": backend, "cache_dir": cache_dir, "batch_size": embed_batch_size,
-                              "show_progress": False}
+        self._encoder_spec = {
+            "model_name_or_path": model_name_or_path,
+            "max_seq_length": max_seq_length,
+            "backend": backend,
+            "cache_dir": cache_dir,
+            "batch_size": embed_batch_size,
+            "show_progress": False,
+        }
 
     @classmethod
     def class_name(cls) -> str:
@@ -101,7 +111,7 @@ class MiniLMEmbedding(BaseEmbedding):
     def _get_text_embedding(self, text: str) -> Embedding:
         return self.encoder.encode_one(text).tolist()
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self.encoder.encode(list(texts)).tolist()
 
     # -- async (the encoder runs in a worker thread)
@@ -111,5 +121,5 @@ class MiniLMEmbedding(BaseEmbedding):
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return (await self.encoder.aencode_one(text)).tolist()
 
-    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return (await asyncio.to_thread(self.encoder.encode, list(texts))).tolist()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional
+from typing import Any
 
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.instrumentation import get_dispatcher
@@ -47,7 +47,7 @@ class RoutingStatsHandler(BaseEventHandler):
     """Aggregate routed calls per model (thread-safe; attach with :meth:`attach`)."""
 
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _stats: Dict[str, ModelStats] = PrivateAttr(default_factory=dict)
+    _stats: dict[str, ModelStats] = PrivateAttr(default_factory=dict)
     _ignored: int = PrivateAttr(default=0)
     _attached_to: Any = PrivateAttr(default=None)
 
@@ -96,7 +96,7 @@ class RoutingStatsHandler(BaseEventHandler):
                     self._stats.setdefault(str(name), ModelStats()).errors += 1
 
     # ------------------------------------------------------------------ results
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         """``{"models": {name: {calls, input_tokens, output_tokens, cost_usd, mean_latency_s,
         mean_ttft_s, errors, share}}, "total": {...}, "ignored": n}``."""
         with self._lock:
@@ -120,7 +120,9 @@ class RoutingStatsHandler(BaseEventHandler):
             "input_tokens": sum(s.input_tokens for s in stats.values()),
             "output_tokens": sum(s.output_tokens for s in stats.values()),
             "cost_usd": sum(s.cost_usd for s in stats.values()),
-            "mean_latency_s": (sum(s.latency_s for s in stats.values()) / total_calls) if total_calls else None,
+            "mean_latency_s": (sum(s.latency_s for s in stats.values()) / total_calls)
+            if total_calls
+            else None,
             "errors": sum(s.errors for s in stats.values()),
         }
         return {"models": models, "total": total, "ignored": ignored}
@@ -131,10 +133,12 @@ class RoutingStatsHandler(BaseEventHandler):
         head = f"{'model':<36} {'calls':>5} {'in tok':>8} {'out tok':>8} {'cost USD':>10} {'mean s':>7} {'errors':>6}"
         lines = [head, "-" * len(head)]
 
-        def row(name: str, d: Dict[str, Any]) -> str:
+        def row(name: str, d: dict[str, Any]) -> str:
             lat = d["mean_latency_s"]
-            return (f"{name[:36]:<36} {d['calls']:>5} {d['input_tokens']:>8} {d['output_tokens']:>8} "
-                    f"{d['cost_usd']:>10.6f} {'-' if lat is None else f'{lat:.3f}':>7} {d['errors']:>6}")
+            return (
+                f"{name[:36]:<36} {d['calls']:>5} {d['input_tokens']:>8} {d['output_tokens']:>8} "
+                f"{d['cost_usd']:>10.6f} {'-' if lat is None else f'{lat:.3f}':>7} {d['errors']:>6}"
+            )
 
         lines += [row(m, d) for m, d in s["models"].items()]
         lines += ["-" * len(head), row("total", s["total"])]
@@ -147,7 +151,7 @@ class RoutingStatsHandler(BaseEventHandler):
             self._ignored = 0
 
     # ------------------------------------------------------------------ wiring
-    def attach(self, dispatcher: Any = None) -> "RoutingStatsHandler":
+    def attach(self, dispatcher: Any = None) -> RoutingStatsHandler:
         """Register on ``dispatcher`` (default: LlamaIndex's root dispatcher); returns ``self``.
 
         Also usable as a context manager: ``with RoutingStatsHandler().attach() as h: …``.
@@ -167,7 +171,7 @@ class RoutingStatsHandler(BaseEventHandler):
             d.event_handlers = [h for h in d.event_handlers if h is not self]
         self._attached_to = None
 
-    def __enter__(self) -> "RoutingStatsHandler":
+    def __enter__(self) -> RoutingStatsHandler:
         if self._attached_to is None:
             self.attach()
         return self
@@ -176,7 +180,7 @@ class RoutingStatsHandler(BaseEventHandler):
         self.detach()
 
 
-def attach(handler: Optional[RoutingStatsHandler] = None, dispatcher: Any = None) -> RoutingStatsHandler:
+def attach(handler: RoutingStatsHandler | None = None, dispatcher: Any = None) -> RoutingStatsHandler:
     """Attach ``handler`` (a new :class:`RoutingStatsHandler` when None) and return it."""
     return (handler or RoutingStatsHandler()).attach(dispatcher)
 

@@ -20,7 +20,8 @@ Everything else is passed to LiteLLM.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -51,7 +52,7 @@ from llamaindex_router._convert import (
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
-__all__ = ["ZeroRouterLLM", "DEFAULT_CONTEXT_WINDOW"]
+__all__ = ["DEFAULT_CONTEXT_WINDOW", "ZeroRouterLLM"]
 
 #: Context window reported when no model of the admissible pool has a known one.
 DEFAULT_CONTEXT_WINDOW = 4096
@@ -113,23 +114,26 @@ class ZeroRouterLLM(FunctionCallingLLM):
     e.g. ``AllModelsFailedError`` listing every attempt.
     """
 
-    temperature: Optional[float] = Field(default=None, ge=0.0, le=2.0,
-                                         description="Sampling temperature; None = provider default.")
-    max_tokens: Optional[int] = Field(default=None, gt=0, description="Output token limit per call.")
-    timeout: Optional[float] = Field(default=None, gt=0, description="Seconds per LiteLLM call.")
-    allowed_models: Optional[List[str]] = Field(default=None, description="Pool models that may be chosen.")
-    quality_target: Optional[float] = Field(
-        default=None, gt=0.0, le=1.0, description="Fraction of the reference model's quality to keep.")
-    reference_model: Optional[str] = Field(default=None, description="Model quality targets refer to.")
-    budget_usd_per_1k: Optional[float] = Field(default=None, gt=0.0, description="Average USD per 1,000 calls.")
-    session_id: Optional[str] = Field(default=None, description="Default conversation id.")
-    additional_kwargs: Dict[str, Any] = Field(default_factory=dict,
-                                              description="Extra LiteLLM parameters for every call.")
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Sampling temperature; None = provider default."
+    )
+    max_tokens: int | None = Field(default=None, gt=0, description="Output token limit per call.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per LiteLLM call.")
+    allowed_models: list[str] | None = Field(default=None, description="Pool models that may be chosen.")
+    quality_target: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Fraction of the reference model's quality to keep."
+    )
+    reference_model: str | None = Field(default=None, description="Model quality targets refer to.")
+    budget_usd_per_1k: float | None = Field(default=None, gt=0.0, description="Average USD per 1,000 calls.")
+    session_id: str | None = Field(default=None, description="Default conversation id.")
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra LiteLLM parameters for every call."
+    )
 
     _router: Any = PrivateAttr(default=None)
-    _router_spec: Dict[str, Any] = PrivateAttr(default_factory=dict)
+    _router_spec: dict[str, Any] = PrivateAttr(default_factory=dict)
     _lock: Any = PrivateAttr(default=None)
-    _policies: Dict[Any, Any] = PrivateAttr(default_factory=dict)
+    _policies: dict[Any, Any] = PrivateAttr(default_factory=dict)
     _metadata_cache: Any = PrivateAttr(default=None)
 
     def __init__(
@@ -137,37 +141,51 @@ class ZeroRouterLLM(FunctionCallingLLM):
         router: Any = None,
         *,
         artifact_path: Any = None,
-        models: Optional[Sequence[str]] = None,
-        endpoints: Optional[Dict[str, Any]] = None,
+        models: Sequence[str] | None = None,
+        endpoints: dict[str, Any] | None = None,
         store: Any = None,
-        temperature: Optional[float] = None,
-        max_tokens: Optional[int] = None,
-        timeout: Optional[float] = None,
-        allowed_models: Optional[Sequence[str]] = None,
-        quality_target: Optional[float] = None,
-        reference_model: Optional[str] = None,
-        budget_usd_per_1k: Optional[float] = None,
-        session_id: Optional[str] = None,
-        additional_kwargs: Optional[Dict[str, Any]] = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+        allowed_models: Sequence[str] | None = None,
+        quality_target: float | None = None,
+        reference_model: str | None = None,
+        budget_usd_per_1k: float | None = None,
+        session_id: str | None = None,
+        additional_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if quality_target is not None and budget_usd_per_1k is not None:
-            raise ValueError(f"give quality_target ({quality_target!r}) or budget_usd_per_1k "
-                             f"({budget_usd_per_1k!r}), not both")
-        built_here = {"artifact_path": artifact_path, "models": models, "endpoints": endpoints, "store": store}
+            raise ValueError(
+                f"give quality_target ({quality_target!r}) or budget_usd_per_1k "
+                f"({budget_usd_per_1k!r}), not both"
+            )
+        built_here = {
+            "artifact_path": artifact_path,
+            "models": models,
+            "endpoints": endpoints,
+            "store": store,
+        }
         if router is not None:
             given = [k for k, v in built_here.items() if v is not None]
             if given:
-                raise ValueError(f"router= was given together with {', '.join(given)}; those configure a "
-                                 "router built by ZeroRouterLLM, pass them to ZeroRouter instead")
+                raise ValueError(
+                    f"router= was given together with {', '.join(given)}; those configure a "
+                    "router built by ZeroRouterLLM, pass them to ZeroRouter instead"
+                )
             if not hasattr(router, "complete") or not hasattr(router, "stream"):
                 raise TypeError(f"router={type(router).__name__!r}; expected a zerorouter ZeroRouter")
         super().__init__(
-            temperature=temperature, max_tokens=max_tokens, timeout=timeout,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            timeout=timeout,
             allowed_models=list(allowed_models) if allowed_models is not None else None,
-            quality_target=quality_target, reference_model=reference_model,
-            budget_usd_per_1k=budget_usd_per_1k, session_id=session_id,
-            additional_kwargs=dict(additional_kwargs or {}), **kwargs,
+            quality_target=quality_target,
+            reference_model=reference_model,
+            budget_usd_per_1k=budget_usd_per_1k,
+            session_id=session_id,
+            additional_kwargs=dict(additional_kwargs or {}),
+            **kwargs,
         )
         self._router = router
         self._router_spec = {k: v for k, v in built_here.items() if v is not None}
@@ -192,8 +210,9 @@ class ZeroRouterLLM(FunctionCallingLLM):
                     path = spec.pop("artifact_path", None)
                     if self.reference_model is not None:
                         spec["reference_model"] = self.reference_model
-                    self._router = (ZeroRouter.load(path, **spec) if path is not None
-                                    else ZeroRouter.default(**spec))
+                    self._router = (
+                        ZeroRouter.load(path, **spec) if path is not None else ZeroRouter.default(**spec)
+                    )
         return self._router
 
     def _admissible_pool(self) -> list[str]:
@@ -207,7 +226,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
 
     def _capabilities(self, name: str) -> Any:
         # The core caches these per model (LiteLLM's model map plus the profile's overrides).
-        getter = getattr(self.router, "capabilities", None) or getattr(self.router, "_capabilities")
+        getter = getattr(self.router, "capabilities", None) or self.router._capabilities
         return getter(name)
 
     @property
@@ -232,13 +251,16 @@ class ZeroRouterLLM(FunctionCallingLLM):
         return meta
 
     # ------------------------------------------------------------------ request building
-    def _policy(self, mode: Optional[str], quality_target: Optional[float], budget: Optional[float],
-                reference: Optional[str]) -> Any:
+    def _policy(
+        self, mode: str | None, quality_target: float | None, budget: float | None, reference: str | None
+    ) -> Any:
         """A calibrated ``Policy`` for these options (cached), or None for the router's own."""
         if mode not in (None, *_MODES):
             raise ValueError(f"mode={mode!r}; expected one of {_MODES}")
         if quality_target is not None and budget is not None:
-            raise ValueError(f"give quality_target ({quality_target!r}) or budget_usd_per_1k ({budget!r}), not both")
+            raise ValueError(
+                f"give quality_target ({quality_target!r}) or budget_usd_per_1k ({budget!r}), not both"
+            )
         if mode in ("max_quality", "min_cost") and (quality_target is not None or budget is not None):
             raise ValueError(f"mode={mode!r} cannot be combined with quality_target or budget_usd_per_1k")
         if mode in ("max_quality", "min_cost"):
@@ -260,8 +282,10 @@ class ZeroRouterLLM(FunctionCallingLLM):
                 p = Policy(lam=_MIN_COST_LAM)
             elif key[0] == "quality":
                 if not 0.0 < key[1] <= 1.0:
-                    raise ValueError(f"quality_target={key[1]!r}; expected a fraction in (0, 1] of the "
-                                     "reference model's predicted quality")
+                    raise ValueError(
+                        f"quality_target={key[1]!r}; expected a fraction in (0, 1] of the "
+                        "reference model's predicted quality"
+                    )
                 ref = reference or router.reference_model or router._reference()
                 p = Policy.for_quality_target(key[1], reference=ref)
             else:
@@ -272,16 +296,19 @@ class ZeroRouterLLM(FunctionCallingLLM):
             self._policies[key] = policy
         return policy
 
-    def _call_kwargs(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    def _call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Split LlamaIndex kwargs into the router's: LiteLLM params + routing options (+ a Policy)."""
         kw = dict(kwargs)
         for k in _DROP_KEYS:
             kw.pop(k, None)
         opts = {k: kw.pop(k) for k in _POLICY_KEYS if k in kw}
         budget = opts.get("budget_usd_per_1k", opts.get("budget"))
-        out: Dict[str, Any] = {}
-        for k, v in (("temperature", self.temperature), ("max_tokens", self.max_tokens),
-                     ("timeout", self.timeout)):
+        out: dict[str, Any] = {}
+        for k, v in (
+            ("temperature", self.temperature),
+            ("max_tokens", self.max_tokens),
+            ("timeout", self.timeout),
+        ):
             if v is not None:
                 out[k] = v
         out.update(self.additional_kwargs)
@@ -292,8 +319,12 @@ class ZeroRouterLLM(FunctionCallingLLM):
             route.pop("policy", None)
             per_call = any(opts.get(k) is not None for k in ("mode", "quality_target")) or budget is not None
             if per_call:
-                policy = self._policy(opts.get("mode"), opts.get("quality_target"), budget,
-                                      opts.get("reference_model") or self.reference_model)
+                policy = self._policy(
+                    opts.get("mode"),
+                    opts.get("quality_target"),
+                    budget,
+                    opts.get("reference_model") or self.reference_model,
+                )
             else:
                 policy = self._policy(None, self.quality_target, self.budget_usd_per_1k, self.reference_model)
             if policy is not None:
@@ -352,7 +383,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
         return gen()
 
     @staticmethod
-    def _prompt_messages(prompt: str) -> List[ChatMessage]:
+    def _prompt_messages(prompt: str) -> list[ChatMessage]:
         return [ChatMessage(role=MessageRole.USER, content=prompt)]
 
     # ------------------------------------------------------------------ public API (decorated)
@@ -398,8 +429,9 @@ class ZeroRouterLLM(FunctionCallingLLM):
         return chat_to_completion(await self._achat(self._prompt_messages(prompt), **kwargs))
 
     @llm_completion_callback()
-    async def astream_complete(self, prompt: str, formatted: bool = False,
-                               **kwargs: Any) -> CompletionResponseAsyncGen:
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
         """Async twin of :meth:`stream_complete`."""
         chat_gen = await self._astream_chat(self._prompt_messages(prompt), **kwargs)
 
@@ -412,23 +444,26 @@ class ZeroRouterLLM(FunctionCallingLLM):
     # ------------------------------------------------------------------ function calling
     def _prepare_chat_with_tools(
         self,
-        tools: Sequence["BaseTool"],
-        user_msg: Optional[Union[str, ChatMessage]] = None,
-        chat_history: Optional[List[ChatMessage]] = None,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
         verbose: bool = False,
         allow_parallel_tool_calls: bool = False,
         tool_required: bool = False,
-        tool_choice: Union[str, Dict[str, Any], None] = None,
+        tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         """Build ``chat`` arguments: OpenAI tool specs, the tool choice, and a *new* message list
         (the caller's ``chat_history`` is never modified)."""
         specs = [t.metadata.to_openai_tool(skip_length_check=True) for t in tools]
         messages = list(chat_history or [])  # a copy: appending below must not touch the caller's list
         if user_msg is not None:
-            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg)
-                            if isinstance(user_msg, str) else user_msg)
-        out: Dict[str, Any] = {"messages": messages, **kwargs}
+            messages.append(
+                ChatMessage(role=MessageRole.USER, content=user_msg)
+                if isinstance(user_msg, str)
+                else user_msg
+            )
+        out: dict[str, Any] = {"messages": messages, **kwargs}
         if specs:
             out["tools"] = specs
             out["tool_choice"] = _resolve_tool_choice(tool_choice, tool_required)
@@ -437,7 +472,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
     def _validate_chat_with_tools_response(
         self,
         response: ChatResponse,
-        tools: Sequence["BaseTool"],
+        tools: Sequence[BaseTool],
         allow_parallel_tool_calls: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
@@ -466,7 +501,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
         response: ChatResponse,
         error_on_no_tool_call: bool = True,
         **kwargs: Any,
-    ) -> List[ToolSelection]:
+    ) -> list[ToolSelection]:
         """The tool calls of a response as ``ToolSelection``\\ s (arguments parsed tolerantly).
 
         Raises
@@ -478,15 +513,22 @@ class ZeroRouterLLM(FunctionCallingLLM):
         if not calls:
             if error_on_no_tool_call:
                 model = (response.additional_kwargs or {}).get("model", "the routed model")
-                raise ValueError(f"expected at least one tool call from {model}, got none "
-                                 f"(answer: {(response.message.content or '')[:120]!r})")
+                raise ValueError(
+                    f"expected at least one tool call from {model}, got none "
+                    f"(answer: {(response.message.content or '')[:120]!r})"
+                )
             return []
-        return [ToolSelection(tool_id=tc.get("id") or "", tool_name=(tc.get("function") or {}).get("name") or "",
-                              tool_kwargs=parse_tool_arguments((tc.get("function") or {}).get("arguments")))
-                for tc in calls]
+        return [
+            ToolSelection(
+                tool_id=tc.get("id") or "",
+                tool_name=(tc.get("function") or {}).get("name") or "",
+                tool_kwargs=parse_tool_arguments((tc.get("function") or {}).get("arguments")),
+            )
+            for tc in calls
+        ]
 
 
-def _resolve_tool_choice(tool_choice: Union[str, Dict[str, Any], None], tool_required: bool) -> Any:
+def _resolve_tool_choice(tool_choice: str | dict[str, Any] | None, tool_required: bool) -> Any:
     """OpenAI ``tool_choice``: a tool name becomes ``{"type": "function", "function": {"name": …}}``."""
     if tool_choice is None:
         return "required" if tool_required else "auto"

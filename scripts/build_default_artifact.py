@@ -62,8 +62,12 @@ def merged_table(data: Path) -> tuple[RoutingTable, dict[str, list[str]]]:
         prompts.append(p)
         outcomes.append(o)
         models.append(t.models)
-    table = RoutingTable.from_frames(pd.concat(prompts, ignore_index=True), pd.concat(outcomes, ignore_index=True),
-                                     pd.concat(models, ignore_index=True), name="+".join(TABLES))
+    table = RoutingTable.from_frames(
+        pd.concat(prompts, ignore_index=True),
+        pd.concat(outcomes, ignore_index=True),
+        pd.concat(models, ignore_index=True),
+        name="+".join(TABLES),
+    )
     return table, held_out
 
 
@@ -71,15 +75,25 @@ def build(data: Path, out: Path) -> Path:
     t0 = time.perf_counter()
     table, held_out = merged_table(data)
     test_ids = [pid for ids in held_out.values() for pid in ids]
-    print(f"{table}: {len(table.prompts) - len(test_ids)} training prompts, {len(test_ids)} held out", flush=True)
+    print(
+        f"{table}: {len(table.prompts) - len(test_ids)} training prompts, {len(test_ids)} held out",
+        flush=True,
+    )
     artifact = fit_artifact(
-        table, exclude_prompt_ids=test_ids, max_seq_length=MAX_SEQ_LENGTH, precision=PRECISION, n_anchors=N_ANCHORS,
-        n_calibration=N_CALIBRATION, seed=SEED,
+        table,
+        exclude_prompt_ids=test_ids,
+        max_seq_length=MAX_SEQ_LENGTH,
+        precision=PRECISION,
+        n_anchors=N_ANCHORS,
+        n_calibration=N_CALIBRATION,
+        seed=SEED,
         build_info={
-            "script": "scripts/build_default_artifact.py", "tables": list(TABLES),
+            "script": "scripts/build_default_artifact.py",
+            "tables": list(TABLES),
             "held_out_prompt_ids": held_out,
             "table_models": {name: sorted(load_table(data / name).model_names) for name in TABLES},
-        })
+        },
+    )
     path = artifact.save(out)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - t0:.0f} s")
     return path

@@ -13,7 +13,8 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from pathlib import Path as _Path
 
 import pytest
 
@@ -47,9 +48,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = _free_port()
         proc = subprocess.Popen(
             [
-                binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
-                "--logfile", str(workdir / f"redis-{port}.log"),
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(workdir / f"redis-{port}.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -78,8 +91,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------- routing-core fixtures
-from pathlib import Path as _Path
-
 DATA_DIR = _Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

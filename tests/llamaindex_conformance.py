@@ -31,6 +31,7 @@ tool result with text containing that result (the zerorouter replay server does 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -47,7 +48,7 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
 
-__all__ = ["LlamaIndexLLMConformance", "METHODS", "invoke"]
+__all__ = ["METHODS", "LlamaIndexLLMConformance", "invoke"]
 
 #: The eight text entry points, as (name, is_chat, is_async, is_stream).
 METHODS = [
@@ -83,8 +84,9 @@ class Invoice(BaseModel):
     paid: bool
 
 
-async def invoke(llm: FunctionCallingLLM, method: str, prompt: str = PROMPT,
-                 **kwargs: Any) -> tuple[Any, list[Any]]:
+async def invoke(
+    llm: FunctionCallingLLM, method: str, prompt: str = PROMPT, **kwargs: Any
+) -> tuple[Any, list[Any]]:
     """Call ``method`` of ``llm`` with ``prompt``; return (final response, all streamed responses)."""
     name, is_chat, is_async, is_stream = _BY_NAME[method]
     arg: Any = [ChatMessage(role=MessageRole.USER, content=prompt)] if is_chat else prompt
@@ -159,7 +161,7 @@ class LlamaIndexLLMConformance:
             deltas = "".join(p.delta or "" for p in parts)
             assert deltas == text, f"{method}: deltas {deltas!r} do not add up to the text {text!r}"
             assert len(parts) >= 2, f"{method} yielded a single response; expected deltas and a final one"
-            for earlier, later in zip(parts, parts[1:]):
+            for earlier, later in itertools.pairwise(parts):
                 assert _text(later).startswith(_text(earlier))
         self.assert_response_metadata(llm, final)
 
@@ -201,11 +203,15 @@ class LlamaIndexLLMConformance:
 
     def test_chat_history_is_not_mutated(self, llm: FunctionCallingLLM) -> None:
         self._skip_without_tools()
-        history = [ChatMessage(role=MessageRole.SYSTEM, content="You are a calculator."),
-                   ChatMessage(role=MessageRole.USER, content="Hi.")]
+        history = [
+            ChatMessage(role=MessageRole.SYSTEM, content="You are a calculator."),
+            ChatMessage(role=MessageRole.USER, content="Hi."),
+        ]
         before = [m.model_dump() for m in history]
         ids = [id(m) for m in history]
-        kwargs = llm._prepare_chat_with_tools(self._tools(), user_msg="Multiply 4 by 5.", chat_history=history)
+        kwargs = llm._prepare_chat_with_tools(
+            self._tools(), user_msg="Multiply 4 by 5.", chat_history=history
+        )
         assert len(kwargs["messages"]) == 3 and kwargs["messages"] is not history
         llm.chat_with_tools(self._tools(), user_msg="Multiply 4 by 5.", chat_history=history)
         assert [id(m) for m in history] == ids
@@ -217,9 +223,15 @@ class LlamaIndexLLMConformance:
         tools = self._tools()
         first = llm.chat_with_tools(tools, user_msg="Multiply 6 by 7.")
         call = llm.get_tool_calls_from_response(first)[0]
-        history = [ChatMessage(role=MessageRole.USER, content="Multiply 6 by 7."), first.message,
-                   ChatMessage(role=MessageRole.TOOL, content="42",
-                               additional_kwargs={"tool_call_id": call.tool_id, "name": call.tool_name})]
+        history = [
+            ChatMessage(role=MessageRole.USER, content="Multiply 6 by 7."),
+            first.message,
+            ChatMessage(
+                role=MessageRole.TOOL,
+                content="42",
+                additional_kwargs={"tool_call_id": call.tool_id, "name": call.tool_name},
+            ),
+        ]
         second = llm.chat_with_tools(tools, chat_history=history)
         assert llm.get_tool_calls_from_response(second, error_on_no_tool_call=False) == []
         assert "42" in (second.message.content or "")
@@ -241,8 +253,9 @@ class LlamaIndexLLMConformance:
 
         def response(*calls: dict, blocks: list | None = None) -> ChatResponse:
             kw = {"tool_calls": list(calls)} if calls else {}
-            msg = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks or [TextBlock(text="")],
-                              additional_kwargs=kw)
+            msg = ChatMessage(
+                role=MessageRole.ASSISTANT, blocks=blocks or [TextBlock(text="")], additional_kwargs=kw
+            )
             return ChatResponse(message=msg)
 
         def call(args: Any, name: str = "multiply", cid: str = "call_1") -> dict:
@@ -250,15 +263,18 @@ class LlamaIndexLLMConformance:
 
         get = llm.get_tool_calls_from_response
         assert get(response(call('{"a": 2, "b": 3}')))[0].tool_kwargs == {"a": 2, "b": 3}
-        assert get(response(call({"a": 1})))[0].tool_kwargs == {"a": 1}           # already a dict
-        assert get(response(call('{"a": 2, "b": ')))[0].tool_kwargs == {"a": 2}   # truncated stream
+        assert get(response(call({"a": 1})))[0].tool_kwargs == {"a": 1}  # already a dict
+        assert get(response(call('{"a": 2, "b": ')))[0].tool_kwargs == {"a": 2}  # truncated stream
         assert get(response(call("not json at all")))[0].tool_kwargs == {}
-        assert get(response(call("[1, 2]")))[0].tool_kwargs == {}                 # not an object
+        assert get(response(call("[1, 2]")))[0].tool_kwargs == {}  # not an object
         assert get(response(call("")))[0].tool_kwargs == {}
         two = get(response(call("{}", "add", "c1"), call('{"a": 1, "b": 2}', "multiply", "c2")))
         assert [(c.tool_id, c.tool_name) for c in two] == [("c1", "add"), ("c2", "multiply")]
-        blocks = get(response(blocks=[ToolCallBlock(tool_call_id="b1", tool_name="add",
-                                                    tool_kwargs='{"a": 5, "b": 6}')]))
+        blocks = get(
+            response(
+                blocks=[ToolCallBlock(tool_call_id="b1", tool_name="add", tool_kwargs='{"a": 5, "b": 6}')]
+            )
+        )
         assert [(c.tool_id, c.tool_name, c.tool_kwargs) for c in blocks] == [("b1", "add", {"a": 5, "b": 6})]
         with pytest.raises(ValueError):
             get(response())
@@ -266,10 +282,15 @@ class LlamaIndexLLMConformance:
 
     def test_parallel_tool_calls_truncated_when_not_allowed(self, llm: FunctionCallingLLM) -> None:
         self._skip_without_tools()
-        calls = [{"id": f"c{i}", "type": "function", "function": {"name": "add", "arguments": "{}"}}
-                 for i in range(2)]
-        resp = ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content="",
-                                                additional_kwargs={"tool_calls": calls}))
+        calls = [
+            {"id": f"c{i}", "type": "function", "function": {"name": "add", "arguments": "{}"}}
+            for i in range(2)
+        ]
+        resp = ChatResponse(
+            message=ChatMessage(
+                role=MessageRole.ASSISTANT, content="", additional_kwargs={"tool_calls": calls}
+            )
+        )
         one = llm._validate_chat_with_tools_response(resp, self._tools(), allow_parallel_tool_calls=False)
         assert [c.tool_id for c in llm.get_tool_calls_from_response(one)] == ["c0"]
         both = llm._validate_chat_with_tools_response(resp, self._tools(), allow_parallel_tool_calls=True)

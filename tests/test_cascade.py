@@ -31,8 +31,10 @@ from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-QUESTION = ("Which planet is the largest in the solar system?\nA) Mars\nB) Jupiter\nC) Venus\nD) Earth\n"
-            "Answer with the letter of the correct option.")
+QUESTION = (
+    "Which planet is the largest in the solar system?\nA) Mars\nB) Jupiter\nC) Venus\nD) Earth\n"
+    "Answer with the letter of the correct option."
+)
 CODE_REQUEST = "Write a python function that reverses a linked list."
 
 #: What each model answers to QUESTION (tests change it); models not listed answer "B".
@@ -67,8 +69,9 @@ def policy(router):
 
     The independence agreement model (ρ = β = 0): the default prior's β = 1 would accept the primary on
     disagreement too here, since the router predicts llama-2-70b above gpt-4 on this question."""
-    return CascadePolicy(lam=0.0, allow_single=False,
-                         agreement=AgreementModel(rho=0.0, beta=0.0)).fit_router(router)
+    return CascadePolicy(lam=0.0, allow_single=False, agreement=AgreementModel(rho=0.0, beta=0.0)).fit_router(
+        router
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -83,9 +86,15 @@ def _reset(server):
 def _plan(router, policy, text=QUESTION):
     decision = router.route(text)
     c = decision.candidates
-    return policy.plan([x.model for x in c], [x.predicted_quality for x in c], [x.predicted_cost_usd for x in c],
-                       [x.predicted_latency_s for x in c], sd=[x.quality_sd for x in c],
-                       kind=detect_answer_kind(messages_to_text([{"role": "user", "content": text}])), key=text)
+    return policy.plan(
+        [x.model for x in c],
+        [x.predicted_quality for x in c],
+        [x.predicted_cost_usd for x in c],
+        [x.predicted_latency_s for x in c],
+        sd=[x.quality_sd for x in c],
+        kind=detect_answer_kind(messages_to_text([{"role": "user", "content": text}])),
+        key=text,
+    )
 
 
 def _cascade_plan(router, policy):
@@ -109,6 +118,7 @@ def _expected_usage(server) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------------ answers
+
 
 def test_answer_kinds_and_extractors():
     assert detect_answer_kind(QUESTION) == "choice"
@@ -175,7 +185,11 @@ def test_table_answers_kinds_and_unavailable(tmp_path):
     A, kinds = table_answers(small)
     assert A.shape == (len(ids), len(small.model_names))
     by_task = dict(zip(small.prompts["task"], kinds))
-    assert by_task["arc-challenge"] == "choice" and by_task["winogrande"] == "choice2" and by_task["mbpp"] is None
+    assert (
+        by_task["arc-challenge"] == "choice"
+        and by_task["winogrande"] == "choice2"
+        and by_task["mbpp"] is None
+    )
     mbpp_rows = [i for i, k in enumerate(kinds) if k is None]
     assert all(v is None for v in A[mbpp_rows].ravel())  # never guessed
     bare = load_table(small.save(tmp_path / "no_extras"))
@@ -183,6 +197,7 @@ def test_table_answers_kinds_and_unavailable(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ policy
+
 
 def _random_calibration(n=400, m=6, seed=0):
     rng = np.random.default_rng(seed)
@@ -193,8 +208,10 @@ def _random_calibration(n=400, m=6, seed=0):
     return Q, C
 
 
-@pytest.mark.parametrize("target", [dict(quality_target=0.75), dict(budget_usd_per_1k=1.0),
-                                    dict(reference="m5", reference_fraction=0.97)])
+@pytest.mark.parametrize(
+    "target",
+    [dict(quality_target=0.75), dict(budget_usd_per_1k=1.0), dict(reference="m5", reference_fraction=0.97)],
+)
 def test_calibration_lands_within_one_percent(target):
     Q, C = _random_calibration()
     kinds = ["choice"] * 250 + ["number"] * 100 + [None] * 50
@@ -290,18 +307,21 @@ def test_agreement_model_fit_recovers_chance_rate():
     a_ok, b_ok = rng.random(n) < pa, rng.random(n) < pb
     agree = (a_ok & b_ok) | (~a_ok & ~b_ok & (rng.random(n) < 0.3))
     e_ok = rng.random(n) < pe
-    model = AgreementModel().fit(pa, pb, pe, agree, a_ok.astype(float), e_ok.astype(float),
-                                 kinds=["choice"] * n)
+    model = AgreementModel().fit(
+        pa, pb, pe, agree, a_ok.astype(float), e_ok.astype(float), kinds=["choice"] * n
+    )
     prm = model.params("choice")
     assert prm["chance"] == pytest.approx(0.3, abs=0.05) and abs(prm["rho"]) < 0.1 and prm["beta"] < 0.3
     assert AgreementModel.from_dict(model.to_dict()).params("choice") == pytest.approx(prm)
     pr = model.predict(pa[:5], pb[:5], pe[:5], "choice")
     # marginals are kept: P(agree)·q(a|agree) + P(dis)·q(a|dis) = p_a
-    np.testing.assert_allclose(pr["agree"] * pr["a_ok_agree"] + (1 - pr["agree"]) * pr["a_ok_dis"], pa[:5],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        pr["agree"] * pr["a_ok_agree"] + (1 - pr["agree"]) * pr["a_ok_dis"], pa[:5], atol=1e-6
+    )
 
 
 # ------------------------------------------------------------------------------------------------ through the router
+
 
 def test_agreeing_cheap_answers_are_accepted(router, policy, server):
     plan = _cascade_plan(router, policy)
@@ -380,8 +400,9 @@ async def test_async_first_stage_runs_concurrently(router, policy, server):
 
 
 def test_stream_accepted_answer_in_chunks(router, server):
-    pol = CascadePolicy(lam=0.0, allow_single=False, chunk_chars=5,
-                        agreement=AgreementModel(rho=0.0, beta=0.0)).fit_router(router)
+    pol = CascadePolicy(
+        lam=0.0, allow_single=False, chunk_chars=5, agreement=AgreementModel(rho=0.0, beta=0.0)
+    ).fit_router(router)
     _cascade_plan(router, pol)  # accept on agreement (every model answers B here)
     chunks = list(stream_cascade(router, QUESTION, policy=pol))
     final = chunks[-1]
@@ -398,7 +419,10 @@ async def test_astream_escalation_streams_live(router, policy, server):
     chunks = [c async for c in astream_cascade(router, QUESTION, policy=policy)]
     assert "".join(c.content for c in chunks) == "The answer is D."
     resp = chunks[-1].response
-    assert resp.model == plan.escalate_to and [s.outcome for s in resp.decision.stages] == ["escalated", "answered"]
+    assert resp.model == plan.escalate_to and [s.outcome for s in resp.decision.stages] == [
+        "escalated",
+        "answered",
+    ]
     log = server.requests
     assert [r.stream for r in log] == [False, False, True]
     first, esc = resp.decision.stages
@@ -419,6 +443,7 @@ def test_default_policy_takes_the_router_target(router):
 
 # ------------------------------------------------------------------------------------------------ offline evaluation
 
+
 def test_offline_evaluation_router(encoder):
     from zerorouter_integrations.evaluation import evaluate
     from zerorouter_integrations.tables import Split, load_table
@@ -427,9 +452,17 @@ def test_offline_evaluation_router(encoder):
     ids = t.prompts.groupby("task", group_keys=False).head(60)["prompt_id"].tolist()
     small = t.subset(prompt_ids=ids)
     rng = np.random.default_rng(0)
-    split = Split(test_prompt_ids=sorted(rng.choice(ids, size=60, replace=False).tolist()), new_models=["claude-v1"])
-    report = evaluate(small, split, routers=["zerorouter", "zerorouter-cascade"], anchors=30, encoder=encoder,
-                      show_progress=False)
+    split = Split(
+        test_prompt_ids=sorted(rng.choice(ids, size=60, replace=False).tolist()), new_models=["claude-v1"]
+    )
+    report = evaluate(
+        small,
+        split,
+        routers=["zerorouter", "zerorouter-cascade"],
+        anchors=30,
+        encoder=encoder,
+        show_progress=False,
+    )
     assert "zerorouter-cascade" in EVAL_ROUTERS
     r = report.routers["zerorouter-cascade"]
     hull = r.curve.hull

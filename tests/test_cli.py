@@ -25,12 +25,25 @@ def _one_line_error(capsys, command: str) -> str:
 
 
 def test_route_prints_a_decision(capsys):
-    assert main(["route", "What is 12 * 7?", "--models", "gpt-4-1106-preview,gpt-3.5-turbo-1106", "--json"]) == 0
+    assert (
+        main(["route", "What is 12 * 7?", "--models", "gpt-4-1106-preview,gpt-3.5-turbo-1106", "--json"]) == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert d["chosen"] in ("gpt-4-1106-preview", "gpt-3.5-turbo-1106")
     assert {c["model"] for c in d["candidates"]} == {"gpt-4-1106-preview", "gpt-3.5-turbo-1106"}
-    assert main(["route", "What is 12 * 7?", "--models", "gpt-4-1106-preview,gpt-3.5-turbo-1106",
-                 "--budget", "1.0"]) == 0
+    assert (
+        main(
+            [
+                "route",
+                "What is 12 * 7?",
+                "--models",
+                "gpt-4-1106-preview,gpt-3.5-turbo-1106",
+                "--budget",
+                "1.0",
+            ]
+        )
+        == 0
+    )
     assert "pred. quality" in capsys.readouterr().out
 
 
@@ -52,8 +65,21 @@ def test_fit_then_onboard_then_route(small_table_dir, tmp_path, capsys):
     split = Split(test_prompt_ids=[], new_models=["claude-v2"])
     split.save(tmp_path / "split.json")
     art = tmp_path / "router.json.gz"
-    assert main(["fit", str(small_table_dir), "--out", str(art), "--split", str(tmp_path / "split.json"),
-                 "--anchors", "20"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(small_table_dir),
+                "--out",
+                str(art),
+                "--split",
+                str(tmp_path / "split.json"),
+                "--anchors",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert art.is_file() and "10 model profiles" in capsys.readouterr().out
     t = load_table(small_table_dir)
     ids = t.prompt_ids[:30]
@@ -62,11 +88,37 @@ def test_fit_then_onboard_then_route(small_table_dir, tmp_path, capsys):
     df = df[~np.isnan(df["score"])]
     df.to_csv(tmp_path / "anchors.csv", index=False)
     out = tmp_path / "router2.json.gz"
-    assert main(["onboard", "--artifact", str(art), "--model", "claude-v2", "--anchors",
-                 str(tmp_path / "anchors.csv"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "onboard",
+                "--artifact",
+                str(art),
+                "--model",
+                "claude-v2",
+                "--anchors",
+                str(tmp_path / "anchors.csv"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "onboarded 'claude-v2'" in capsys.readouterr().out
-    assert main(["route", "Which is larger, 3 or 5?", "--artifact", str(out), "--models",
-                 "claude-v2,gpt-3.5-turbo-1106", "--json"]) == 0
+    assert (
+        main(
+            [
+                "route",
+                "Which is larger, 3 or 5?",
+                "--artifact",
+                str(out),
+                "--models",
+                "claude-v2,gpt-3.5-turbo-1106",
+                "--json",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert {c["model"] for c in d["candidates"]} == {"claude-v2", "gpt-3.5-turbo-1106"}
 
@@ -76,19 +128,66 @@ def test_fit_and_onboard_bad_inputs(small_table_dir, tmp_path, capsys):
     assert "not a folder" in _one_line_error(capsys, "fit")
     assert not (tmp_path / "a.json.gz").exists()
     Split([], ["no-such-model"]).save(tmp_path / "s.json")
-    assert main(["fit", str(small_table_dir), "--out", str(tmp_path / "a.json.gz"), "--split",
-                 str(tmp_path / "s.json")]) == 2
+    assert (
+        main(
+            [
+                "fit",
+                str(small_table_dir),
+                "--out",
+                str(tmp_path / "a.json.gz"),
+                "--split",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 2
+    )
     assert "no-such-model" in _one_line_error(capsys, "fit")
-    assert main(["onboard", "--model", "x", "--anchors", str(tmp_path / "missing.csv"), "--out",
-                 str(tmp_path / "o.json.gz")]) == 2
+    assert (
+        main(
+            [
+                "onboard",
+                "--model",
+                "x",
+                "--anchors",
+                str(tmp_path / "missing.csv"),
+                "--out",
+                str(tmp_path / "o.json.gz"),
+            ]
+        )
+        == 2
+    )
     assert "not found" in _one_line_error(capsys, "onboard")
     pd.DataFrame({"prompt": ["a"], "grade": [1]}).to_csv(tmp_path / "bad.csv", index=False)
-    assert main(["onboard", "--model", "x", "--anchors", str(tmp_path / "bad.csv"), "--out",
-                 str(tmp_path / "o.json.gz")]) == 2
+    assert (
+        main(
+            [
+                "onboard",
+                "--model",
+                "x",
+                "--anchors",
+                str(tmp_path / "bad.csv"),
+                "--out",
+                str(tmp_path / "o.json.gz"),
+            ]
+        )
+        == 2
+    )
     assert "'score'" in _one_line_error(capsys, "onboard")
     pd.DataFrame({"prompt": ["a"], "score": [3.0]}).to_csv(tmp_path / "bad2.csv", index=False)
-    assert main(["onboard", "--model", "x", "--anchors", str(tmp_path / "bad2.csv"), "--out",
-                 str(tmp_path / "o.json.gz")]) == 2
+    assert (
+        main(
+            [
+                "onboard",
+                "--model",
+                "x",
+                "--anchors",
+                str(tmp_path / "bad2.csv"),
+                "--out",
+                str(tmp_path / "o.json.gz"),
+            ]
+        )
+        == 2
+    )
     assert "[0, 1]" in _one_line_error(capsys, "onboard")
     assert not (tmp_path / "o.json.gz").exists()
 
@@ -108,15 +207,30 @@ def test_demo_bad_inputs(tmp_path, capsys):
 
 
 def test_serve_replay_serves_and_rejects_bad_flags(data_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "zerorouter_integrations.cli", "serve-replay", "--table-dir",
-                             str(data_dir / "routerbench_subset")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zerorouter_integrations.cli",
+            "serve-replay",
+            "--table-dir",
+            str(data_dir / "routerbench_subset"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = proc.stdout.readline().strip()
         assert base.startswith("http://127.0.0.1:") and base.endswith("/v1")
-        body = json.dumps({"model": "gpt-4-1106-preview", "messages": [{"role": "user", "content": "Say hi"}]})
-        req = urllib.request.Request(base + "/chat/completions", data=body.encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": "Bearer sk-test"})
+        body = json.dumps(
+            {"model": "gpt-4-1106-preview", "messages": [{"role": "user", "content": "Say hi"}]}
+        )
+        req = urllib.request.Request(
+            base + "/chat/completions",
+            data=body.encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer sk-test"},
+        )
         deadline = time.time() + 30
         while True:
             try:
@@ -131,6 +245,10 @@ def test_serve_replay_serves_and_rejects_bad_flags(data_dir):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
-    bad = subprocess.run([sys.executable, "-m", "zerorouter_integrations.cli", "serve-replay", "--port", "abc"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "zerorouter_integrations.cli", "serve-replay", "--port", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode != 0 and "--port" in bad.stderr

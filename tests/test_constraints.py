@@ -20,11 +20,17 @@ from zerorouter_integrations.errors import SchemaError, UnknownModelError
 POOL = ["small", "text-only", "big", "no-tools"]
 CAPS = {
     "small": ModelCapabilities(context_window=4096, max_output_tokens=1024, supports_vision=True),
-    "text-only": ModelCapabilities(context_window=16385, max_output_tokens=4096, supports_vision=False,
-                                   supports_json_schema=False),
+    "text-only": ModelCapabilities(
+        context_window=16385, max_output_tokens=4096, supports_vision=False, supports_json_schema=False
+    ),
     "big": ModelCapabilities(context_window=128000, max_output_tokens=16384, supports_vision=True),
-    "no-tools": ModelCapabilities(context_window=32000, supports_tools=False, supports_vision=True,
-                                  supports_response_format=False, supports_json_schema=False),
+    "no-tools": ModelCapabilities(
+        context_window=32000,
+        supports_tools=False,
+        supports_vision=True,
+        supports_response_format=False,
+        supports_json_schema=False,
+    ),
 }
 
 
@@ -58,7 +64,9 @@ def test_tools_vision_json_schema_response_format():
     }
     kept, removed = _filter(RequestNeeds(prompt_tokens=10, needs_vision=True))
     assert kept == ["small", "big", "no-tools"] and list(removed) == ["text-only"]
-    kept, removed = _filter(RequestNeeds(prompt_tokens=10, needs_json_schema=True, needs_response_format=True))
+    kept, removed = _filter(
+        RequestNeeds(prompt_tokens=10, needs_json_schema=True, needs_response_format=True)
+    )
     assert kept == ["small", "big"]
     assert set(removed) == {"text-only", "no-tools"} and "json_schema" in removed["text-only"]
     kept, removed = _filter(RequestNeeds(prompt_tokens=10, needs_response_format=True))
@@ -86,8 +94,11 @@ def test_allow_and_deny():
 
 def test_unknown_capabilities_are_never_filtered():
     kept, removed = filter_models(
-        ["mystery", "small"], CAPS, RequestNeeds(prompt_tokens=10**6, max_tokens=10**5, needs_tools=True,
-                                                 needs_vision=True, needs_json_schema=True)
+        ["mystery", "small"],
+        CAPS,
+        RequestNeeds(
+            prompt_tokens=10**6, max_tokens=10**5, needs_tools=True, needs_vision=True, needs_json_schema=True
+        ),
     )
     assert kept == ["mystery"] and list(removed) == ["small"]
 
@@ -95,19 +106,28 @@ def test_unknown_capabilities_are_never_filtered():
 def test_needs_from_request():
     messages = [
         {"role": "system", "content": "x" * 40},
-        {"role": "user", "content": [
-            {"type": "text", "text": "y" * 41},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-        ]},
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "y" * 41},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
     ]
     needs = needs_from_request(messages, max_tokens=256)
     assert needs.prompt_tokens == -(-(40 + 41 + 1 + 2) // 4)
     assert needs.needs_vision and not needs.needs_tools and needs.max_tokens == 256
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-    needs = needs_from_request([{"role": "user", "content": "hi"}], tools=tools,
-                               response_format={"type": "json_schema", "json_schema": {"name": "x"}})
+    needs = needs_from_request(
+        [{"role": "user", "content": "hi"}],
+        tools=tools,
+        response_format={"type": "json_schema", "json_schema": {"name": "x"}},
+    )
     assert needs.needs_tools and needs.needs_json_schema and needs.needs_response_format
     assert needs.prompt_tokens == estimate_tokens("hi" + json.dumps(tools))
     needs = needs_from_request([{"role": "user", "content": "hi"}], response_format={"type": "json_object"})
@@ -136,11 +156,15 @@ def test_capabilities_from_litellm_known_models():
 
 
 def test_capabilities_overrides_and_unknown_models():
-    turbo = capabilities_from_litellm("gpt-3.5-turbo", overrides={"supports_vision": True, "context_window": 4096})
+    turbo = capabilities_from_litellm(
+        "gpt-3.5-turbo", overrides={"supports_vision": True, "context_window": 4096}
+    )
     assert turbo.supports_vision and turbo.context_window == 4096 and turbo.max_output_tokens == 4096
     unknown = capabilities_from_litellm("openai/zerorouter-replay-model-xyz")
     assert unknown == PERMISSIVE and unknown.context_window is None
-    tuned = capabilities_from_litellm("zerorouter-unknown", overrides={"context_window": 2048, "supports_tools": False})
+    tuned = capabilities_from_litellm(
+        "zerorouter-unknown", overrides={"context_window": 2048, "supports_tools": False}
+    )
     assert tuned.context_window == 2048 and not tuned.supports_tools and tuned.supports_vision
     with pytest.raises(SchemaError, match="context_size"):
         capabilities_from_litellm("gpt-4o-mini", overrides={"context_size": 1})

@@ -40,8 +40,12 @@ def _decision(**kw) -> RoutingDecision:
 
 
 def test_table_text_names_models_reasons_and_saving():
-    d = _decision(session_id="s-1", sticky=True, routing_time_s=0.0012,
-                  stages=[Stage("route", ["gpt-4o-mini"], "accepted", {})])
+    d = _decision(
+        session_id="s-1",
+        sticky=True,
+        routing_time_s=0.0012,
+        stages=[Stage("route", ["gpt-4o-mini"], "accepted", {})],
+    )
     text = str(d)
     for name in ("gpt-4o-mini", "gpt-4o", "llama-3-8b", "gpt-3.5-turbo"):
         assert name in text
@@ -66,8 +70,11 @@ def test_properties():
 
 
 def test_round_trip_is_json_serializable():
-    d = _decision(session_id="s", sticky=True, stages=[Stage("cascade", ["a", "b"], "escalated",
-                                                            {"confidence": np.float64(0.4)})])
+    d = _decision(
+        session_id="s",
+        sticky=True,
+        stages=[Stage("cascade", ["a", "b"], "escalated", {"confidence": np.float64(0.4)})],
+    )
     payload = json.loads(json.dumps(d.to_dict(), allow_nan=False))
     back = RoutingDecision.from_dict(payload)
     assert back.ranking == d.ranking and back.chosen == d.chosen and back.removed == d.removed

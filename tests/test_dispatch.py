@@ -9,8 +9,8 @@ import pytest
 
 from zerorouter_integrations.dispatch import (
     Attempt,
-    DispatchResult,
     Dispatcher,
+    DispatchResult,
     ModelEndpoint,
     RetryPolicy,
     StreamDelta,
@@ -41,8 +41,11 @@ FAILING = {
     "hang": ModelBehaviour(fail_rate=1.0, fail_mode="timeout", hang_s=3),
     "close": ModelBehaviour(fail_rate=1.0, fail_mode="close"),
     "f400": ModelBehaviour(fail_rate=1.0, fail_status=400),
-    "ctx": ModelBehaviour(fail_rate=1.0, fail_status=400,
-                          fail_message="This model's maximum context length is 8 tokens, you requested 9."),
+    "ctx": ModelBehaviour(
+        fail_rate=1.0,
+        fail_status=400,
+        fail_message="This model's maximum context length is 8 tokens, you requested 9.",
+    ),
     "mid": ModelBehaviour(fail_rate=1.0, fail_mode="midstream"),
 }
 RETRY = RetryPolicy(max_retries=1, backoff_s=0.0, timeout_s=5.0)
@@ -58,22 +61,38 @@ def _closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def server():
-    models = {"ok": ModelBehaviour(), "ok2": ModelBehaviour(), "gpt-4o-mini": ModelBehaviour(),
-              "mystery": ModelBehaviour(), **FAILING}
+    models = {
+        "ok": ModelBehaviour(),
+        "ok2": ModelBehaviour(),
+        "gpt-4o-mini": ModelBehaviour(),
+        "mystery": ModelBehaviour(),
+        **FAILING,
+    }
     with ReplayServer(models) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def endpoints(server):
-    eps = {name: ModelEndpoint(name, f"openai/{name}", api_base=server.base_url, api_key="sk-test",
-                               input_cost_per_token=IN_PRICE, output_cost_per_token=OUT_PRICE)
-           for name in ["ok", "ok2", *FAILING]}
+    eps = {
+        name: ModelEndpoint(
+            name,
+            f"openai/{name}",
+            api_base=server.base_url,
+            api_key="sk-test",
+            input_cost_per_token=IN_PRICE,
+            output_cost_per_token=OUT_PRICE,
+        )
+        for name in ["ok", "ok2", *FAILING]
+    }
     # priced by LiteLLM's own map / not priced at all
-    eps["gpt-4o-mini"] = ModelEndpoint("gpt-4o-mini", "openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-test")
+    eps["gpt-4o-mini"] = ModelEndpoint(
+        "gpt-4o-mini", "openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-test"
+    )
     eps["mystery"] = ModelEndpoint("mystery", "openai/mystery", api_base=server.base_url, api_key="sk-test")
-    eps["refused"] = ModelEndpoint("refused", "openai/refused", api_base=f"http://127.0.0.1:{_closed_port()}/v1",
-                                   api_key="sk-test")
+    eps["refused"] = ModelEndpoint(
+        "refused", "openai/refused", api_base=f"http://127.0.0.1:{_closed_port()}/v1", api_key="sk-test"
+    )
     return eps
 
 
@@ -141,15 +160,23 @@ async def test_astream(dispatcher):
 # ---------------------------------------------------------------- fallback
 
 
-@pytest.mark.parametrize(("failing", "error_type"), [
-    ("f500", "server_error"), ("f503", "server_error"), ("f429", "rate_limit"),
-    ("close", "connection_error"), ("refused", "connection_error"),
-])
+@pytest.mark.parametrize(
+    ("failing", "error_type"),
+    [
+        ("f500", "server_error"),
+        ("f503", "server_error"),
+        ("f429", "rate_limit"),
+        ("close", "connection_error"),
+        ("refused", "connection_error"),
+    ],
+)
 def test_retryable_errors_retry_then_fall_back(dispatcher, server, failing, error_type):
     before = server.request_count(failing)
     result = dispatcher.complete([failing, "ok"], user("fallback please"))
     _check(result, "ok")
-    assert [(a.model, a.error_type, a.retryable) for a in result.attempts] == [(failing, error_type, True)] * 2
+    assert [(a.model, a.error_type, a.retryable) for a in result.attempts] == [
+        (failing, error_type, True)
+    ] * 2
     assert all(isinstance(a, Attempt) and a.latency_s >= 0 for a in result.attempts)
     if failing != "refused":
         assert server.request_count(failing) - before == 2  # one try + one retry, no hidden SDK retries
@@ -168,15 +195,20 @@ async def test_async_fallback_in_order(dispatcher):
     assert [a.model for a in result.attempts] == ["f500", "f500", "f429", "f429"]
 
 
-@pytest.mark.parametrize(("failing", "error_type", "status"), [
-    ("f400", "bad_request", 400), ("ctx", "context_window_exceeded", 400),
-])
+@pytest.mark.parametrize(
+    ("failing", "error_type", "status"),
+    [
+        ("f400", "bad_request", 400),
+        ("ctx", "context_window_exceeded", 400),
+    ],
+)
 def test_non_retryable_errors_skip_to_next_model(dispatcher, server, failing, error_type, status):
     before = server.request_count(failing)
     result = dispatcher.complete([failing, "ok"], user("x"))
     assert result.model == "ok"
     assert [(a.model, a.error_type, a.status_code, a.retryable) for a in result.attempts] == [
-        (failing, error_type, status, False)]
+        (failing, error_type, status, False)
+    ]
     assert server.request_count(failing) - before == 1
 
 
@@ -185,8 +217,12 @@ def test_all_fail_lists_every_attempt(dispatcher):
         dispatcher.complete(["f500", "f400", "refused"], user("x"))
     attempts = info.value.attempts
     assert [(a.model, a.error_type) for a in attempts] == [
-        ("f500", "server_error"), ("f500", "server_error"), ("f400", "bad_request"),
-        ("refused", "connection_error"), ("refused", "connection_error")]
+        ("f500", "server_error"),
+        ("f500", "server_error"),
+        ("f400", "bad_request"),
+        ("refused", "connection_error"),
+        ("refused", "connection_error"),
+    ]
     for name in ("f500", "f400", "refused"):
         assert name in str(info.value)
 
@@ -234,24 +270,35 @@ def test_params_pass_through(dispatcher):
     short = dispatcher.complete(["ok"], user("x"), max_tokens=2, temperature=0.0)
     assert short.finish_reason == "length" and len(short.content) <= 8
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    js = dispatcher.complete(["ok"], user("give me 42"),
-                             response_format={"type": "json_schema", "json_schema": {"name": "N", "schema": schema}})
+    js = dispatcher.complete(
+        ["ok"],
+        user("give me 42"),
+        response_format={"type": "json_schema", "json_schema": {"name": "N", "schema": schema}},
+    )
     assert json.loads(js.content) == {"n": 42}
 
 
 def test_tool_calls_non_stream(dispatcher):
-    result = dispatcher.complete(["ok"], user("What is magic_function(3)?"), tools=[MAGIC_TOOL], tool_choice="auto")
+    result = dispatcher.complete(
+        ["ok"], user("What is magic_function(3)?"), tools=[MAGIC_TOOL], tool_choice="auto"
+    )
     (tc,) = result.tool_calls
     assert tc["type"] == "function" and tc["id"].startswith("call_")
-    assert tc["function"]["name"] == "magic_function" and json.loads(tc["function"]["arguments"]) == {"input": 3}
+    assert tc["function"]["name"] == "magic_function" and json.loads(tc["function"]["arguments"]) == {
+        "input": 3
+    }
     assert result.finish_reason == "tool_calls"
 
 
 def test_streamed_tool_calls_assembled(dispatcher):
-    deltas, result = _collect(dispatcher.stream(["f500", "ok"], user("What is magic_function(3)?"), tools=[MAGIC_TOOL]))
+    deltas, result = _collect(
+        dispatcher.stream(["f500", "ok"], user("What is magic_function(3)?"), tools=[MAGIC_TOOL])
+    )
     assert result.model == "ok" and result.finish_reason == "tool_calls"
     (tc,) = result.tool_calls
-    assert tc["function"]["name"] == "magic_function" and json.loads(tc["function"]["arguments"]) == {"input": 3}
+    assert tc["function"]["name"] == "magic_function" and json.loads(tc["function"]["arguments"]) == {
+        "input": 3
+    }
     assert tc["id"].startswith("call_")
     assert sum(len(d.tool_call_deltas) for d in deltas) >= 2  # arguments arrived in pieces
     assert all(td["index"] == 0 for d in deltas for td in d.tool_call_deltas)
@@ -291,8 +338,12 @@ def test_callbacks_invoked_and_isolated(endpoints):
     d = Dispatcher(endpoints, retry=RETRY, on_success=on_success, on_error=on_error)
     result = d.complete(["f500", "f400", "ok"], user("x"))
     assert result.model == "ok"
-    assert seen == [("err", "f500", "server_error"), ("err", "f500", "server_error"),
-                    ("err", "f400", "bad_request"), ("ok", "ok", result.cost_usd)]
+    assert seen == [
+        ("err", "f500", "server_error"),
+        ("err", "f500", "server_error"),
+        ("err", "f400", "bad_request"),
+        ("ok", "ok", result.cost_usd),
+    ]
     seen.clear()
     _collect(d.stream(["ok"], user("x")))
     assert seen == [("ok", "ok", pytest.approx(seen[0][2]))]
@@ -318,8 +369,9 @@ def test_order_validation(dispatcher):
 
 
 def test_endpoint_round_trip_and_validation():
-    ep = ModelEndpoint("m", "openai/m", api_base="http://h/v1", api_key_env="K", input_cost_per_token=1e-7,
-                       extra={"seed": 1})
+    ep = ModelEndpoint(
+        "m", "openai/m", api_base="http://h/v1", api_key_env="K", input_cost_per_token=1e-7, extra={"seed": 1}
+    )
     assert ModelEndpoint.from_dict(json.loads(json.dumps(ep.to_dict()))) == ep
     assert hash(ep) == hash(ModelEndpoint.from_dict(ep.to_dict()))
     with pytest.raises(SchemaError, match="bogus"):
@@ -331,8 +383,13 @@ def test_endpoint_round_trip_and_validation():
 
 
 def test_usage_from_litellm_shapes():
-    u = Usage.from_litellm({"prompt_tokens": 10, "completion_tokens": 5,
-                            "prompt_tokens_details": {"cached_tokens": 4},
-                            "completion_tokens_details": {"reasoning_tokens": 2}})
+    u = Usage.from_litellm(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 4},
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        }
+    )
     assert u == Usage(10, 5, 15, 4, 2)
     assert Usage.from_litellm(None) == Usage()

@@ -154,9 +154,7 @@ def test_disk_cache_round_trip_and_concurrent_writers(tmp_path: Path, real_promp
     shared = tmp_path / "shared"
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_write_cache, args=(str(shared), texts[i : i + 12], queue)) for i in (0, 5)
-    ]
+    procs = [ctx.Process(target=_write_cache, args=(str(shared), texts[i : i + 12], queue)) for i in (0, 5)]
     for p in procs:
         p.start()
     for p in procs:
@@ -259,7 +257,8 @@ def test_progress_bar_on_request(capsys: pytest.CaptureFixture[str]):
 
 
 def test_int8_precision_is_a_quantized_onnx_model_close_to_float32(
-        onnx_encoder: QueryEncoder, onnx_cache_dir: Path, real_prompts: list[str]):
+    onnx_encoder: QueryEncoder, onnx_cache_dir: Path, real_prompts: list[str]
+):
     """``precision="int8"`` quantizes the export once beside it (atomically), embeds within cosine
     0.98 of float32 on real prompts, and is told apart from float32 everywhere it matters."""
     pytest.importorskip("onnx")

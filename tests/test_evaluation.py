@@ -9,8 +9,16 @@ import pandas as pd
 import pytest
 
 from zerorouter_integrations.cli import main
-from zerorouter_integrations.metrics import (Curve, apgr, audc, cost_to_reach, curve_from_choices, references,
-                                             sweep_choices, upper_hull)
+from zerorouter_integrations.metrics import (
+    Curve,
+    apgr,
+    audc,
+    cost_to_reach,
+    curve_from_choices,
+    references,
+    sweep_choices,
+    upper_hull,
+)
 from zerorouter_integrations.tables import Split, load_table
 
 
@@ -61,8 +69,21 @@ def _slice(data_dir, tmp_path, n=150):
 def test_eval_cli_json_contract_matches_hand_computation(data_dir, tmp_path, capsys):
     small, root, split = _slice(data_dir, tmp_path)
     out = tmp_path / "out"
-    rc = main(["eval", str(root), "--split", str(tmp_path / "split.json"), "--anchors", "30",
-               "--routers", "zerorouter,knn", "--out", str(out), "--json"])
+    rc = main(
+        [
+            "eval",
+            str(root),
+            "--split",
+            str(tmp_path / "split.json"),
+            "--anchors",
+            "30",
+            "--routers",
+            "zerorouter,knn",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["routers"]) == {"zerorouter", "knn"}
@@ -95,10 +116,20 @@ def test_eval_cli_json_contract_matches_hand_computation(data_dir, tmp_path, cap
     assert (out / "deferral.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("case", ["missing-table", "bad-schema", "missing-split", "bad-split-json",
-                                  "unknown-model", "unknown-router", "unknown-prompt"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing-table",
+        "bad-schema",
+        "missing-split",
+        "bad-split-json",
+        "unknown-model",
+        "unknown-router",
+        "unknown-prompt",
+    ],
+)
 def test_eval_cli_bad_input_exits_nonzero_with_one_line(case, data_dir, tmp_path, capsys):
-    small, root, split = _slice(data_dir, tmp_path, n=30)
+    _small, root, split = _slice(data_dir, tmp_path, n=30)
     split_path = tmp_path / "split.json"
     args = ["eval", str(root), "--split", str(split_path)]
     if case == "missing-table":

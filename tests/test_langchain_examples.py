@@ -12,8 +12,9 @@ import importlib.util
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from langchain_core.callbacks import get_usage_metadata_callback
@@ -177,8 +178,9 @@ def test_stream_tool_call_chunks(llm: ZeroRouterChat) -> None:
     for c in llm.bind_tools([lookup], tool_choice="lookup").stream("Find product 42."):
         full = c if full is None else full + c
     assert full is not None and full.chunk_position == "last"
-    assert full.tool_calls == [{"name": "lookup", "args": {"code": 42}, "id": full.tool_calls[0]["id"],
-                                "type": "tool_call"}]
+    assert full.tool_calls == [
+        {"name": "lookup", "args": {"code": 42}, "id": full.tool_calls[0]["id"], "type": "tool_call"}
+    ]
 
 
 # ------------------------------------------------------------------------------------ tools
@@ -193,8 +195,13 @@ def test_bind_tools_tool_choice_mapping(llm: ZeroRouterChat, server: Any) -> Non
         """Multiply two integers."""
         return a * b
 
-    expected = {"any": "required", True: "required", "auto": "auto", "none": "none",
-                "mul": {"type": "function", "function": {"name": "mul"}}}
+    expected = {
+        "any": "required",
+        True: "required",
+        "auto": "auto",
+        "none": "none",
+        "mul": {"type": "function", "function": {"name": "mul"}},
+    }
     for choice, wire in expected.items():
         bound = llm.bind_tools([add, mul], tool_choice=choice)
         assert isinstance(bound, RunnableBinding) and bound.kwargs["tool_choice"] == wire
@@ -211,8 +218,7 @@ def test_bind_tools_tool_choice_mapping(llm: ZeroRouterChat, server: Any) -> Non
     assert msg.tool_calls[0]["name"] == "add"
 
     # the tool result goes back as an OpenAI "tool" message and the model answers from it
-    history = [HumanMessage("What is 2 plus 3?"), msg,
-               ToolMessage("5", tool_call_id=msg.tool_calls[0]["id"])]
+    history = [HumanMessage("What is 2 plus 3?"), msg, ToolMessage("5", tool_call_id=msg.tool_calls[0]["id"])]
     answer = llm.bind_tools([add, mul]).invoke(history)
     assert answer.text == "The tool returned: 5"
     sent = server.requests[-1].body["messages"]
@@ -256,35 +262,46 @@ def test_per_call_model_bypasses_routing(llm: ZeroRouterChat, server: Any) -> No
 # ------------------------------------------------------------------------------------ config
 def test_routing_options_via_config(llm: ZeroRouterChat) -> None:
     allowed = [CHEAP, OTHER]
-    msg = llm.invoke("Write a function to filter odd numbers.",
-                     config={"configurable": {"allowed_models": allowed, "thread_id": "thread-cfg-1"}})
+    msg = llm.invoke(
+        "Write a function to filter odd numbers.",
+        config={"configurable": {"allowed_models": allowed, "thread_id": "thread-cfg-1"}},
+    )
     d = msg.response_metadata["routing_decision"]
     assert msg.response_metadata["model_name"] in allowed
     assert set(d["ranking"]) <= set(allowed)
     assert d["session_id"] == "thread-cfg-1"  # default session: the run's thread id
 
-    msg = llm.invoke("Write a function to filter odd numbers.",
-                     config={"metadata": {"allowed_models": CHEAP, "conversation_id": "conv-7"}})
+    msg = llm.invoke(
+        "Write a function to filter odd numbers.",
+        config={"metadata": {"allowed_models": CHEAP, "conversation_id": "conv-7"}},
+    )
     assert msg.response_metadata["model_name"] == CHEAP
     assert msg.response_metadata["routing_decision"]["session_id"] == "conv-7"
 
     # kwargs win over config; quality_target / budget become a calibrated policy
-    msg = llm.invoke("Write a function to filter odd numbers.", allowed_models=[OTHER],
-                     config={"configurable": {"allowed_models": [CHEAP]}})
+    msg = llm.invoke(
+        "Write a function to filter odd numbers.",
+        allowed_models=[OTHER],
+        config={"configurable": {"allowed_models": [CHEAP]}},
+    )
     assert msg.response_metadata["model_name"] == OTHER
-    cheap_policy = llm.invoke("Write a function to filter odd numbers.",
-                              config={"configurable": {"budget_usd_per_1k": 0.5}})
+    cheap_policy = llm.invoke(
+        "Write a function to filter odd numbers.", config={"configurable": {"budget_usd_per_1k": 0.5}}
+    )
     assert cheap_policy.response_metadata["routing_decision"]["policy"].get("budget_usd_per_1k") == 0.5
     with pytest.raises(InfeasibleError, match="What to do: raise budget_usd_per_1k"):
         llm.invoke("Hello", budget_usd_per_1k=1e-9)
-    q = llm.invoke("Write a function to filter odd numbers.", config={"configurable": {"quality_target": 0.5}})
+    q = llm.invoke(
+        "Write a function to filter odd numbers.", config={"configurable": {"quality_target": 0.5}}
+    )
     assert q.response_metadata["routing_decision"]["policy"].get("reference_fraction") == 0.5
 
 
 def test_session_escalates_only(llm: ZeroRouterChat, router: Any) -> None:
     strongest = max(router.models, key=router._capability)
-    first = llm.invoke("Write a function to filter odd numbers.", session_id="sticky-1",
-                       allowed_models=[strongest])
+    first = llm.invoke(
+        "Write a function to filter odd numbers.", session_id="sticky-1", allowed_models=[strongest]
+    )
     assert first.response_metadata["model_name"] == strongest
     second = llm.invoke("Hello", config={"configurable": {"session_id": "sticky-1"}})
     d = second.response_metadata["routing_decision"]
@@ -297,7 +314,9 @@ def test_routing_usage_handler_aggregates(llm: ZeroRouterChat) -> None:
     handler = RoutingUsageCallbackHandler()
     prompts = ["Write a function to filter odd numbers.", "Write a function to get a colon of a tuple."] * 3
     models = [CHEAP, OTHER] * 3
-    msgs = [llm.invoke(p, model=m, config={"callbacks": [handler]}) for p, m in zip(prompts, models, strict=True)]
+    msgs = [
+        llm.invoke(p, model=m, config={"callbacks": [handler]}) for p, m in zip(prompts, models, strict=True)
+    ]
     msgs += llm.batch(prompts, config={"callbacks": [handler], "max_concurrency": 4}, model=CHEAP)
     usage = handler.usage
     assert set(usage) == {CHEAP, OTHER}
@@ -326,32 +345,57 @@ def test_routing_usage_handler_aggregates(llm: ZeroRouterChat) -> None:
 def test_message_conversion_round_trip() -> None:
     ai = AIMessage("", tool_calls=[{"name": "f", "args": {"x": "你好"}, "id": "c1", "type": "tool_call"}])
     d = message_to_dict(ai)
-    assert d == {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": "你好"}'}}]}
+    assert d == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": "你好"}'}}
+        ],
+    }
     back = dict_to_message(d)
     assert isinstance(back, AIMessage) and back.tool_calls[0]["args"] == {"x": "你好"}
-    img = HumanMessage(content=[{"type": "text", "text": "what is this?"},
-                                {"type": "image", "base64": "AAAA", "mime_type": "image/png"},
-                                {"type": "image", "url": "https://example.com/a.png"}])
+    img = HumanMessage(
+        content=[
+            {"type": "text", "text": "what is this?"},
+            {"type": "image", "base64": "AAAA", "mime_type": "image/png"},
+            {"type": "image", "url": "https://example.com/a.png"},
+        ]
+    )
     parts = message_to_dict(img)["content"]
     assert parts[1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     assert parts[2]["image_url"]["url"] == "https://example.com/a.png"
-    assert message_to_dict(SystemMessage([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])) == \
-        {"role": "system", "content": "ab"}
-    assert message_to_dict(ToolMessage([{"type": "text", "text": "5"}], tool_call_id="c1")) == \
-        {"role": "tool", "tool_call_id": "c1", "content": "5"}
-    anthropic_ai = AIMessage([{"type": "text", "text": "thinking"},
-                              {"type": "tool_use", "id": "c2", "name": "g", "input": {}}],
-                             tool_calls=[{"name": "g", "args": {}, "id": "c2", "type": "tool_call"}])
+    assert message_to_dict(SystemMessage([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])) == {
+        "role": "system",
+        "content": "ab",
+    }
+    assert message_to_dict(ToolMessage([{"type": "text", "text": "5"}], tool_call_id="c1")) == {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "content": "5",
+    }
+    anthropic_ai = AIMessage(
+        [{"type": "text", "text": "thinking"}, {"type": "tool_use", "id": "c2", "name": "g", "input": {}}],
+        tool_calls=[{"name": "g", "args": {}, "id": "c2", "type": "tool_call"}],
+    )
     d = message_to_dict(anthropic_ai)
     assert d["content"] == "thinking" and d["tool_calls"][0]["function"]["arguments"] == "{}"
-    bad = dict_to_message({"role": "assistant", "content": "",
-                           "tool_calls": [{"id": "c3", "type": "function",
-                                           "function": {"name": "h", "arguments": "{not json"}}]})
+    bad = dict_to_message(
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c3", "type": "function", "function": {"name": "h", "arguments": "{not json"}}
+            ],
+        }
+    )
     assert not bad.tool_calls and bad.invalid_tool_calls[0]["name"] == "h"
     assert normalize_tool_choice(None, ["a"]) is None
     assert usage_to_metadata({"input_tokens": 3, "output_tokens": 4, "cache_read_tokens": 1}) == {
-        "input_tokens": 3, "output_tokens": 4, "total_tokens": 7, "input_token_details": {"cache_read": 1}}
+        "input_tokens": 3,
+        "output_tokens": 4,
+        "total_tokens": 7,
+        "input_token_details": {"cache_read": 1},
+    }
 
 
 def test_embeddings_share_the_router_encoder(router: Any) -> None:
@@ -369,7 +413,9 @@ def test_embeddings_share_the_router_encoder(router: Any) -> None:
 def test_cascade_through_the_chat_model(router: Any) -> None:
     """cascade=True goes through the core cascade: the decision lists its stages, cost sums them."""
     llm = ZeroRouterChat(router=router, cascade=True)
-    msg = llm.invoke("Question: Which is a mammal?\nA) shark\nB) dolphin\nC) trout\nD) eel\nAnswer with the letter.")
+    msg = llm.invoke(
+        "Question: Which is a mammal?\nA) shark\nB) dolphin\nC) trout\nD) eel\nAnswer with the letter."
+    )
     meta = msg.response_metadata
     assert meta["routing_decision"]["stages"], meta["routing_decision"]
     assert meta["response_cost"] > 0 and msg.usage_metadata["total_tokens"] > 0
@@ -389,8 +435,12 @@ async def test_middleware_routes_once_per_run_across_runs(router: Any) -> None:
         """Return the current weather in a city."""
         return f"rain in {city}"
 
-    agent = create_agent(ZeroRouterChat(router=router), tools=[get_weather], checkpointer=InMemorySaver(),
-                         middleware=[ZeroRouterMiddleware()])
+    agent = create_agent(
+        ZeroRouterChat(router=router),
+        tools=[get_weather],
+        checkpointer=InMemorySaver(),
+        middleware=[ZeroRouterMiddleware()],
+    )
     config = {"configurable": {"thread_id": "mw-thread-2"}}
     runs = []
     for question in ("What is the weather in Rome?", "And what is the weather in Oslo?"):
@@ -410,13 +460,23 @@ async def test_middleware_routes_once_per_run_across_runs(router: Any) -> None:
 
 def test_lazy_router_fills_missing_api_key(server: Any) -> None:
     """Built from endpoints (no router given): the model's api_key goes to endpoints that have none."""
-    endpoints = {m: {"litellm_model": f"openai/{m}", "api_base": server.base_url,
-                     "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6} for m in (CHEAP, OTHER)}
+    endpoints = {
+        m: {
+            "litellm_model": f"openai/{m}",
+            "api_base": server.base_url,
+            "input_cost_per_token": 1e-6,
+            "output_cost_per_token": 2e-6,
+        }
+        for m in (CHEAP, OTHER)
+    }
     server.require_api_key = "sk-lazy"
     try:
         keyed = ZeroRouterChat(models=[CHEAP, OTHER], endpoints=endpoints, api_key="sk-lazy", max_retries=0)
         msg = keyed.invoke("Write a function to filter odd numbers.")
-        assert msg.response_metadata["model_name"] in (CHEAP, OTHER) and msg.response_metadata["response_cost"] > 0
+        assert (
+            msg.response_metadata["model_name"] in (CHEAP, OTHER)
+            and msg.response_metadata["response_cost"] > 0
+        )
         assert all(ep.api_key == "sk-lazy" for ep in keyed.get_router().endpoints.values())
         assert server.requests[-1].status == 200
         keyless = ZeroRouterChat(models=[CHEAP, OTHER], endpoints=endpoints, max_retries=0)

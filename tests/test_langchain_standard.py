@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
@@ -53,8 +54,9 @@ def _unicode_customer(body: dict) -> Any:
 def _json_joke(body: dict) -> Any:
     if (body.get("response_format") or {}).get("type") != "json_object":
         return None
-    return json.dumps({"setup": "Why did the cat sit on the computer?",
-                       "punchline": "To keep an eye on the mouse!"})
+    return json.dumps(
+        {"setup": "Why did the cat sit on the computer?", "punchline": "To keep an eye on the mouse!"}
+    )
 
 
 SCRIPTED = [

@@ -161,21 +161,33 @@ def test_bad_inputs_are_named():
 def test_space_json_and_pickle_round_trip(name, small_table, small_features):
     pred = _fit(name, small_features, small_table)
     space = pred.space_
-    clone = space_from_dict(json.loads(json.dumps(space_to_dict(space)))) if name == "zerorouter" else \
-        pickle.loads(pickle.dumps(space))
+    clone = (
+        space_from_dict(json.loads(json.dumps(space_to_dict(space))))
+        if name == "zerorouter"
+        else pickle.loads(pickle.dumps(space))
+    )
     X = small_features[:20]
     a = [pred.profiles_[m].ability for m in list(pred.profiles_)[:5]]
-    np.testing.assert_allclose(space.predict_matrix(space.transform(X), a)[0],
-                               clone.predict_matrix(clone.transform(X), a)[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        space.predict_matrix(space.transform(X), a)[0],
+        clone.predict_matrix(clone.transform(X), a)[0],
+        rtol=1e-12,
+    )
 
 
 def test_artifact_save_load_round_trip_and_atomicity(tmp_path, small_table, small_features):
     pred = _fit("zerorouter", small_features, small_table)
-    art = RouterArtifact(predictor=pred, encoder={"max_seq_length": 128}, features={"use_text_features": True},
-                         calibration_Z=pred.transform(small_features[:50]))
+    art = RouterArtifact(
+        predictor=pred,
+        encoder={"max_seq_length": 128},
+        features={"use_text_features": True},
+        calibration_Z=pred.transform(small_features[:50]),
+    )
     path = art.save(tmp_path / "a.json.gz")
     back = RouterArtifact.load(path)
-    assert [p.to_dict() for p in back.predictor.profiles_.values()] == [p.to_dict() for p in pred.profiles_.values()]
+    assert [p.to_dict() for p in back.predictor.profiles_.values()] == [
+        p.to_dict() for p in pred.profiles_.values()
+    ]
     q1 = pred.predict(small_features[:10]).quality
     q2 = back.predictor.predict(small_features[:10]).quality
     np.testing.assert_allclose(q1, q2, rtol=1e-12)
@@ -200,9 +212,9 @@ def test_stacked_prediction_matches_per_model_prediction(small_table, small_feat
     abilities = [p.ability for p in pred.profiles_.values()]
     stacked = space.stack_abilities(abilities)
     Z = space.transform(small_features[:40])
-    assert space.local_clusters and np.all(Z[:, space.n_dims:].sum(axis=1) == 1.0)  # one-hot local part
+    assert space.local_clusters and np.all(Z[:, space.n_dims :].sum(axis=1) == 1.0)  # one-hot local part
     dense = Z.copy()
-    dense[:, space.n_dims:] *= 0.9  # not one-hot: the general path
+    dense[:, space.n_dims :] *= 0.9  # not one-hot: the general path
     for coords in (Z, Z[:1], Z[7:8], dense):
         q, sd = space.predict_stacked(coords, stacked)
         q_ref = np.column_stack([space.predict(coords, a)[0] for a in abilities])

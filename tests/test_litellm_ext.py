@@ -23,8 +23,14 @@ def litellm():
 
 @pytest.fixture(scope="module")
 def server():
-    with ReplayServer({"cheap": ModelBehaviour(), "mid": ModelBehaviour(), "strong": ModelBehaviour(),
-                       "flaky": ModelBehaviour(fail_rate=1.0)}) as srv:
+    with ReplayServer(
+        {
+            "cheap": ModelBehaviour(),
+            "mid": ModelBehaviour(),
+            "strong": ModelBehaviour(),
+            "flaky": ModelBehaviour(fail_rate=1.0),
+        }
+    ) as srv:
         yield srv
 
 
@@ -32,16 +38,28 @@ def model_list(server) -> list[dict]:
     prices = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
     return [
         # matched by the explicit model_info["zerorouter_name"]
-        {"model_name": GROUP, "litellm_params": server.litellm_params("cheap", **prices),
-         "model_info": {"id": "dep-cheap", "zerorouter_name": "cheap"}},
+        {
+            "model_name": GROUP,
+            "litellm_params": server.litellm_params("cheap", **prices),
+            "model_info": {"id": "dep-cheap", "zerorouter_name": "cheap"},
+        },
         # matched by model_info["id"]
-        {"model_name": GROUP, "litellm_params": server.litellm_params("mid", **prices),
-         "model_info": {"id": "mid-deployment"}},
+        {
+            "model_name": GROUP,
+            "litellm_params": server.litellm_params("mid", **prices),
+            "model_info": {"id": "mid-deployment"},
+        },
         # matched by litellm_params["model"] without its provider prefix
-        {"model_name": GROUP, "litellm_params": server.litellm_params("strong", **prices),
-         "model_info": {"id": "dep-strong"}},
-        {"model_name": GROUP, "litellm_params": server.litellm_params("flaky", **prices),
-         "model_info": {"id": "dep-flaky", "zerorouter_name": "flaky"}},
+        {
+            "model_name": GROUP,
+            "litellm_params": server.litellm_params("strong", **prices),
+            "model_info": {"id": "dep-strong"},
+        },
+        {
+            "model_name": GROUP,
+            "litellm_params": server.litellm_params("flaky", **prices),
+            "model_info": {"id": "dep-flaky", "zerorouter_name": "flaky"},
+        },
     ]
 
 
@@ -83,11 +101,14 @@ def _counts(server) -> dict[str, int]:
     return {m: server.request_count(m) for m in ("cheap", "mid", "strong", "flaky")}
 
 
-@pytest.mark.parametrize(("text", "model", "model_id"), [
-    ("an easy one", "cheap", "dep-cheap"),
-    ("a medium one", "mid", "mid-deployment"),
-    ("a hard one", "strong", "dep-strong"),
-])
+@pytest.mark.parametrize(
+    ("text", "model", "model_id"),
+    [
+        ("an easy one", "cheap", "dep-cheap"),
+        ("a medium one", "mid", "mid-deployment"),
+        ("a hard one", "strong", "dep-strong"),
+    ],
+)
 def test_sync_router_uses_top_ranked_deployment(router, server, text, model, model_id):
     before = _counts(server)
     resp = router.completion(model=GROUP, messages=user(text))
@@ -100,8 +121,10 @@ def test_sync_router_uses_top_ranked_deployment(router, server, text, model, mod
 
 async def test_async_router_uses_top_ranked_deployment(router, server):
     before = _counts(server)
-    hard, easy = await asyncio.gather(router.acompletion(model=GROUP, messages=user("hard")),
-                                      router.acompletion(model=GROUP, messages=user("easy")))
+    hard, easy = await asyncio.gather(
+        router.acompletion(model=GROUP, messages=user("hard")),
+        router.acompletion(model=GROUP, messages=user("easy")),
+    )
     assert hard._hidden_params["model_id"] == "dep-strong" and easy._hidden_params["model_id"] == "dep-cheap"
     after = _counts(server)
     assert after["strong"] - before["strong"] == 1 and after["cheap"] - before["cheap"] == 1
@@ -163,7 +186,11 @@ def test_async_select_is_used_on_the_async_path(litellm, server):
 
 def test_naming_convention_helpers():
     deps = [
-        {"model_name": GROUP, "litellm_params": {"model": "openai/a"}, "model_info": {"id": "1", "zerorouter_name": "b"}},
+        {
+            "model_name": GROUP,
+            "litellm_params": {"model": "openai/a"},
+            "model_info": {"id": "1", "zerorouter_name": "b"},
+        },
         {"model_name": GROUP, "litellm_params": {"model": "openai/b"}, "model_info": {"id": "2"}},
     ]
     assert deployment_keys(deps[1]) == ["2", "openai/b", "b"]
@@ -220,8 +247,9 @@ def test_callback_receives_cost_and_latency_sync(router, callback):
 
 
 async def test_callback_receives_cost_latency_ttft_async_and_errors(router, callback):
-    stream = await router.acompletion(model=GROUP, messages=user("easy"), stream=True,
-                                      stream_options={"include_usage": True})
+    stream = await router.acompletion(
+        model=GROUP, messages=user("easy"), stream=True, stream_options={"include_usage": True}
+    )
     async for _ in stream:
         pass
     with pytest.raises(Exception):

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ImageBlock, MessageRole, TextBlock
-
 from llamaindex_conformance import LlamaIndexLLMConformance, invoke
-from zerorouter_integrations.errors import AllModelsFailedError, UnknownModelError
-from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
-from zerorouter_integrations.testing.fixtures import replay_endpoints, replay_router
 
 from llamaindex_router import MiniLMEmbedding, ZeroRouterLLM
 from llamaindex_router._convert import to_openai_messages
+from zerorouter_integrations.errors import AllModelsFailedError, UnknownModelError
+from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
+from zerorouter_integrations.testing.fixtures import replay_endpoints, replay_router
 
 REPO = Path(__file__).resolve().parents[1]
 FAILING_POOL = ["gpt-3.5-turbo-1106", "claude-instant-v1", "mistralai/mistral-7b-chat"]
@@ -44,8 +43,9 @@ def failing_router():
 
     with ReplayServer(default_behaviour=ModelBehaviour(fail_rate=1.0, fail_status=503)) as srv:
         # no retries and no cooldown: every call tries the whole ranking and fails on each model
-        yield replay_router(srv, models=FAILING_POOL, retry=RetryPolicy(max_retries=0, backoff_s=0.0),
-                            cooldown_after=10**6)
+        yield replay_router(
+            srv, models=FAILING_POOL, retry=RetryPolicy(max_retries=0, backoff_s=0.0), cooldown_after=10**6
+        )
 
 
 class TestZeroRouterLLMConformance(LlamaIndexLLMConformance):
@@ -187,8 +187,9 @@ def test_router_built_lazily_from_an_artifact(server):
     from zerorouter_integrations.artifact import DEFAULT_ARTIFACT
 
     models = ["claude-v2", "gpt-3.5-turbo-1106"]
-    llm = ZeroRouterLLM(artifact_path=DEFAULT_ARTIFACT, models=models,
-                        endpoints=replay_endpoints(server, models))
+    llm = ZeroRouterLLM(
+        artifact_path=DEFAULT_ARTIFACT, models=models, endpoints=replay_endpoints(server, models)
+    )
     assert llm._router is None
     r = llm.complete("What is the capital of France?")
     assert r.additional_kwargs["model"] in models
@@ -209,13 +210,25 @@ def test_constructor_validation(router):
 def test_to_openai_messages_covers_roles_tools_and_images():
     history = [
         ChatMessage(role=MessageRole.SYSTEM, content="sys"),
-        ChatMessage(role=MessageRole.USER, blocks=[TextBlock(text="look"),
-                                                   ImageBlock(url="https://example.com/a.png")]),
-        ChatMessage(role=MessageRole.ASSISTANT, content="",
-                    additional_kwargs={"tool_calls": [{"id": "c1", "type": "function",
-                                                       "function": {"name": "add", "arguments": {"a": 1}}}],
-                                       "model": "m", "usage": {"input_tokens": 1}, "cost_usd": 0.1}),
-        ChatMessage(role=MessageRole.TOOL, content="3", additional_kwargs={"tool_call_id": "c1", "name": "add"}),
+        ChatMessage(
+            role=MessageRole.USER,
+            blocks=[TextBlock(text="look"), ImageBlock(url="https://example.com/a.png")],
+        ),
+        ChatMessage(
+            role=MessageRole.ASSISTANT,
+            content="",
+            additional_kwargs={
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "add", "arguments": {"a": 1}}}
+                ],
+                "model": "m",
+                "usage": {"input_tokens": 1},
+                "cost_usd": 0.1,
+            },
+        ),
+        ChatMessage(
+            role=MessageRole.TOOL, content="3", additional_kwargs={"tool_call_id": "c1", "name": "add"}
+        ),
         ChatMessage(role=MessageRole.CHATBOT, content="done"),
     ]
     snapshot = [m.model_dump() for m in history]
@@ -239,13 +252,18 @@ def embed_model():
 def test_minilm_embedding_sync(embed_model):
     q = embed_model.get_query_embedding("How do I reset my password?")
     docs = embed_model.get_text_embedding_batch(
-        ["To reset your password, open Settings and choose Reset password.",
-         "Our office is closed on public holidays."])
+        [
+            "To reset your password, open Settings and choose Reset password.",
+            "Our office is closed on public holidays.",
+        ]
+    )
     assert len(q) == 384 and len(docs) == 2
     assert math.isclose(sum(x * x for x in q), 1.0, rel_tol=1e-3)
     sims = [sum(a * b for a, b in zip(q, d)) for d in docs]
     assert sims[0] > sims[1]
-    assert embed_model.get_text_embedding("x") == pytest.approx(embed_model.get_query_embedding("x"), abs=1e-6)
+    assert embed_model.get_text_embedding("x") == pytest.approx(
+        embed_model.get_query_embedding("x"), abs=1e-6
+    )
 
 
 async def test_minilm_embedding_async(embed_model):
@@ -264,11 +282,13 @@ def test_minilm_embedding_shares_the_router_encoder(router):
 
 # ------------------------------------------------------------------ import cost
 def test_import_defers_heavy_modules():
-    code = ("import sys; import llamaindex_router as m; "
-            "from llamaindex_router import ZeroRouterLLM, MiniLMEmbedding, RoutingStatsHandler; "
-            "heavy = ['litellm', 'sentence_transformers', 'torch', 'onnxruntime', 'transformers', "
-            "'zerorouter_integrations.router', 'zerorouter_integrations.encoder']; "
-            "print([h for h in heavy if h in sys.modules])")
+    code = (
+        "import sys; import llamaindex_router as m; "
+        "from llamaindex_router import ZeroRouterLLM, MiniLMEmbedding, RoutingStatsHandler; "
+        "heavy = ['litellm', 'sentence_transformers', 'torch', 'onnxruntime', 'transformers', "
+        "'zerorouter_integrations.router', 'zerorouter_integrations.encoder']; "
+        "print([h for h in heavy if h in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
@@ -278,8 +298,16 @@ def test_cascade_per_call(router):
     from llama_index.core.llms import ChatMessage
 
     llm = ZeroRouterLLM(router=router)
-    resp = llm.chat([ChatMessage(role="user", content="Question: Which is a mammal?\nA) shark\nB) dolphin\n"
-                                                       "C) trout\nAnswer with the letter.")], cascade=True)
+    resp = llm.chat(
+        [
+            ChatMessage(
+                role="user",
+                content="Question: Which is a mammal?\nA) shark\nB) dolphin\n"
+                "C) trout\nAnswer with the letter.",
+            )
+        ],
+        cascade=True,
+    )
     ak = resp.additional_kwargs
     assert ak["routing_decision"]["stages"] and ak["cost_usd"] > 0
     assert ak["model"] in router.models

@@ -14,10 +14,9 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.instrumentation import get_dispatcher
 
+from llamaindex_router import RoutingStatsHandler, ZeroRouterLLM, attach, detach
 from zerorouter_integrations.testing import ReplayServer
 from zerorouter_integrations.testing.fixtures import replay_router
-
-from llamaindex_router import RoutingStatsHandler, ZeroRouterLLM, attach, detach
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -118,7 +118,7 @@ def test_latency_constraints_equal_brute_force(seed, mode):
 def test_pruning_keeps_optimality(seed):
     rng = np.random.default_rng(seed)
     n, m = 40, 8
-    Q, C, L = _instance(seed, n=n, m=m, ties=seed % 2 == 0)
+    Q, C, _L = _instance(seed, n=n, m=m, ties=seed % 2 == 0)
     cap = rng.integers(3, 20, m) if seed % 3 == 0 else None
     budget = float(C.min(axis=1).sum() + rng.uniform(0.1, 0.8) * (C.max(axis=1) - C.min(axis=1)).sum())
     a = optimize_batch(Q, C, mode="max_quality", budget=budget, capacity=cap, mip_rel_gap=1e-9)
@@ -250,7 +250,9 @@ def test_realistic_batch_meets_budget_and_target():
     rng = np.random.default_rng(7)
     n, m = 2000, 20
     logp = rng.uniform(-6, -3, m)
-    Q = 1 / (1 + np.exp(-(rng.normal(0, 1, (n, 1)) + 1.2 * (logp + 4.5)[None, :] + rng.normal(0, 0.5, (n, m)))))
+    Q = 1 / (
+        1 + np.exp(-(rng.normal(0, 1, (n, 1)) + 1.2 * (logp + 4.5)[None, :] + rng.normal(0, 0.5, (n, m))))
+    )
     C = 10 ** logp[None, :] * rng.lognormal(6, 0.5, (n, 1))
     budget = 0.3 * C[np.arange(n), Q.argmax(axis=1)].sum()
     res = optimize_batch(Q, C, mode="max_quality", budget=budget, mip_rel_gap=1e-6)

@@ -130,7 +130,7 @@ def test_budget_calibration_within_one_percent(seed, frac):
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("frac", [0.05, 0.2, 0.5, 0.8, 0.95])
 def test_quality_calibration_within_one_percent(seed, frac):
-    Q, C, names = synthetic(500, 10, seed)
+    Q, C, _names = synthetic(500, 10, seed)
     rows = np.arange(len(Q))
     lo, hi = Q[rows, C.argmin(axis=1)].mean(), Q.max(axis=1).mean()
     target = lo + frac * (hi - lo)
@@ -170,7 +170,7 @@ def test_calibration_on_realistic_routerbench_costs(seed):
 
 
 def test_calibration_with_latency_price_and_mask():
-    Q, C, names = synthetic(600, 10, seed=5)
+    Q, C, _names = synthetic(600, 10, seed=5)
     rng = np.random.default_rng(0)
     L = rng.uniform(0.3, 8.0, Q.shape)
     mask = rng.random(Q.shape) > 0.2
@@ -293,7 +293,7 @@ def test_unmasked_fast_path_matches_the_masked_path_and_keeps_the_errors():
     keys = [f"k{i}" for i in rows]
     np.testing.assert_array_equal(p.choose(Q, C, keys=keys), p.choose(Q, C, mask=everything, keys=keys))
     for i in range(0, 400, 37):  # one prompt at a time, as a router calls it
-        assert p.choose(Q[i:i + 1], C[i:i + 1])[0] == p.choose(Q, C)[i]
+        assert p.choose(Q[i : i + 1], C[i : i + 1])[0] == p.choose(Q, C)[i]
     bad = C.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="non-finite prediction at prompt 3, model 2"):

@@ -18,8 +18,12 @@ import pytest
 from zerorouter_integrations._env import import_litellm
 from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset"  # shared/ beside the repo
-needs_data = pytest.mark.skipif(not (DATA / "prompts.parquet").is_file(), reason="routerbench_subset not present")
+DATA = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset"
+)  # shared/ beside the repo
+needs_data = pytest.mark.skipif(
+    not (DATA / "prompts.parquet").is_file(), reason="routerbench_subset not present"
+)
 
 MAGIC_TOOL = {
     "type": "function",
@@ -55,8 +59,15 @@ def server():
 
 
 def call(litellm, server, model: str, messages, **kw):
-    return litellm.completion(model=f"openai/{model}", messages=messages, api_base=server.base_url,
-                              api_key="sk-test", num_retries=0, max_retries=0, **kw)
+    return litellm.completion(
+        model=f"openai/{model}",
+        messages=messages,
+        api_base=server.base_url,
+        api_key="sk-test",
+        num_retries=0,
+        max_retries=0,
+        **kw,
+    )
 
 
 def user(text: str) -> list[dict]:
@@ -85,10 +96,17 @@ def test_recorded_routerbench_response_is_replayed(litellm, server):
 def test_recorded_response_matches_question_only(litellm, server):
     extras = pq.read_table(DATA / "prompt_extras.parquet", columns=["prompt_id", "question_only"]).to_pylist()
     prompts = {r["prompt_id"]: r["prompt"] for r in pq.read_table(DATA / "prompts.parquet").to_pylist()}
-    row = next(r for r in extras if r["prompt_id"].startswith("arc") and r["question_only"] != prompts[r["prompt_id"]])
+    row = next(
+        r
+        for r in extras
+        if r["prompt_id"].startswith("arc") and r["question_only"] != prompts[r["prompt_id"]]
+    )
     outcomes = pq.read_table(DATA / "outcome_extras.parquet").to_pylist()
     model, answer = next((r["model"], r["response"]) for r in outcomes if r["prompt_id"] == row["prompt_id"])
-    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": row["question_only"]}]
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": row["question_only"]},
+    ]
     assert call(litellm, server, model, messages).choices[0].message.content == answer
 
 
@@ -116,8 +134,12 @@ def test_responses_mapping_and_max_tokens(litellm):
 
 
 def test_stream_sends_usage_chunk_last(server):
-    body = {"model": "alpha", "messages": user("stream me"), "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": "alpha",
+        "messages": user("stream me"),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with httpx.stream("POST", server.base_url + "/chat/completions", json=body, timeout=5) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
@@ -132,8 +154,9 @@ def test_stream_sends_usage_chunk_last(server):
 def test_stream_through_litellm_matches_non_stream(litellm, server):
     full = call(litellm, server, "alpha", user("same text")).choices[0].message.content
     parts, usage = [], None
-    for chunk in call(litellm, server, "alpha", user("same text"), stream=True,
-                      stream_options={"include_usage": True}):
+    for chunk in call(
+        litellm, server, "alpha", user("same text"), stream=True, stream_options={"include_usage": True}
+    ):
         if chunk.choices and chunk.choices[0].delta.content:
             parts.append(chunk.choices[0].delta.content)
         usage = getattr(chunk, "usage", None) or usage
@@ -154,14 +177,27 @@ def _skip_mcp(litellm) -> dict:
 
 def test_tool_call_built_from_schema(litellm, server):
     kw = _skip_mcp(litellm)
-    resp = call(litellm, server, "alpha", user("What is the value of magic_function(3)? Use the tool."),
-                tools=[MAGIC_TOOL, WEATHER_TOOL], **kw)
+    resp = call(
+        litellm,
+        server,
+        "alpha",
+        user("What is the value of magic_function(3)? Use the tool."),
+        tools=[MAGIC_TOOL, WEATHER_TOOL],
+        **kw,
+    )
     (tc,) = resp.choices[0].message.tool_calls
     assert tc.function.name == "magic_function" and json.loads(tc.function.arguments) == {"input": 3}
     assert resp.choices[0].finish_reason == "tool_calls"
 
-    forced = call(litellm, server, "alpha", user("Weather please"), tools=[MAGIC_TOOL, WEATHER_TOOL],
-                  tool_choice={"type": "function", "function": {"name": "get_weather"}}, **kw)
+    forced = call(
+        litellm,
+        server,
+        "alpha",
+        user("Weather please"),
+        tools=[MAGIC_TOOL, WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        **kw,
+    )
     args = json.loads(forced.choices[0].message.tool_calls[0].function.arguments)
     assert forced.choices[0].message.tool_calls[0].function.name == "get_weather"
     assert isinstance(args["city"], str) and args["unit"] == "C"
@@ -169,12 +205,28 @@ def test_tool_call_built_from_schema(litellm, server):
     none = call(litellm, server, "alpha", user("no tools now"), tools=[MAGIC_TOOL], tool_choice="none", **kw)
     assert none.choices[0].message.tool_calls is None and none.choices[0].message.content
 
-    after = call(litellm, server, "alpha", [
-        *user("magic_function(3)?"),
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": tc.id, "type": "function", "function": {"name": "magic_function", "arguments": '{"input": 3}'}}]},
-        {"role": "tool", "tool_call_id": tc.id, "content": "5"},
-    ], tools=[MAGIC_TOOL], **kw)
+    after = call(
+        litellm,
+        server,
+        "alpha",
+        [
+            *user("magic_function(3)?"),
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": tc.id,
+                        "type": "function",
+                        "function": {"name": "magic_function", "arguments": '{"input": 3}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": tc.id, "content": "5"},
+        ],
+        tools=[MAGIC_TOOL],
+        **kw,
+    )
     assert after.choices[0].message.content == "The tool returned: 5"
 
 
@@ -182,17 +234,31 @@ def test_scripted_answers(litellm):
     def forecast(body: dict) -> dict:
         return {"tool_call": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "F"}}}
 
-    with ReplayServer(scripted=[(r"weather", forecast), (r"^hello$", "scripted hello"),
-                                (r"magic", {"tool_calls": [{"name": "magic_function", "arguments": {"input": 7}}]})]) as srv:
+    with ReplayServer(
+        scripted=[
+            (r"weather", forecast),
+            (r"^hello$", "scripted hello"),
+            (r"magic", {"tool_calls": [{"name": "magic_function", "arguments": {"input": 7}}]}),
+        ]
+    ) as srv:
         kw = _skip_mcp(litellm)
         resp = call(litellm, srv, "m", user("what's the weather?"), tools=[WEATHER_TOOL], **kw)
-        assert json.loads(resp.choices[0].message.tool_calls[0].function.arguments) == {"city": "Paris", "unit": "F"}
+        assert json.loads(resp.choices[0].message.tool_calls[0].function.arguments) == {
+            "city": "Paris",
+            "unit": "F",
+        }
         assert call(litellm, srv, "m", user("hello")).choices[0].message.content == "scripted hello"
         magic = call(litellm, srv, "m", user("magic please"), tools=[MAGIC_TOOL], **kw)
         assert json.loads(magic.choices[0].message.tool_calls[0].function.arguments) == {"input": 7}
         # a static tool-call script is skipped after the tool result, so agent loops end
-        done = call(litellm, srv, "m", [*user("magic please"), {"role": "tool", "tool_call_id": "x", "content": "14"}],
-                    tools=[MAGIC_TOOL], **kw)
+        done = call(
+            litellm,
+            srv,
+            "m",
+            [*user("magic please"), {"role": "tool", "tool_call_id": "x", "content": "14"}],
+            tools=[MAGIC_TOOL],
+            **kw,
+        )
         assert done.choices[0].message.content == "The tool returned: 14"
         assert srv.requests[0].source == "scripted"
 
@@ -201,15 +267,21 @@ def test_json_response_format(litellm, server):
     schema = {
         "type": "object",
         "properties": {
-            "setup": {"type": "string"}, "rating": {"type": "integer"},
+            "setup": {"type": "string"},
+            "rating": {"type": "integer"},
             "tags": {"type": "array", "items": {"type": "string"}},
             "kind": {"anyOf": [{"$ref": "#/$defs/Kind"}, {"type": "null"}]},
         },
         "required": ["setup", "rating"],
         "$defs": {"Kind": {"type": "string", "enum": ["pun", "knock-knock"]}},
     }
-    resp = call(litellm, server, "alpha", user("Tell me a joke rated 8"),
-                response_format={"type": "json_schema", "json_schema": {"name": "Joke", "schema": schema}})
+    resp = call(
+        litellm,
+        server,
+        "alpha",
+        user("Tell me a joke rated 8"),
+        response_format={"type": "json_schema", "json_schema": {"name": "Joke", "schema": schema}},
+    )
     obj = json.loads(resp.choices[0].message.content)
     assert isinstance(obj["setup"], str) and obj["rating"] == 8 and obj["kind"] == "pun"
     assert isinstance(obj["tags"], list) and isinstance(obj["tags"][0], str)
@@ -239,13 +311,17 @@ def test_fail_status_500_and_429_with_retry_after(faulty):
 def test_fail_timeout_hangs_past_client_timeout(faulty):
     faulty.set_behaviour("bad", fail_mode="timeout", hang_s=5)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(faulty.base_url + "/chat/completions", json={"model": "bad", "messages": user("x")}, timeout=0.3)
+        httpx.post(
+            faulty.base_url + "/chat/completions", json={"model": "bad", "messages": user("x")}, timeout=0.3
+        )
 
 
 def test_fail_close_drops_connection(faulty, litellm):
     faulty.set_behaviour("bad", fail_mode="close")
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-        httpx.post(faulty.base_url + "/chat/completions", json={"model": "bad", "messages": user("x")}, timeout=5)
+        httpx.post(
+            faulty.base_url + "/chat/completions", json={"model": "bad", "messages": user("x")}, timeout=5
+        )
     with pytest.raises(openai.APIError):  # LiteLLM maps it to a connection / 5xx error
         call(litellm, faulty, "bad", user("x"), timeout=5)
 
@@ -254,8 +330,12 @@ def test_midstream_failure_sends_some_chunks_then_resets(faulty):
     faulty.set_behaviour("bad", fail_mode="midstream")
     got = []
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-        with httpx.stream("POST", faulty.base_url + "/chat/completions", timeout=5,
-                          json={"model": "bad", "messages": user("x"), "stream": True}) as r:
+        with httpx.stream(
+            "POST",
+            faulty.base_url + "/chat/completions",
+            timeout=5,
+            json={"model": "bad", "messages": user("x"), "stream": True},
+        ) as r:
             for line in r.iter_lines():
                 got.append(line)
     assert any('"content"' in line for line in got)
@@ -264,17 +344,23 @@ def test_midstream_failure_sends_some_chunks_then_resets(faulty):
 def test_fail_first_n_and_seeded_fail_rate(faulty):
     faulty.set_behaviour("ok", fail_first_n=2)
     with httpx.Client(base_url=faulty.base_url, timeout=5) as c:
-        codes = [c.post("/chat/completions", json={"model": "ok", "messages": user("x")}).status_code
-                 for _ in range(3)]
+        codes = [
+            c.post("/chat/completions", json={"model": "ok", "messages": user("x")}).status_code
+            for _ in range(3)
+        ]
         faulty.set_behaviour("ok", latency_s=0.0)  # changing another field does not re-arm it
         codes.append(c.post("/chat/completions", json={"model": "ok", "messages": user("x")}).status_code)
     assert codes == [500, 500, 200, 200]
 
     def draws(seed: int) -> list[int]:
-        with ReplayServer(default_behaviour=ModelBehaviour(fail_rate=0.5), seed=seed) as srv, \
-                httpx.Client(base_url=srv.base_url, timeout=5) as c:
-            return [c.post("/chat/completions", json={"model": "m", "messages": user("x")}).status_code
-                    for _ in range(12)]
+        with (
+            ReplayServer(default_behaviour=ModelBehaviour(fail_rate=0.5), seed=seed) as srv,
+            httpx.Client(base_url=srv.base_url, timeout=5) as c,
+        ):
+            return [
+                c.post("/chat/completions", json={"model": "m", "messages": user("x")}).status_code
+                for _ in range(12)
+            ]
 
     first = draws(3)
     assert first == draws(3) and {200, 500} == set(first)
@@ -290,8 +376,10 @@ def test_counters_log_models_and_health(faulty):
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
         assert c.post("/chat/completions", content=b"{not json").status_code == 400
     assert faulty.request_count("ok") == 1 and faulty.request_count("bad") == 1
-    assert [(r.model, r.status, r.source) for r in faulty.requests[:2]] == [("ok", 200, "deterministic"),
-                                                                             ("bad", 500, "failure")]
+    assert [(r.model, r.status, r.source) for r in faulty.requests[:2]] == [
+        ("ok", 200, "deterministic"),
+        ("bad", 500, "failure"),
+    ]
     faulty.reset_counters()
     assert faulty.request_count() == 0 and faulty.requests == []
 
@@ -305,8 +393,13 @@ def test_behaviour_validation():
 
 def test_serve_replay_cli_prints_url_and_stops_on_ctrl_c():
     code = "from zerorouter_integrations.testing.replay import serve_replay_main; raise SystemExit(serve_replay_main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "--latency", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--latency", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")

@@ -15,11 +15,10 @@ import pytest
 from zerorouter_integrations.dispatch import RetryPolicy
 from zerorouter_integrations.errors import NoAdmissibleModelError, UnknownModelError
 from zerorouter_integrations.policy import Policy
-from zerorouter_integrations.router import ZeroRouter
 from zerorouter_integrations.stores import SQLiteStore
 from zerorouter_integrations.tables import load_table
 from zerorouter_integrations.testing import ReplayServer
-from zerorouter_integrations.testing.fixtures import ROUTERBENCH_MODELS, replay_router
+from zerorouter_integrations.testing.fixtures import replay_router
 
 POOL = ["gpt-4-1106-preview", "gpt-3.5-turbo-1106", "mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat"]
 
@@ -39,11 +38,13 @@ def rb_prompts(data_dir):
 
 @pytest.fixture()
 def router(server, tmp_path):
-    return replay_router(server, POOL, store=SQLiteStore(tmp_path / "profiles.db"), retry=RetryPolicy(max_retries=0))
+    return replay_router(
+        server, POOL, store=SQLiteStore(tmp_path / "profiles.db"), retry=RetryPolicy(max_retries=0)
+    )
 
 
 def _check(resp, pool=POOL):
-    assert resp.model in pool and resp.model == resp.decision.chosen or resp.attempts
+    assert (resp.model in pool and resp.model == resp.decision.chosen) or resp.attempts
     assert resp.content
     assert resp.usage.input_tokens > 0 and resp.usage.output_tokens > 0
     assert resp.cost_usd > 0 and resp.latency_s > 0
@@ -83,8 +84,11 @@ def test_routing_options_and_bypass(router, rb_prompts):
         router.route("hi", allowed_models=["nope"])
     with pytest.raises(NoAdmissibleModelError, match="removed"):
         router.route("hi", allowed_models=["gpt-4-1106-preview"], denied_models=["gpt-4-1106-preview"])
-    r = router.complete("Say hi", model="claude-v1") if "claude-v1" in router.endpoints else \
-        router.complete("Say hi", model="zero-one-ai/Yi-34B-Chat")
+    r = (
+        router.complete("Say hi", model="claude-v1")
+        if "claude-v1" in router.endpoints
+        else router.complete("Say hi", model="zero-one-ai/Yi-34B-Chat")
+    )
     assert r.decision.policy["mode"] == "forced" and r.model == r.decision.chosen
     text = str(router.route(rb_prompts[2]))
     assert "pred. quality" in text and "expected saving" in text
@@ -123,12 +127,14 @@ def test_fallback_in_decision_order_and_feedback(router, rb_prompts, server, tmp
 def test_latency_feedback_moves_traffic(server, rb_prompts, tmp_path):
     """A model whose replayed latency is raised 5× is chosen less often under a latency weight."""
     pool = ["gpt-3.5-turbo-1106", "mistralai/mixtral-8x7b-chat"]
-    router = replay_router(server, pool, store=SQLiteStore(tmp_path / "lat.db"), policy=Policy(lam=0.0, mu=0.5))
+    router = replay_router(
+        server, pool, store=SQLiteStore(tmp_path / "lat.db"), policy=Policy(lam=0.0, mu=0.5)
+    )
     for m in pool:
         server.set_behaviour(m, latency_s=0.02)
     before = [router.route(p).chosen for p in rb_prompts]
     slow = max(pool, key=before.count)
-    fast = [m for m in pool if m != slow][0]
+    fast = next(m for m in pool if m != slow)
     server.set_behaviour(slow, latency_s=0.25)
     server.set_behaviour(fast, latency_s=0.05)
     try:
@@ -146,8 +152,14 @@ def test_latency_feedback_moves_traffic(server, rb_prompts, tmp_path):
 
 
 def test_errors_cool_a_model_down_and_it_comes_back(server, rb_prompts, tmp_path):
-    router = replay_router(server, POOL, store=SQLiteStore(tmp_path / "cd.db"), retry=RetryPolicy(max_retries=0),
-                           cooldown_after=2, cooldown_s=1.0)
+    router = replay_router(
+        server,
+        POOL,
+        store=SQLiteStore(tmp_path / "cd.db"),
+        retry=RetryPolicy(max_retries=0),
+        cooldown_after=2,
+        cooldown_s=1.0,
+    )
     bad = router.route(rb_prompts[4]).chosen
     server.set_behaviour(bad, fail_rate=1.0, fail_status=503)
     try:
@@ -180,9 +192,13 @@ def test_stickiness_escalates_only(router, rb_prompts):
 
 def test_onboard_leaves_everything_else_identical_and_record_quality(server, rb_prompts, tmp_path, data_dir):
     router = replay_router(server, POOL, store=SQLiteStore(tmp_path / "q.db"))
-    space_before = json.dumps(__import__("zerorouter_integrations.artifact", fromlist=["x"]).space_to_dict(
-        router.predictor.space_), sort_keys=True)
-    profiles_before = {m: json.dumps(p.to_dict(), sort_keys=True) for m, p in router.predictor.profiles_.items()}
+    space_before = json.dumps(
+        __import__("zerorouter_integrations.artifact", fromlist=["x"]).space_to_dict(router.predictor.space_),
+        sort_keys=True,
+    )
+    profiles_before = {
+        m: json.dumps(p.to_dict(), sort_keys=True) for m, p in router.predictor.profiles_.items()
+    }
     t = load_table(data_dir / "routerbench_subset")
     ids = t.prompt_ids[:60]
     scores = t.scores(ids, ["claude-v2"])[:, 0]
@@ -195,8 +211,15 @@ def test_onboard_leaves_everything_else_identical_and_record_quality(server, rb_
     ep = replay_endpoints(server, ["claude-v2"])["claude-v2"]
     profile = router.onboard("claude-v2-new", [texts[i] for i in picked], scores[ok][picked], endpoint=ep)
     assert profile.ability.n_obs == 20 and "claude-v2-new" in router.models
-    assert json.dumps(__import__("zerorouter_integrations.artifact", fromlist=["x"]).space_to_dict(
-        router.predictor.space_), sort_keys=True) == space_before
+    assert (
+        json.dumps(
+            __import__("zerorouter_integrations.artifact", fromlist=["x"]).space_to_dict(
+                router.predictor.space_
+            ),
+            sort_keys=True,
+        )
+        == space_before
+    )
     for m, before in profiles_before.items():
         assert json.dumps(router.predictor.profiles_[m].to_dict(), sort_keys=True) == before
     # Quality feedback: a thumbs-down lowers the chosen model's predicted quality on similar prompts.

@@ -10,9 +10,9 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -61,8 +61,14 @@ def _wait_until_gone(get, key: str, limit_s: float = 5.0) -> object:
 def test_apply_call_is_pure_and_first_observation_initializes() -> None:
     s0 = ObservedStats("m")
     s1 = apply_call(
-        s0, latency_s=2.0, ttft_s=0.5, input_tokens=7, output_tokens=30, cost_usd=0.003,
-        alpha=0.1, now=0.0,
+        s0,
+        latency_s=2.0,
+        ttft_s=0.5,
+        input_tokens=7,
+        output_tokens=30,
+        cost_usd=0.003,
+        alpha=0.1,
+        now=0.0,
     )
     assert s0 == ObservedStats("m")
     assert (s1.n_calls, s1.ewma_latency_s, s1.ewma_ttft_s, s1.ewma_tokens_per_s) == (1, 2.0, 0.5, 20.0)
@@ -79,8 +85,9 @@ def test_tokens_per_s_rules() -> None:
 
 
 def test_first_event_error_sets_error_rate_to_one() -> None:
-    s = apply_error(ObservedStats("m"), error_type="Timeout", cooldown_after=3, cooldown_s=30.0,
-                    alpha=0.1, now=0.0)
+    s = apply_error(
+        ObservedStats("m"), error_type="Timeout", cooldown_after=3, cooldown_s=30.0, alpha=0.1, now=0.0
+    )
     assert (s.n_errors, s.error_rate, s.consecutive_errors, s.last_error) == (1, 1.0, 1, "Timeout")
     assert not in_cooldown(s, 0.0) and not in_cooldown(None, 0.0)
 
@@ -99,9 +106,19 @@ def test_record_call_and_error_math(store: ProfileStore) -> None:
     assert s.error_rate == pytest.approx(0.5) and s.last_error == "Timeout"
     s = store.record_call("m", latency_s=1.0, ttft_s=1.0, output_tokens=10, cost_usd=0.001, alpha=0.5)
     expected = ObservedStats(
-        "m", n_calls=3, n_errors=1, ewma_latency_s=2.0, ewma_ttft_s=0.75, ewma_tokens_per_s=11.25,
-        ewma_cost_usd=0.002, ewma_cost_per_output_token=1e-4, ewma_output_tokens=17.5,
-        error_rate=0.25, consecutive_errors=0, cooldown_until=0.0, last_error="Timeout",
+        "m",
+        n_calls=3,
+        n_errors=1,
+        ewma_latency_s=2.0,
+        ewma_ttft_s=0.75,
+        ewma_tokens_per_s=11.25,
+        ewma_cost_usd=0.002,
+        ewma_cost_per_output_token=1e-4,
+        ewma_output_tokens=17.5,
+        error_rate=0.25,
+        consecutive_errors=0,
+        cooldown_until=0.0,
+        last_error="Timeout",
     )
     for field in dataclasses.fields(ObservedStats):
         got, want = getattr(s, field.name), getattr(expected, field.name)
@@ -113,11 +130,11 @@ def test_record_call_and_error_math(store: ProfileStore) -> None:
 def test_cooldown_after_consecutive_errors_and_expiry(store: ProfileStore) -> None:
     t0 = 1_000_000.0
     for i in range(2):
-        s = store.record_error("m", error_type="RateLimitError", cooldown_after=3, cooldown_s=30.0,
-                               now=t0 + i)
+        s = store.record_error(
+            "m", error_type="RateLimitError", cooldown_after=3, cooldown_s=30.0, now=t0 + i
+        )
         assert s.cooldown_until == 0.0 and not in_cooldown(s, t0 + i)
-    s = store.record_error("m", error_type="RateLimitError", cooldown_after=3, cooldown_s=30.0,
-                           now=t0 + 2)
+    s = store.record_error("m", error_type="RateLimitError", cooldown_after=3, cooldown_s=30.0, now=t0 + 2)
     assert s.consecutive_errors == 3 and s.cooldown_until == t0 + 32
     assert in_cooldown(s, t0 + 31.9) and not in_cooldown(s, t0 + 32.0)  # expires on its own
     s = store.record_call("m", latency_s=1.0, now=t0 + 3)  # success resets the streak only
@@ -253,17 +270,37 @@ def _events(seed: int, n: int) -> list[tuple[str, dict]]:
         alpha = rng.choice([0.1, 0.3, 1.0, rng.uniform(0.01, 1.0)])
         now = 1_700_000_000.0 + i * rng.uniform(0.0, 3.0)
         if rng.random() < 0.25:
-            out.append(("error", dict(model=model, error_type=rng.choice(["Timeout", "RateLimitError"]),
-                                      cooldown_after=rng.choice([0, 1, 2, 3]),
-                                      cooldown_s=rng.uniform(0.0, 60.0), alpha=alpha, now=now)))
+            out.append(
+                (
+                    "error",
+                    dict(
+                        model=model,
+                        error_type=rng.choice(["Timeout", "RateLimitError"]),
+                        cooldown_after=rng.choice([0, 1, 2, 3]),
+                        cooldown_s=rng.uniform(0.0, 60.0),
+                        alpha=alpha,
+                        now=now,
+                    ),
+                )
+            )
         else:
             latency = rng.uniform(0.0, 20.0)
             ttft = rng.choice([None, latency, rng.uniform(0.0, latency), latency + 1.0])
-            out.append(("call", dict(model=model, latency_s=latency, ttft_s=ttft,
-                                     input_tokens=rng.randint(0, 4000),
-                                     output_tokens=rng.choice([0, rng.randint(1, 2000)]),
-                                     cost_usd=rng.choice([None, 0.0, rng.uniform(0.0, 0.05)]),
-                                     alpha=alpha, now=now)))
+            out.append(
+                (
+                    "call",
+                    dict(
+                        model=model,
+                        latency_s=latency,
+                        ttft_s=ttft,
+                        input_tokens=rng.randint(0, 4000),
+                        output_tokens=rng.choice([0, rng.randint(1, 2000)]),
+                        cost_usd=rng.choice([None, 0.0, rng.uniform(0.0, 0.05)]),
+                        alpha=alpha,
+                        now=now,
+                    ),
+                )
+            )
     return out
 
 

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
-from zerorouter_integrations.tables import RoutingTable, Split, load_table, question_groups, split_by_model, split_by_prompt
+from zerorouter_integrations.tables import (
+    Split,
+    load_table,
+    question_groups,
+    split_by_model,
+    split_by_prompt,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -24,14 +30,32 @@ def _write(tmp: Path, prompts: pd.DataFrame, outcomes: pd.DataFrame, models: pd.
 
 
 def _good():
-    prompts = pd.DataFrame({"prompt_id": ["p1", "p2", "p3"], "task": ["t", "t", "u"],
-                            "prompt": ["What is 2+2?", "Name a colour.", "what is 2+2?"],
-                            "reference": ["4", None, "4"]})
-    outcomes = pd.DataFrame({"prompt_id": ["p1", "p1", "p2", "p3"], "model": ["a", "b", "a", "b"],
-                             "score": [1.0, 0.0, 0.5, 1.0], "cost_usd": [0.1, 0.01, None, 0.02],
-                             "input_tokens": [3, 3, 4, 3], "output_tokens": [1, 1, None, 2]})
-    models = pd.DataFrame({"model": ["a", "b"], "input_usd_per_1m": [1.0, None], "output_usd_per_1m": [2.0, None],
-                           "litellm_model": ["openai/a", None]})
+    prompts = pd.DataFrame(
+        {
+            "prompt_id": ["p1", "p2", "p3"],
+            "task": ["t", "t", "u"],
+            "prompt": ["What is 2+2?", "Name a colour.", "what is 2+2?"],
+            "reference": ["4", None, "4"],
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "prompt_id": ["p1", "p1", "p2", "p3"],
+            "model": ["a", "b", "a", "b"],
+            "score": [1.0, 0.0, 0.5, 1.0],
+            "cost_usd": [0.1, 0.01, None, 0.02],
+            "input_tokens": [3, 3, 4, 3],
+            "output_tokens": [1, 1, None, 2],
+        }
+    )
+    models = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "input_usd_per_1m": [1.0, None],
+            "output_usd_per_1m": [2.0, None],
+            "litellm_model": ["openai/a", None],
+        }
+    )
     return prompts, outcomes, models
 
 
@@ -76,9 +100,22 @@ def test_sparse_matrix_and_prices(tmp_path):
         (lambda p, o, m: o.assign(model=["a", "b", "a", "zz"]), "outcomes.parquet", "model", 3),
         (lambda p, o, m: o.assign(prompt_id=["p1", "p1", "p2", "nope"]), "outcomes.parquet", "prompt_id", 3),
     ],
-    ids=["missing-score-col", "missing-prompt-col", "score-above-1", "score-nan", "score-negative",
-         "negative-cost", "infinite-cost", "duplicate-prompt", "duplicate-outcome", "nan-price-string",
-         "negative-price", "non-numeric-price", "unknown-model", "unknown-prompt"],
+    ids=[
+        "missing-score-col",
+        "missing-prompt-col",
+        "score-above-1",
+        "score-nan",
+        "score-negative",
+        "negative-cost",
+        "infinite-cost",
+        "duplicate-prompt",
+        "duplicate-outcome",
+        "nan-price-string",
+        "negative-price",
+        "non-numeric-price",
+        "unknown-model",
+        "unknown-prompt",
+    ],
 )
 def test_schema_errors_name_file_column_and_row(tmp_path, mutate, file, column, row):
     p, o, m = _good()
@@ -88,7 +125,7 @@ def test_schema_errors_name_file_column_and_row(tmp_path, mutate, file, column, 
     with pytest.raises(SchemaError) as err:
         load_table(root)
     msg = str(err.value)
-    assert file in msg and repr(column) in msg or column in msg
+    assert (file in msg and repr(column) in msg) or column in msg
     if row is not None:
         assert f"row {row}" in msg
 
@@ -99,7 +136,7 @@ def test_missing_file_and_folder(tmp_path):
     p, o, m = _good()
     root = _write(tmp_path / "t", p, o, m)
     (root / "models.csv").unlink()
-    with pytest.raises(SchemaError, match="models.csv"):
+    with pytest.raises(SchemaError, match=r"models\.csv"):
         load_table(root)
 
 
@@ -137,8 +174,9 @@ def test_split_json_round_trip_and_validation(tmp_path):
     (tmp_path / "bad2.json").write_text("{")
     with pytest.raises(SchemaError, match="not valid JSON"):
         Split.load(tmp_path / "bad2.json")
-    assert split_by_model(load_table(DATA / "routerbench_subset"), n_new=2, seed=0) == \
-        split_by_model(load_table(DATA / "routerbench_subset"), n_new=2, seed=0)
+    assert split_by_model(load_table(DATA / "routerbench_subset"), n_new=2, seed=0) == split_by_model(
+        load_table(DATA / "routerbench_subset"), n_new=2, seed=0
+    )
 
 
 def test_save_round_trip(tmp_path):

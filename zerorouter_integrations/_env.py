@@ -22,7 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-def import_litellm():  # noqa: ANN201 - returns the litellm module
+def import_litellm():
     """Import LiteLLM lazily, with the offline cost map in force and its chatty logging quiet."""
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     import litellm

@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = [
     "Extractor",
-    "extract_json_answer",
-    "extract_choice",
-    "extract_number",
-    "extract_final",
-    "normalize_answer",
     "answers_agree",
+    "extract_choice",
+    "extract_final",
+    "extract_json_answer",
+    "extract_number",
     "grade",
+    "normalize_answer",
 ]
 
 Extractor = Callable[[str], "str | None"]
@@ -80,7 +80,7 @@ def extract_choice(text: str) -> str | None:
     for pat in _CHOICE_PATTERNS:
         found = pat.findall(text)
         if found:
-            return found[0].upper() if pat is _CHOICE_PATTERNS[0] else found[0].upper()
+            return found[0].upper()
     return None
 
 

@@ -22,7 +22,7 @@ from zerorouter_integrations.latent.base import Ability, LatentSpace
 from zerorouter_integrations.predictor import QualityPredictor
 from zerorouter_integrations.profiles import ModelProfile, ProfileDict
 
-__all__ = ["AnchorSet", "RouterArtifact", "space_to_dict", "space_from_dict", "DEFAULT_ARTIFACT"]
+__all__ = ["DEFAULT_ARTIFACT", "AnchorSet", "RouterArtifact", "space_from_dict", "space_to_dict"]
 
 FORMAT_VERSION = 1
 #: Path of the artifact shipped inside the package (built by ``scripts/build_default_artifact.py``).
@@ -80,10 +80,16 @@ _NOT_SHIPPED = frozenset({"train_Z_"})
 
 def space_to_dict(space: LatentSpace) -> dict[str, Any]:
     """Constructor parameters + learned attributes of a fitted space, JSON-safe."""
-    params = {name: getattr(space, name) for name in inspect.signature(type(space).__init__).parameters
-              if name != "self" and hasattr(space, name)}
-    learned = {k: v for k, v in vars(space).items()
-               if k.endswith("_") and not k.startswith("_") and k not in _NOT_SHIPPED}
+    params = {
+        name: getattr(space, name)
+        for name in inspect.signature(type(space).__init__).parameters
+        if name != "self" and hasattr(space, name)
+    }
+    learned = {
+        k: v
+        for k, v in vars(space).items()
+        if k.endswith("_") and not k.startswith("_") and k not in _NOT_SHIPPED
+    }
     try:
         return {"kind": space.kind, "params": _encode(params), "learned": _encode(learned)}
     except TypeError as exc:
@@ -93,7 +99,9 @@ def space_to_dict(space: LatentSpace) -> dict[str, Any]:
 def space_from_dict(data: dict[str, Any]) -> LatentSpace:
     kind = data.get("kind")
     if kind not in _SPACE_MODULES:
-        raise SchemaError(f"artifact space kind {kind!r} is unknown; expected one of {sorted(_SPACE_MODULES)}")
+        raise SchemaError(
+            f"artifact space kind {kind!r} is unknown; expected one of {sorted(_SPACE_MODULES)}"
+        )
     space = _space_class(kind)(**_decode(data.get("params", {})))
     for key, value in _decode(data.get("learned", {})).items():
         setattr(space, key, value)
@@ -131,13 +139,23 @@ class AnchorSet:
         return len(self.prompt_ids)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt_ids": self.prompt_ids, "texts": self.texts, "references": self.references,
-                "tasks": self.tasks, "Z": np.asarray(self.Z).tolist()}
+        return {
+            "prompt_ids": self.prompt_ids,
+            "texts": self.texts,
+            "references": self.references,
+            "tasks": self.tasks,
+            "Z": np.asarray(self.Z).tolist(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AnchorSet":
-        return cls(list(d["prompt_ids"]), list(d["texts"]), list(d["references"]), list(d["tasks"]),
-                   np.asarray(d["Z"], dtype=float))
+    def from_dict(cls, d: dict[str, Any]) -> AnchorSet:
+        return cls(
+            list(d["prompt_ids"]),
+            list(d["texts"]),
+            list(d["references"]),
+            list(d["tasks"]),
+            np.asarray(d["Z"], dtype=float),
+        )
 
 
 @dataclass
@@ -162,16 +180,19 @@ class RouterArtifact:
             "encoder": self.encoder,
             "features": self.features,
             "calibration_Z": None if self.calibration_Z is None else np.asarray(self.calibration_Z).tolist(),
-            "calibration_tokens": None if self.calibration_tokens is None
+            "calibration_tokens": None
+            if self.calibration_tokens is None
             else np.asarray(self.calibration_tokens).tolist(),
             "build": self.build,
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RouterArtifact":
+    def from_dict(cls, d: dict[str, Any]) -> RouterArtifact:
         if not isinstance(d, dict) or d.get("format") != FORMAT_VERSION:
-            raise SchemaError(f"router artifact format {d.get('format') if isinstance(d, dict) else d!r} is not "
-                              f"supported; expected {FORMAT_VERSION}")
+            raise SchemaError(
+                f"router artifact format {d.get('format') if isinstance(d, dict) else d!r} is not "
+                f"supported; expected {FORMAT_VERSION}"
+            )
         space = space_from_dict(d["space"])
         pred = QualityPredictor(space)
         pred.space_ = space
@@ -181,8 +202,11 @@ class RouterArtifact:
             anchors=AnchorSet.from_dict(d["anchors"]) if d.get("anchors") else None,
             encoder=dict(d.get("encoder") or {}),
             features=dict(d.get("features") or {}),
-            calibration_Z=None if d.get("calibration_Z") is None else np.asarray(d["calibration_Z"], dtype=float),
-            calibration_tokens=None if d.get("calibration_tokens") is None
+            calibration_Z=None
+            if d.get("calibration_Z") is None
+            else np.asarray(d["calibration_Z"], dtype=float),
+            calibration_tokens=None
+            if d.get("calibration_tokens") is None
             else np.asarray(d["calibration_tokens"], dtype=float),
             build=dict(d.get("build") or {}),
         )
@@ -197,7 +221,7 @@ class RouterArtifact:
         return atomic_write_bytes(Path(path), gzip.compress(data, compresslevel=9, mtime=0))
 
     @classmethod
-    def load(cls, path: str | Path) -> "RouterArtifact":
+    def load(cls, path: str | Path) -> RouterArtifact:
         f = Path(path)
         try:
             raw = f.read_bytes()

@@ -52,9 +52,10 @@ import math
 import re
 import time
 import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -100,7 +101,7 @@ _EPS = 1e-4
 # ------------------------------------------------------------------------------------------------
 
 #: Answer kinds a cascade can compare, and the extractor of each.
-ANSWER_KINDS: dict[str, Callable[[str], "str | None"]] = {
+ANSWER_KINDS: dict[str, Callable[[str], str | None]] = {
     "choice": extract_choice,
     "choice2": extract_choice,
     "number": extract_number,
@@ -108,17 +109,30 @@ ANSWER_KINDS: dict[str, Callable[[str], "str | None"]] = {
     "short": extract_final,
 }
 
-_JSON_ANSWER = re.compile(r"[\"'`]answer[\"'`]\s*:|\banswer\b[^\n]{0,40}\bjson\b|\bjson\b[^\n]{0,80}\banswer\b", re.I)
+_JSON_ANSWER = re.compile(
+    r"[\"'`]answer[\"'`]\s*:|\banswer\b[^\n]{0,40}\bjson\b|\bjson\b[^\n]{0,80}\banswer\b", re.I
+)
 _CHOICE_LINE = re.compile(r"^\s*\(?[A-Ea-e][\).:]\s+\S", re.M)
 _CHOICE_LETTER = re.compile(r"^\s*\(?([A-Ea-e])[\).:]\s+\S", re.M)
-_CHOICE_ASK = re.compile(r"single (?:choice|letter)|letter of the correct|answer with (?:the |a )?(?:letter|option)|"
-                         r"\(?[A-E]\)?\s*(?:,|or)\s*\(?[B-E]\)?\s*(?:,|or)", re.I)
-_CODE_ASK = re.compile(r"\bwrite (?:a |an |the )?(?:python |java |c\+\+ |js |javascript )?(?:function|program|"
-                       r"script|class|code|method|query)|```|\bdef \w+\(|\bimplement\b", re.I)
-_SHORT_ASK = re.compile(r"final answer|\\boxed|answer (?:only|with (?:a|one|the)|in (?:one|a single))|"
-                        r"only (?:the|a) (?:number|answer|word|name)|single (?:word|number)|"
-                        r"how (?:many|much)|what is the value|calculate|compute|evaluate|solve", re.I)
-_NUMERIC_ASK = re.compile(r"how (?:many|much)|what is the (?:sum|product|total|value|number)|calculate|compute", re.I)
+_CHOICE_ASK = re.compile(
+    r"single (?:choice|letter)|letter of the correct|answer with (?:the |a )?(?:letter|option)|"
+    r"\(?[A-E]\)?\s*(?:,|or)\s*\(?[B-E]\)?\s*(?:,|or)",
+    re.I,
+)
+_CODE_ASK = re.compile(
+    r"\bwrite (?:a |an |the )?(?:python |java |c\+\+ |js |javascript )?(?:function|program|"
+    r"script|class|code|method|query)|```|\bdef \w+\(|\bimplement\b",
+    re.I,
+)
+_SHORT_ASK = re.compile(
+    r"final answer|\\boxed|answer (?:only|with (?:a|one|the)|in (?:one|a single))|"
+    r"only (?:the|a) (?:number|answer|word|name)|single (?:word|number)|"
+    r"how (?:many|much)|what is the value|calculate|compute|evaluate|solve",
+    re.I,
+)
+_NUMERIC_ASK = re.compile(
+    r"how (?:many|much)|what is the (?:sum|product|total|value|number)|calculate|compute", re.I
+)
 
 
 def detect_answer_kind(text: str) -> str | None:
@@ -148,7 +162,7 @@ def detect_answer_kind(text: str) -> str | None:
     return None
 
 
-def extractor_for(kind: str | None, extractor: Any = "auto") -> Callable[[str], "str | None"] | None:
+def extractor_for(kind: str | None, extractor: Any = "auto") -> Callable[[str], str | None] | None:
     """The extractor of an answer kind (``extractor`` callable wins; ``None`` kind → no extractor)."""
     if callable(extractor):
         return extractor
@@ -190,13 +204,14 @@ def _extract(text: str | None, kind: str | None, extractor: Any) -> str | None:
         return None
     try:
         return canonical_answer(fn(text))
-    except Exception:  # noqa: BLE001 - a broken custom extractor means "no answer", never a failed request
+    except Exception:
         return None
 
 
 # ------------------------------------------------------------------------------------------------
 # agreement model
 # ------------------------------------------------------------------------------------------------
+
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
@@ -211,8 +226,9 @@ def _expit(x: np.ndarray) -> np.ndarray:
 _OUTPUTS = ("agree", "a_ok_agree", "a_ok_dis", "e_ok_agree", "e_ok_dis")
 
 
-def _structural(pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, r: float, rho: float,
-                beta: float) -> dict[str, np.ndarray]:
+def _structural(
+    pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, r: float, rho: float, beta: float
+) -> dict[str, np.ndarray]:
     """The five first-stage probabilities of the agreement model (see :class:`AgreementModel`)."""
     s = np.sqrt(pa * (1 - pa) * pb * (1 - pb))
     both = np.clip(pa * pb + rho * s, np.maximum(0.0, pa + pb - 1), np.minimum(pa, pb))
@@ -238,12 +254,24 @@ def _structural(pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, r: float, rho: f
         ell = np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi))
     e_ok_agree = np.clip(_expit(ell + d_ag), _EPS, 1 - _EPS)
     e_ok_dis = np.clip(_expit(ell + d_dis), 0.0, 1.0)
-    return {"agree": agree, "a_ok_agree": a_ok_agree, "a_ok_dis": a_ok_dis, "e_ok_agree": e_ok_agree,
-            "e_ok_dis": e_ok_dis}
+    return {
+        "agree": agree,
+        "a_ok_agree": a_ok_agree,
+        "a_ok_dis": a_ok_dis,
+        "e_ok_agree": e_ok_agree,
+        "e_ok_dis": e_ok_dis,
+    }
 
 
-def _nll(theta: np.ndarray, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, agree: np.ndarray,
-         ok_a: np.ndarray, ok_e: np.ndarray) -> float:
+def _nll(
+    theta: np.ndarray,
+    pa: np.ndarray,
+    pb: np.ndarray,
+    pe: np.ndarray,
+    agree: np.ndarray,
+    ok_a: np.ndarray,
+    ok_e: np.ndarray,
+) -> float:
     r, rho, beta = _unpack(theta)
     pr = _structural(pa, pb, pe, r, rho, beta)
 
@@ -266,8 +294,10 @@ def _unpack(theta: np.ndarray) -> tuple[float, float, float]:
 
 
 def _pack(r: float, rho: float, beta: float) -> np.ndarray:
-    return np.array([_logit(np.array(r))[()], _logit(np.array((rho + 0.5) / 1.5))[()],
-                     _logit(np.array(beta / 4.0))[()]], dtype=float)
+    return np.array(
+        [_logit(np.array(r))[()], _logit(np.array((rho + 0.5) / 1.5))[()], _logit(np.array(beta / 4.0))[()]],
+        dtype=float,
+    )
 
 
 class AgreementModel:
@@ -321,21 +351,41 @@ class AgreementModel:
         Rows each kind was fitted on.
     """
 
-    DEFAULT_CHANCE = {"choice": 0.35, "choice2": 1.0, "number": 0.05, "json": 0.08, "short": 0.1, "custom": 0.1,
-                      "*": 0.1}
+    DEFAULT_CHANCE: ClassVar[dict[str, float]] = {
+        "choice": 0.35,
+        "choice2": 1.0,
+        "number": 0.05,
+        "json": 0.08,
+        "short": 0.1,
+        "custom": 0.1,
+        "*": 0.1,
+    }
     DEFAULT_RHO = 0.3
     DEFAULT_BETA = 1.0
 
-    def __init__(self, *, chance: Mapping[str, float] | None = None, rho: float = DEFAULT_RHO,
-                 beta: float = DEFAULT_BETA,
-                 min_rows: int = 200):
+    def __init__(
+        self,
+        *,
+        chance: Mapping[str, float] | None = None,
+        rho: float = DEFAULT_RHO,
+        beta: float = DEFAULT_BETA,
+        min_rows: int = 200,
+    ):
         self.chance = chance
         self.rho = rho
         self.beta = beta
         self.min_rows = min_rows
 
-    def fit(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, agree: np.ndarray, ok_a: np.ndarray,
-            ok_e: np.ndarray, kinds: Sequence[str] | np.ndarray | None = None) -> "AgreementModel":
+    def fit(
+        self,
+        pa: np.ndarray,
+        pb: np.ndarray,
+        pe: np.ndarray,
+        agree: np.ndarray,
+        ok_a: np.ndarray,
+        ok_e: np.ndarray,
+        kinds: Sequence[str] | np.ndarray | None = None,
+    ) -> AgreementModel:
         """Estimate ``r``, ``ρ`` and ``β`` per answer kind on recorded first-stage outcomes.
 
         Parameters
@@ -403,9 +453,13 @@ class AgreementModel:
             return out
         return {"chance": self._chance(kind), "rho": float(self.rho), "beta": float(self.beta)}
 
-    def predict(self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str = "*") -> dict[str, np.ndarray]:
+    def predict(
+        self, pa: np.ndarray, pb: np.ndarray, pe: np.ndarray, kind: str = "*"
+    ) -> dict[str, np.ndarray]:
         """The five probabilities (same shape as ``pa``) for one answer kind."""
-        pa, pb, pe = np.broadcast_arrays(*(np.clip(np.asarray(v, dtype=float), _EPS, 1 - _EPS) for v in (pa, pb, pe)))
+        pa, pb, pe = np.broadcast_arrays(
+            *(np.clip(np.asarray(v, dtype=float), _EPS, 1 - _EPS) for v in (pa, pb, pe))
+        )
         prm = self.params(kind)
         return _structural(pa, pb, pe, prm["chance"], prm["rho"], prm["beta"])
 
@@ -414,15 +468,23 @@ class AgreementModel:
         return bool(getattr(self, "params_", None))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chance": dict(self.chance or {}), "rho": self.rho, "beta": self.beta, "min_rows": self.min_rows,
-                "params": {k: dict(v) for k, v in getattr(self, "params_", {}).items()},
-                "n_rows": dict(getattr(self, "n_rows_", {}))}
+        return {
+            "chance": dict(self.chance or {}),
+            "rho": self.rho,
+            "beta": self.beta,
+            "min_rows": self.min_rows,
+            "params": {k: dict(v) for k, v in getattr(self, "params_", {}).items()},
+            "n_rows": dict(getattr(self, "n_rows_", {})),
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AgreementModel":
-        m = cls(chance=d.get("chance") or None, rho=float(d.get("rho", cls.DEFAULT_RHO)),
-                beta=float(d.get("beta", cls.DEFAULT_BETA)),
-                min_rows=int(d.get("min_rows", 200)))
+    def from_dict(cls, d: Mapping[str, Any]) -> AgreementModel:
+        m = cls(
+            chance=d.get("chance") or None,
+            rho=float(d.get("rho", cls.DEFAULT_RHO)),
+            beta=float(d.get("beta", cls.DEFAULT_BETA)),
+            min_rows=int(d.get("min_rows", 200)),
+        )
         if d.get("params"):
             m.params_ = {k: {kk: float(vv) for kk, vv in v.items()} for k, v in d["params"].items()}
             m.n_rows_ = {k: int(v) for k, v in (d.get("n_rows") or {}).items()}
@@ -431,8 +493,9 @@ class AgreementModel:
     def __repr__(self) -> str:
         if not self.fitted:
             return "AgreementModel(prior)"
-        shown = ", ".join(f"{k}: r={v['chance']:.2f} ρ={v['rho']:.2f} β={v['beta']:.2f}"
-                          for k, v in self.params_.items())
+        shown = ", ".join(
+            f"{k}: r={v['chance']:.2f} ρ={v['rho']:.2f} β={v['beta']:.2f}" for k, v in self.params_.items()
+        )
         return f"AgreementModel({shown})"
 
 
@@ -440,20 +503,21 @@ class AgreementModel:
 # plans (array level)
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Plans:
     """Per-prompt plan menus, independent of λ: single models plus cascade pairs."""
 
-    Q: np.ndarray          # (n, m)
-    C: np.ndarray          # (n, m)
-    L: np.ndarray          # (n, m)
+    Q: np.ndarray  # (n, m)
+    C: np.ndarray  # (n, m)
+    L: np.ndarray  # (n, m)
     single_ok: np.ndarray  # (n, m) bool
-    E: np.ndarray          # (n,) escalation target
-    A: np.ndarray          # (P,) primary of each pair  (column index; swapped per prompt below)
-    B: np.ndarray          # (P,)
-    prim: np.ndarray       # (n, P) primary column per prompt
-    sec: np.ndarray        # (n, P)
-    pair_ok: np.ndarray    # (n, P) bool
+    E: np.ndarray  # (n,) escalation target
+    A: np.ndarray  # (P,) primary of each pair  (column index; swapped per prompt below)
+    B: np.ndarray  # (P,)
+    prim: np.ndarray  # (n, P) primary column per prompt
+    sec: np.ndarray  # (n, P)
+    pair_ok: np.ndarray  # (n, P) bool
     probs: dict[str, np.ndarray]  # each (n, P)
 
 
@@ -461,21 +525,21 @@ class _Plans:
 class _Choice:
     """What the policy chose per prompt at one λ."""
 
-    plan: np.ndarray        # (n,) index: < m single model, ≥ m pair (plan − m)
-    is_pair: np.ndarray     # (n,) bool
-    model: np.ndarray       # (n,) the single model, or the primary of the pair
-    second: np.ndarray      # (n,) the second cheap model (-1 for single plans)
-    E: np.ndarray           # (n,)
-    acc_agree: np.ndarray   # (n,) bool: accept the cheap answer when they agree
-    acc_dis: np.ndarray     # (n,) bool: accept the primary's answer when they disagree
-    thr_agree: np.ndarray   # (n,) accept threshold on agreement
+    plan: np.ndarray  # (n,) index: < m single model, ≥ m pair (plan − m)
+    is_pair: np.ndarray  # (n,) bool
+    model: np.ndarray  # (n,) the single model, or the primary of the pair
+    second: np.ndarray  # (n,) the second cheap model (-1 for single plans)
+    E: np.ndarray  # (n,)
+    acc_agree: np.ndarray  # (n,) bool: accept the cheap answer when they agree
+    acc_dis: np.ndarray  # (n,) bool: accept the primary's answer when they disagree
+    thr_agree: np.ndarray  # (n,) accept threshold on agreement
     thr_dis: np.ndarray
     conf_agree: np.ndarray  # (n,) confidence of the cheap answer on agreement
     conf_dis: np.ndarray
     p_agree: np.ndarray
-    Q: np.ndarray           # (n,) expected quality of the chosen plan
-    C: np.ndarray           # (n,) expected cost
-    L: np.ndarray           # (n,) expected latency
+    Q: np.ndarray  # (n,) expected quality of the chosen plan
+    C: np.ndarray  # (n,) expected cost
+    L: np.ndarray  # (n,) expected latency
 
 
 @dataclass
@@ -542,6 +606,7 @@ def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
 # the policy
 # ------------------------------------------------------------------------------------------------
 
+
 class CascadePolicy:
     """Per-query choice between single models and cascades, calibrated to a budget or a quality target.
 
@@ -607,12 +672,26 @@ class CascadePolicy:
         ``cascade_share``, ``expected_escalation_rate``, ``lam``, ``lam_alt``, ``mix``, ``n_prompts``.
     """
 
-    def __init__(self, *, lam: float | None = None, mu: float = 0.0, budget_usd_per_1k: float | None = None,
-                 quality_target: float | None = None, reference: str | None = None,
-                 reference_fraction: float | None = None, max_candidates: int = 4, quality_floor: float = 0.3,
-                 escalate_to: Any = "reference", extractor: Any = "auto", agreement: AgreementModel | None = None,
-                 uncertainty_penalty: float = 0.0, logprob_weight: float = 0.5, allow_single: bool = True,
-                 chunk_chars: int = 32, random_state: int | None = 0):
+    def __init__(
+        self,
+        *,
+        lam: float | None = None,
+        mu: float = 0.0,
+        budget_usd_per_1k: float | None = None,
+        quality_target: float | None = None,
+        reference: str | None = None,
+        reference_fraction: float | None = None,
+        max_candidates: int = 4,
+        quality_floor: float = 0.3,
+        escalate_to: Any = "reference",
+        extractor: Any = "auto",
+        agreement: AgreementModel | None = None,
+        uncertainty_penalty: float = 0.0,
+        logprob_weight: float = 0.5,
+        allow_single: bool = True,
+        chunk_chars: int = 32,
+        random_state: int | None = 0,
+    ):
         self.lam = lam
         self.mu = mu
         self.budget_usd_per_1k = budget_usd_per_1k
@@ -639,7 +718,7 @@ class CascadePolicy:
         """Constructor parameters, as in scikit-learn."""
         return {k: getattr(self, k) for k in self._get_param_names()}
 
-    def set_params(self, **params: Any) -> "CascadePolicy":
+    def set_params(self, **params: Any) -> CascadePolicy:
         """Set constructor parameters (unknown names raise ``ValueError``); returns ``self``."""
         valid = set(self._get_param_names())
         for k, v in params.items():
@@ -650,30 +729,46 @@ class CascadePolicy:
 
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
-        shown = [f"{k}={v!r}" for k, v in self.get_params().items() if v is not sig.parameters[k].default
-                 and v != sig.parameters[k].default]
+        shown = [
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if v is not sig.parameters[k].default and v != sig.parameters[k].default
+        ]
         return f"CascadePolicy({', '.join(shown)})"
 
     @classmethod
-    def from_policy(cls, policy: Any, **params: Any) -> "CascadePolicy":
+    def from_policy(cls, policy: Any, **params: Any) -> CascadePolicy:
         """A cascade policy with the same target (λ, budget or quality) as a per-query ``Policy``."""
         keys = ("lam", "mu", "budget_usd_per_1k", "quality_target", "reference", "reference_fraction")
         inherited = {k: getattr(policy, k, None) for k in keys}
         inherited["mu"] = float(inherited["mu"] or 0.0)
-        if all(inherited[k] is None for k in ("lam", "budget_usd_per_1k", "quality_target", "reference_fraction")):
+        if all(
+            inherited[k] is None for k in ("lam", "budget_usd_per_1k", "quality_target", "reference_fraction")
+        ):
             lam = getattr(policy, "lam_", None)
             if lam is None:
-                raise ValueError(f"cannot take a target from {policy!r}: it has no lam, budget or quality target")
+                raise ValueError(
+                    f"cannot take a target from {policy!r}: it has no lam, budget or quality target"
+                )
             inherited["lam"] = float(lam)
         return cls(**{**inherited, **params})
 
     def _target_kind(self) -> str | None:
-        given = [k for k, v in (("lam", self.lam), ("budget", self.budget_usd_per_1k),
-                                ("quality", self.quality_target), ("reference", self.reference_fraction))
-                 if v is not None]
+        given = [
+            k
+            for k, v in (
+                ("lam", self.lam),
+                ("budget", self.budget_usd_per_1k),
+                ("quality", self.quality_target),
+                ("reference", self.reference_fraction),
+            )
+            if v is not None
+        ]
         if len(given) > 1:
-            raise ValueError(f"give at most one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
-                             f"got {', '.join(given)}")
+            raise ValueError(
+                f"give at most one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
+                f"got {', '.join(given)}"
+            )
         if self.reference_fraction is not None:
             if self.reference is None:
                 raise ValueError("reference_fraction needs reference= (the model whose quality it scales)")
@@ -688,23 +783,35 @@ class CascadePolicy:
         if not (self.escalate_to in ("best", "reference") or hasattr(self.escalate_to, "choose")):
             raise ValueError(f"escalate_to must be 'best', 'reference' or a Policy; got {self.escalate_to!r}")
         if not (self.extractor == "auto" or callable(self.extractor)):
-            raise ValueError(f"extractor must be 'auto' or a callable str → str | None; got {self.extractor!r}")
+            raise ValueError(
+                f"extractor must be 'auto' or a callable str → str | None; got {self.extractor!r}"
+            )
         return given[0] if given else None
 
     # ---- plan menus
     def _agreement(self) -> AgreementModel:
         return getattr(self, "agreement_", None) or self.agreement or AgreementModel()
 
-    def _escalation(self, Q: np.ndarray, C: np.ndarray, L: np.ndarray, adm: np.ndarray,
-                    keys: Sequence[Hashable] | None, names: Sequence[str] | None = None) -> np.ndarray:
+    def _escalation(
+        self,
+        Q: np.ndarray,
+        C: np.ndarray,
+        L: np.ndarray,
+        adm: np.ndarray,
+        keys: Sequence[Hashable] | None,
+        names: Sequence[str] | None = None,
+    ) -> np.ndarray:
         n = Q.shape[0]
         ref = getattr(self, "escalate_model_", None)
         if self.escalate_to == "reference" and ref is not None:
             S = np.where(adm, Q, -np.inf)
             best = S.max(axis=1, keepdims=True)
             E = np.where(S >= best - 1e-12, C, np.inf).argmin(axis=1)
-            col = (list(names).index(ref) if names is not None and ref in names else None) if isinstance(ref, str) \
+            col = (
+                (list(names).index(ref) if names is not None and ref in names else None)
+                if isinstance(ref, str)
                 else (int(ref) if names is None and int(ref) < Q.shape[1] else None)
+            )
             if col is not None:
                 E = np.where(adm[:, col], col, E)
             return E
@@ -724,18 +831,31 @@ class CascadePolicy:
         best = S.max(axis=1, keepdims=True)
         return np.where(S >= best - 1e-12, C, np.inf).argmin(axis=1)
 
-    def _menus(self, Q: np.ndarray, C: np.ndarray, L: np.ndarray | None, SD: np.ndarray | None,
-               kinds: Sequence[str | None], adm: np.ndarray | None = None,
-               keys: Sequence[Hashable] | None = None, names: Sequence[str] | None = None) -> _Plans:
+    def _menus(
+        self,
+        Q: np.ndarray,
+        C: np.ndarray,
+        L: np.ndarray | None,
+        SD: np.ndarray | None,
+        kinds: Sequence[str | None],
+        adm: np.ndarray | None = None,
+        keys: Sequence[Hashable] | None = None,
+        names: Sequence[str] | None = None,
+    ) -> _Plans:
         Q = np.asarray(Q, dtype=float)
         C = np.asarray(C, dtype=float)
         n, m = Q.shape
         L = np.zeros((n, m)) if L is None else np.nan_to_num(np.asarray(L, dtype=float), nan=0.0)
         SD = np.zeros((n, m)) if SD is None else np.nan_to_num(np.asarray(SD, dtype=float), nan=0.0)
-        adm = np.isfinite(Q) & np.isfinite(C) if adm is None else (np.asarray(adm, dtype=bool) & np.isfinite(Q)
-                                                                   & np.isfinite(C))
+        adm = (
+            np.isfinite(Q) & np.isfinite(C)
+            if adm is None
+            else (np.asarray(adm, dtype=bool) & np.isfinite(Q) & np.isfinite(C))
+        )
         if not adm.any(axis=1).all():
-            raise NoAdmissibleModelError(f"{int((~adm.any(axis=1)).sum())} prompt(s) have no admissible model")
+            raise NoAdmissibleModelError(
+                f"{int((~adm.any(axis=1)).sum())} prompt(s) have no admissible model"
+            )
         Qf = np.where(adm, Q, 0.0)
         Cf = np.where(adm, C, 0.0)
         rows = np.arange(n)
@@ -746,8 +866,9 @@ class CascadePolicy:
         cand[rows, E] = False
         # drop a candidate when another one is at least as good and strictly cheaper (or as cheap and
         # better): on the predicted quality/cost frontier, then keep the max_candidates best of those
-        dom = ((Qf[:, None, :] >= Qf[:, :, None]) & (Cf[:, None, :] < Cf[:, :, None])) | \
-              ((Qf[:, None, :] > Qf[:, :, None]) & (Cf[:, None, :] <= Cf[:, :, None]))
+        dom = ((Qf[:, None, :] >= Qf[:, :, None]) & (Cf[:, None, :] < Cf[:, :, None])) | (
+            (Qf[:, None, :] > Qf[:, :, None]) & (Cf[:, None, :] <= Cf[:, :, None])
+        )
         cand &= ~(dom & cand[:, None, :]).any(axis=2)
         order = np.argsort(np.where(cand, -Qf, np.inf), axis=1, kind="stable")
         rank = np.empty_like(order)
@@ -779,8 +900,19 @@ class CascadePolicy:
         if not self.allow_single:
             has_pair = pair_ok.any(axis=1)
             single_ok[has_pair] = False
-        return _Plans(Q=Qf, C=Cf, L=L, single_ok=single_ok, E=E, A=A, B=B, prim=prim, sec=sec,
-                      pair_ok=pair_ok, probs=probs)
+        return _Plans(
+            Q=Qf,
+            C=Cf,
+            L=L,
+            single_ok=single_ok,
+            E=E,
+            A=A,
+            B=B,
+            prim=prim,
+            sec=sec,
+            pair_ok=pair_ok,
+            probs=probs,
+        )
 
     def _choose(self, pl: _Plans, lam: np.ndarray | float, mu: float) -> _Choice:
         n, m = pl.Q.shape
@@ -795,8 +927,9 @@ class CascadePolicy:
         acc_ag = pr["a_ok_agree"] >= thr_ag
         acc_dis = pr["a_ok_dis"] >= thr_dis
         pag = pr["agree"]
-        Qp = pag * np.where(acc_ag, pr["a_ok_agree"], pr["e_ok_agree"]) + \
-            (1 - pag) * np.where(acc_dis, pr["a_ok_dis"], pr["e_ok_dis"])
+        Qp = pag * np.where(acc_ag, pr["a_ok_agree"], pr["e_ok_agree"]) + (1 - pag) * np.where(
+            acc_dis, pr["a_ok_dis"], pr["e_ok_dis"]
+        )
         p_esc = pag * (~acc_ag) + (1 - pag) * (~acc_dis)
         ca = np.take_along_axis(pl.C, pl.prim, axis=1)
         cb = np.take_along_axis(pl.C, pl.sec, axis=1)
@@ -816,10 +949,15 @@ class CascadePolicy:
         model = np.where(is_pair, pl.prim[rows, pidx] if S_pair.shape[1] else 0, plan)
         second = np.where(is_pair, pl.sec[rows, pidx] if S_pair.shape[1] else -1, -1)
         return _Choice(
-            plan=plan, is_pair=is_pair, model=model.astype(int), second=second.astype(int), E=E,
+            plan=plan,
+            is_pair=is_pair,
+            model=model.astype(int),
+            second=second.astype(int),
+            E=E,
             acc_agree=np.where(is_pair, take(acc_ag), True).astype(bool),
             acc_dis=np.where(is_pair, take(acc_dis), True).astype(bool),
-            thr_agree=np.where(is_pair, take(thr_ag), np.nan), thr_dis=np.where(is_pair, take(thr_dis), np.nan),
+            thr_agree=np.where(is_pair, take(thr_ag), np.nan),
+            thr_dis=np.where(is_pair, take(thr_dis), np.nan),
             conf_agree=np.where(is_pair, take(pr["a_ok_agree"]), np.nan),
             conf_dis=np.where(is_pair, take(pr["a_ok_dis"]), np.nan),
             p_agree=np.where(is_pair, take(pag), np.nan),
@@ -829,9 +967,18 @@ class CascadePolicy:
         )
 
     # ---- fit
-    def fit(self, Q: Any, C: Any, L: Any = None, *, sd: Any = None, kinds: Sequence[str | None] | None = None,
-            model_names: Sequence[str] | None = None, mask: Any = None,
-            keys: Sequence[Hashable] | None = None) -> "CascadePolicy":
+    def fit(
+        self,
+        Q: Any,
+        C: Any,
+        L: Any = None,
+        *,
+        sd: Any = None,
+        kinds: Sequence[str | None] | None = None,
+        model_names: Sequence[str] | None = None,
+        mask: Any = None,
+        keys: Sequence[Hashable] | None = None,
+    ) -> CascadePolicy:
         """Calibrate λ on a calibration set of predictions.
 
         Parameters
@@ -863,8 +1010,10 @@ class CascadePolicy:
         """
         kind = self._target_kind()
         if kind is None:
-            raise ValueError("CascadePolicy.fit needs a target: give lam, budget_usd_per_1k, quality_target or "
-                             "reference_fraction (run_cascade takes the router's own target when none is given)")
+            raise ValueError(
+                "CascadePolicy.fit needs a target: give lam, budget_usd_per_1k, quality_target or "
+                "reference_fraction (run_cascade takes the router's own target when none is given)"
+            )
         Qm = np.asarray(Q, dtype=float)
         if Qm.ndim != 2:
             raise ValueError(f"Q must be 2-D (n_prompts × n_models); got shape {Qm.shape}")
@@ -891,8 +1040,9 @@ class CascadePolicy:
         elif self.escalate_to != "best":
             esc = self.escalate_to
             if getattr(esc, "lam_", None) is None and getattr(esc, "lam", None) is None:
-                esc = copy.deepcopy(esc).fit(Qm, Cm, L if getattr(esc, "mu", 0.0) else None, model_names=names,
-                                             mask=adm)
+                esc = copy.deepcopy(esc).fit(
+                    Qm, Cm, L if getattr(esc, "mu", 0.0) else None, model_names=names, mask=adm
+                )
             self.escalate_policy_ = esc
         pl = self._menus(Qm, Cm, L, sd, kinds, adm, keys, names)
         u = _index_uniform(n) if keys is None else np.array([prompt_uniform(k) for k in keys])
@@ -927,23 +1077,41 @@ class CascadePolicy:
         rel = None if achieved is None or not target else abs(achieved - target) / abs(target)
         esc_rate = np.where(ch.is_pair, ch.p_agree * ~ch.acc_agree + (1 - ch.p_agree) * ~ch.acc_dis, 0.0)
         self.calibration_ = {
-            "kind": kind, "target": target, "achieved": achieved, "relative_error": rel, "binding": bool(binding),
-            "mean_cost_usd": mean_c, "cost_usd_per_1k": 1000 * mean_c, "mean_quality": mean_q,
-            "mean_latency_s": float(ch.L.mean()), "cascade_share": float(ch.is_pair.mean()),
-            "expected_escalation_rate": float(np.nan_to_num(esc_rate).mean()), "lam": self.lam_,
-            "lam_alt": self.lam_alt_, "mix": self.mix_, "mu": mu, "n_prompts": int(n),
+            "kind": kind,
+            "target": target,
+            "achieved": achieved,
+            "relative_error": rel,
+            "binding": bool(binding),
+            "mean_cost_usd": mean_c,
+            "cost_usd_per_1k": 1000 * mean_c,
+            "mean_quality": mean_q,
+            "mean_latency_s": float(ch.L.mean()),
+            "cascade_share": float(ch.is_pair.mean()),
+            "expected_escalation_rate": float(np.nan_to_num(esc_rate).mean()),
+            "lam": self.lam_,
+            "lam_alt": self.lam_alt_,
+            "mix": self.mix_,
+            "mu": mu,
+            "n_prompts": int(n),
         }
         if names is not None and self.reference in (names or []):
             j = names.index(self.reference)
             ref_c = float(pl.C[:, j].mean())
-            self.calibration_.update(reference=self.reference, reference_mean_quality=float(pl.Q[:, j].mean()),
-                                     reference_mean_cost_usd=ref_c,
-                                     saving_fraction=None if ref_c <= 0 else 1 - mean_c / ref_c)
+            self.calibration_.update(
+                reference=self.reference,
+                reference_mean_quality=float(pl.Q[:, j].mean()),
+                reference_mean_cost_usd=ref_c,
+                saving_fraction=None if ref_c <= 0 else 1 - mean_c / ref_c,
+            )
         if binding and rel is not None and rel > 0.01:
             import warnings
 
-            warnings.warn(f"cascade calibration reached {achieved:.6g} for a {kind} target of {target:.6g} "
-                          f"({rel:.2%} off): the calibration set is too small", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"cascade calibration reached {achieved:.6g} for a {kind} target of {target:.6g} "
+                f"({rel:.2%} off): the calibration set is too small",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return self
 
     def _lams(self, u: np.ndarray) -> np.ndarray:
@@ -952,8 +1120,9 @@ class CascadePolicy:
             lam[u < self.mix_] = self.lam_alt_
         return lam
 
-    def _calibrate(self, pl: _Plans, kind: str, target: float, mu: float,
-                   u: np.ndarray) -> tuple[float, float | None, float, bool]:
+    def _calibrate(
+        self, pl: _Plans, kind: str, target: float, mu: float, u: np.ndarray
+    ) -> tuple[float, float | None, float, bool]:
         budget = kind == "budget"
         n = pl.Q.shape[0]
 
@@ -973,15 +1142,23 @@ class CascadePolicy:
             if feasible(v0):
                 return 0.0, None, 0.0, False
             if not feasible(v_max):
-                raise InfeasibleError(f"budget {target * 1000:.6g} USD per 1k calls is below the cheapest possible "
-                                      f"{v_max * 1000:.6g} USD per 1k calls", best_value=v_max * 1000,
-                                      status="infeasible")
+                raise InfeasibleError(
+                    f"budget {target * 1000:.6g} USD per 1k calls is below the cheapest possible "
+                    f"{v_max * 1000:.6g} USD per 1k calls",
+                    best_value=v_max * 1000,
+                    status="infeasible",
+                )
         else:
             if not feasible(v0):
-                raise InfeasibleError(f"quality target {target:.6g} is above the best achievable mean expected "
-                                      f"quality {v0:.6g}", best_value=v0, status="infeasible")
+                raise InfeasibleError(
+                    f"quality target {target:.6g} is above the best achievable mean expected "
+                    f"quality {v0:.6g}",
+                    best_value=v0,
+                    status="infeasible",
+                )
             if feasible(v_max):
                 return lam_max, None, 0.0, False
+
         # Bisect λ between the dear side (small λ: mean above the target) and the cheap side.
         def dear(v: float) -> bool:
             return v > target if budget else v >= target
@@ -1028,12 +1205,23 @@ class CascadePolicy:
                 self.escalate_model_ = None
                 self.lam_, self.lam_alt_, self.mix_, self.mu_ = float(self.lam), None, 0.0, float(self.mu)
                 return
-            raise NotFittedError("this CascadePolicy is calibrated to a target; call fit(Q, C, ...) on a calibration "
-                                 "set first (or give it to run_cascade, which fits it on the router's calibration set)")
+            raise NotFittedError(
+                "this CascadePolicy is calibrated to a target; call fit(Q, C, ...) on a calibration "
+                "set first (or give it to run_cascade, which fits it on the router's calibration set)"
+            )
 
-    def plan(self, models: Sequence[str], q: Any, c: Any, l: Any = None, *, sd: Any = None,
-             kind: str | None = "*", key: Hashable | None = None,
-             latency_sla_s: float | None = None) -> CascadePlan:
+    def plan(
+        self,
+        models: Sequence[str],
+        q: Any,
+        c: Any,
+        l: Any = None,
+        *,
+        sd: Any = None,
+        kind: str | None = "*",
+        key: Hashable | None = None,
+        latency_sla_s: float | None = None,
+    ) -> CascadePlan:
         """The plan for one request over its admissible ``models``.
 
         Parameters
@@ -1056,10 +1244,16 @@ class CascadePolicy:
             raise NoAdmissibleModelError("no admissible model for this request")
         q = np.asarray(q, dtype=float).reshape(1, m)
         c = np.asarray(c, dtype=float).reshape(1, m)
-        L = None if l is None else np.asarray([np.nan if v is None else v for v in np.ravel(l)],
-                                              dtype=float).reshape(1, m)
-        SD = None if sd is None else np.asarray([np.nan if v is None else v for v in np.ravel(sd)],
-                                                dtype=float).reshape(1, m)
+        L = (
+            None
+            if l is None
+            else np.asarray([np.nan if v is None else v for v in np.ravel(l)], dtype=float).reshape(1, m)
+        )
+        SD = (
+            None
+            if sd is None
+            else np.asarray([np.nan if v is None else v for v in np.ravel(sd)], dtype=float).reshape(1, m)
+        )
         lam = self.lam_
         if self.lam_alt_ is not None and self.mix_ > 0:
             if key is not None:
@@ -1084,28 +1278,56 @@ class CascadePolicy:
             if kind is None:
                 why = "the answer kind of this request is not comparable (code or open-ended), so no cascade"
             elif not pl.pair_ok[0].any():
-                why = (f"fewer than two first-stage candidates (cheaper than {names[int(pl.E[0])]} with predicted "
-                       f"quality ≥ {self.quality_floor})")
+                why = (
+                    f"fewer than two first-stage candidates (cheaper than {names[int(pl.E[0])]} with predicted "
+                    f"quality ≥ {self.quality_floor})"
+                )
             else:
                 why = "a single model scores higher than every cascade at this trade-off"
-            return CascadePlan(mode="single", first=[names[j]], escalate_to=None, kind=kind, lam=float(lam),
-                               expected_quality=float(ch.Q[0]), expected_cost_usd=float(ch.C[0]),
-                               expected_latency_s=float(ch.L[0]), quality=quality, cost_usd=cost, latency_s=lat,
-                               reason=why)
+            return CascadePlan(
+                mode="single",
+                first=[names[j]],
+                escalate_to=None,
+                kind=kind,
+                lam=float(lam),
+                expected_quality=float(ch.Q[0]),
+                expected_cost_usd=float(ch.C[0]),
+                expected_latency_s=float(ch.L[0]),
+                quality=quality,
+                cost_usd=cost,
+                latency_s=lat,
+                reason=why,
+            )
         b, e = int(ch.second[0]), int(ch.E[0])
         return CascadePlan(
-            mode="cascade", first=[names[j], names[b]], escalate_to=names[e], kind=kind, lam=float(lam),
-            expected_quality=float(ch.Q[0]), expected_cost_usd=float(ch.C[0]), expected_latency_s=float(ch.L[0]),
-            p_agree=float(ch.p_agree[0]), accept_if_agree=bool(ch.acc_agree[0]),
-            accept_if_disagree=bool(ch.acc_dis[0]), threshold_agree=float(ch.thr_agree[0]),
-            threshold_disagree=float(ch.thr_dis[0]), confidence_agree=float(ch.conf_agree[0]),
-            confidence_disagree=float(ch.conf_dis[0]), quality=quality, cost_usd=cost, latency_s=lat,
+            mode="cascade",
+            first=[names[j], names[b]],
+            escalate_to=names[e],
+            kind=kind,
+            lam=float(lam),
+            expected_quality=float(ch.Q[0]),
+            expected_cost_usd=float(ch.C[0]),
+            expected_latency_s=float(ch.L[0]),
+            p_agree=float(ch.p_agree[0]),
+            accept_if_agree=bool(ch.acc_agree[0]),
+            accept_if_disagree=bool(ch.acc_dis[0]),
+            threshold_agree=float(ch.thr_agree[0]),
+            threshold_disagree=float(ch.thr_dis[0]),
+            confidence_agree=float(ch.conf_agree[0]),
+            confidence_disagree=float(ch.conf_dis[0]),
+            quality=quality,
+            cost_usd=cost,
+            latency_s=lat,
             reason=f"cascade scores highest: expected quality {float(ch.Q[0]):.3f} at ${float(ch.C[0]) * 1000:.4g} "
-                   f"per 1k calls (P(agree) = {float(ch.p_agree[0]):.2f})",
+            f"per 1k calls (P(agree) = {float(ch.p_agree[0]):.2f})",
         )
 
-    def accept(self, plan: CascadePlan, answers: Mapping[str, str | None],
-               token_probs: Mapping[str, float | None] | None = None) -> tuple[bool, dict[str, Any]]:
+    def accept(
+        self,
+        plan: CascadePlan,
+        answers: Mapping[str, str | None],
+        token_probs: Mapping[str, float | None] | None = None,
+    ) -> tuple[bool, dict[str, Any]]:
         """The second-stage decision of a cascade from the first stage's extracted answers.
 
         Parameters
@@ -1131,8 +1353,13 @@ class CascadePolicy:
         if agree:
             conf, thr = float(plan.confidence_agree), float(plan.threshold_agree)
         elif ans_a is None and ans_b is None:
-            return False, {"agreement": False, "confidence": 0.0, "threshold": plan.threshold_disagree,
-                           "answer_model": None, "reason": "no first-stage model gave a comparable answer"}
+            return False, {
+                "agreement": False,
+                "confidence": 0.0,
+                "threshold": plan.threshold_disagree,
+                "answer_model": None,
+                "reason": "no first-stage model gave a comparable answer",
+            }
         elif ans_a is None or ans_b is None:
             # one answer only: its model's own predicted quality is the confidence
             conf = float(plan.quality.get(answer_model, 0.0))
@@ -1145,31 +1372,59 @@ class CascadePolicy:
             conf = float(_expit(_logit(conf) + float(self.logprob_weight) * (_logit(tp) - _logit(prior))))
         accepted = conf >= thr
         if agree:
-            why = (f"answers agree; confidence {conf:.3f} ≥ threshold {thr:.3f}" if accepted else
-                   f"answers agree but confidence {conf:.3f} < threshold {thr:.3f} (escalation is worth its cost)")
+            why = (
+                f"answers agree; confidence {conf:.3f} ≥ threshold {thr:.3f}"
+                if accepted
+                else f"answers agree but confidence {conf:.3f} < threshold {thr:.3f} (escalation is worth its cost)"
+            )
         elif ans_a is None or ans_b is None:
-            why = (f"only {answer_model} answered; confidence {conf:.3f} " + ("≥" if accepted else "<") +
-                   f" threshold {thr:.3f}")
+            why = (
+                f"only {answer_model} answered; confidence {conf:.3f} "
+                + ("≥" if accepted else "<")
+                + f" threshold {thr:.3f}"
+            )
         else:
-            why = (f"answers disagree ({ans_a!r} vs {ans_b!r}); confidence {conf:.3f} " + ("≥" if accepted else "<")
-                   + f" threshold {thr:.3f}")
-        return bool(accepted), {"agreement": bool(agree), "confidence": conf, "threshold": thr,
-                                "answer_model": answer_model, "reason": why}
+            why = (
+                f"answers disagree ({ans_a!r} vs {ans_b!r}); confidence {conf:.3f} "
+                + ("≥" if accepted else "<")
+                + f" threshold {thr:.3f}"
+            )
+        return bool(accepted), {
+            "agreement": bool(agree),
+            "confidence": conf,
+            "threshold": thr,
+            "answer_model": answer_model,
+            "reason": why,
+        }
 
     # ---- against a router
-    def fit_router(self, router: Any) -> "CascadePolicy":
+    def fit_router(self, router: Any) -> CascadePolicy:
         """Calibrate on the router's calibration prompts (taking the router's own target when none is set)."""
         pool = router._routable_pool()
         calib = router._calibration()
         target = self
         if self._target_kind() is None:
-            target = CascadePolicy.from_policy(router.policy, **{k: v for k, v in self.get_params().items()
-                                                                 if k not in ("lam", "mu", "budget_usd_per_1k",
-                                                                              "quality_target", "reference",
-                                                                              "reference_fraction")})
+            target = CascadePolicy.from_policy(
+                router.policy,
+                **{
+                    k: v
+                    for k, v in self.get_params().items()
+                    if k
+                    not in (
+                        "lam",
+                        "mu",
+                        "budget_usd_per_1k",
+                        "quality_target",
+                        "reference",
+                        "reference_fraction",
+                    )
+                },
+            )
         if calib is None:
             if target.lam is None:
-                raise SchemaError("this router has no calibration prompts; give the CascadePolicy an explicit lam")
+                raise SchemaError(
+                    "this router has no calibration prompts; give the CascadePolicy an explicit lam"
+                )
             target._fitted()
         else:
             Z, toks = calib
@@ -1190,7 +1445,7 @@ class CascadePolicy:
 # running a cascade through a router
 # ------------------------------------------------------------------------------------------------
 
-_DEFAULT_POLICIES: "weakref.WeakKeyDictionary[Any, CascadePolicy]" = weakref.WeakKeyDictionary()
+_DEFAULT_POLICIES: weakref.WeakKeyDictionary[Any, CascadePolicy] = weakref.WeakKeyDictionary()
 
 
 def _resolve_policy(router: Any, policy: Any) -> CascadePolicy:
@@ -1260,18 +1515,27 @@ def _setup(router: Any, messages: Any, policy: Any, kwargs: dict[str, Any]) -> _
     else:
         kind = detect_answer_kind(text)
     cands = decision.candidates
-    plan = pol.plan([cd.model for cd in cands], [cd.predicted_quality for cd in cands],
-                    [cd.predicted_cost_usd for cd in cands], [cd.predicted_latency_s for cd in cands],
-                    sd=[cd.quality_sd for cd in cands], kind=kind, key=text,
-                    latency_sla_s=kwargs.get("latency_sla_s", getattr(router, "latency_sla_s", None)))
+    plan = pol.plan(
+        [cd.model for cd in cands],
+        [cd.predicted_quality for cd in cands],
+        [cd.predicted_cost_usd for cd in cands],
+        [cd.predicted_latency_s for cd in cands],
+        sd=[cd.quality_sd for cd in cands],
+        kind=kind,
+        key=text,
+        latency_sla_s=kwargs.get("latency_sla_s", getattr(router, "latency_sla_s", None)),
+    )
     if plan.mode == "single":
         order = [plan.first[0]] + [m for m in decision.ranking if m != plan.first[0]]
     else:
         e = plan.escalate_to
         order = [e] + [m for m in decision.ranking if m not in (e, *plan.first)]
-    decision.policy = {"mode": "cascade", "lam": plan.lam, "mu": pol.mu_,
-                       **{k: v for k, v in (getattr(pol, "calibration_", None) or {}).items()
-                          if k in ("kind", "target")}}
+    decision.policy = {
+        "mode": "cascade",
+        "lam": plan.lam,
+        "mu": pol.mu_,
+        **{k: v for k, v in (getattr(pol, "calibration_", None) or {}).items() if k in ("kind", "target")},
+    }
     return _Setup(msgs, decision, params, plan, order, pol, kind, t0)
 
 
@@ -1295,17 +1559,25 @@ def _combine(final: Any, results: Sequence[Any], attempts: list[Any], t0: float)
 
     latency = time.perf_counter() - t0
     return DispatchResult(
-        model=final.model, response=final.response, content=final.content, tool_calls=final.tool_calls,
-        finish_reason=final.finish_reason, usage=_sum_usage(results),
-        cost_usd=float(sum(r.cost_usd for r in results)), latency_s=latency,
-        ttft_s=latency if final.ttft_s is None or final.ttft_s == final.latency_s else
-        (latency - final.latency_s + final.ttft_s),
-        attempts=attempts, cost_known=all(getattr(r, "cost_known", True) for r in results),
+        model=final.model,
+        response=final.response,
+        content=final.content,
+        tool_calls=final.tool_calls,
+        finish_reason=final.finish_reason,
+        usage=_sum_usage(results),
+        cost_usd=float(sum(r.cost_usd for r in results)),
+        latency_s=latency,
+        ttft_s=latency
+        if final.ttft_s is None or final.ttft_s == final.latency_s
+        else (latency - final.latency_s + final.ttft_s),
+        attempts=attempts,
+        cost_known=all(getattr(r, "cost_known", True) for r in results),
     )
 
 
-def _first_stage_record(st: _Setup, outs: Sequence[Any]) -> tuple[dict[str, Any], dict[str, str | None],
-                                                                     dict[str, float | None], list[Any], list[Any]]:
+def _first_stage_record(
+    st: _Setup, outs: Sequence[Any]
+) -> tuple[dict[str, Any], dict[str, str | None], dict[str, float | None], list[Any], list[Any]]:
     """Answers, token probabilities, successful results and failed attempts of the first stage."""
     plan = st.plan
     results: dict[str, Any] = {}
@@ -1326,47 +1598,85 @@ def _first_stage_record(st: _Setup, outs: Sequence[Any]) -> tuple[dict[str, Any]
     return results, answers, probs, attempts, list(results.values())
 
 
-def _cascade_stage(st: _Setup, results: Mapping[str, Any], answers: Mapping[str, Any],
-                   accepted: bool, detail: Mapping[str, Any]) -> Any:
+def _cascade_stage(
+    st: _Setup,
+    results: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    accepted: bool,
+    detail: Mapping[str, Any],
+) -> Any:
     from zerorouter_integrations.decision import Stage
 
     plan = st.plan
-    return Stage(kind="cascade", models=list(plan.first), outcome="accepted" if accepted else "escalated", detail={
-        "answer_kind": st.kind, "answers": dict(answers),
-        "contents": {m: (r.content or "")[:200] for m, r in results.items()},
-        "failed": [m for m in plan.first if m not in results],
-        "agreement": detail.get("agreement"), "confidence": detail.get("confidence"),
-        "threshold": detail.get("threshold"), "accepted_model": detail.get("answer_model") if accepted else None,
-        "reason": detail.get("reason"), "escalate_to": plan.escalate_to, "lam": plan.lam,
-        "p_agree": plan.p_agree, "expected_quality": plan.expected_quality,
-        "expected_cost_usd": plan.expected_cost_usd, "expected_latency_s": plan.expected_latency_s,
-        "cost_usd": {m: r.cost_usd for m, r in results.items()},
-        "latency_s": {m: r.latency_s for m, r in results.items()},
-    })
+    return Stage(
+        kind="cascade",
+        models=list(plan.first),
+        outcome="accepted" if accepted else "escalated",
+        detail={
+            "answer_kind": st.kind,
+            "answers": dict(answers),
+            "contents": {m: (r.content or "")[:200] for m, r in results.items()},
+            "failed": [m for m in plan.first if m not in results],
+            "agreement": detail.get("agreement"),
+            "confidence": detail.get("confidence"),
+            "threshold": detail.get("threshold"),
+            "accepted_model": detail.get("answer_model") if accepted else None,
+            "reason": detail.get("reason"),
+            "escalate_to": plan.escalate_to,
+            "lam": plan.lam,
+            "p_agree": plan.p_agree,
+            "expected_quality": plan.expected_quality,
+            "expected_cost_usd": plan.expected_cost_usd,
+            "expected_latency_s": plan.expected_latency_s,
+            "cost_usd": {m: r.cost_usd for m, r in results.items()},
+            "latency_s": {m: r.latency_s for m, r in results.items()},
+        },
+    )
 
 
 def _single_stage(st: _Setup, result: Any) -> Any:
     from zerorouter_integrations.decision import Stage
 
     plan = st.plan
-    return Stage(kind="route", models=[result.model], outcome="answered", detail={
-        "reason": plan.reason if plan is not None else "model= bypassed routing", "answer_kind": st.kind,
-        "expected_quality": None if plan is None else plan.expected_quality,
-        "expected_cost_usd": None if plan is None else plan.expected_cost_usd,
-        "cost_usd": result.cost_usd, "latency_s": result.latency_s,
-    })
+    return Stage(
+        kind="route",
+        models=[result.model],
+        outcome="answered",
+        detail={
+            "reason": plan.reason if plan is not None else "model= bypassed routing",
+            "answer_kind": st.kind,
+            "expected_quality": None if plan is None else plan.expected_quality,
+            "expected_cost_usd": None if plan is None else plan.expected_cost_usd,
+            "cost_usd": result.cost_usd,
+            "latency_s": result.latency_s,
+        },
+    )
 
 
 def _escalation_stage(st: _Setup, result: Any | None, error: BaseException | None = None) -> Any:
     from zerorouter_integrations.decision import Stage
 
     if result is None:
-        return Stage(kind="escalation", models=list(st.order), outcome="failed",
-                     detail={"error": str(error)[:500] if error else None,
-                             "reason": "every escalation model failed; the first-stage answer is returned"})
-    return Stage(kind="escalation", models=[result.model], outcome="answered", detail={
-        "target": st.plan.escalate_to, "served_by": result.model, "cost_usd": result.cost_usd,
-        "latency_s": result.latency_s})
+        return Stage(
+            kind="escalation",
+            models=list(st.order),
+            outcome="failed",
+            detail={
+                "error": str(error)[:500] if error else None,
+                "reason": "every escalation model failed; the first-stage answer is returned",
+            },
+        )
+    return Stage(
+        kind="escalation",
+        models=[result.model],
+        outcome="answered",
+        detail={
+            "target": st.plan.escalate_to,
+            "served_by": result.model,
+            "cost_usd": result.cost_usd,
+            "latency_s": result.latency_s,
+        },
+    )
 
 
 def _finish(router: Any, st: _Setup, final: Any, results: Sequence[Any], attempts: list[Any]) -> Any:
@@ -1396,7 +1706,9 @@ def _fallback_result(done: Sequence[Any], st: _Setup) -> Any | None:
     return None
 
 
-def run_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any) -> Any:
+def run_cascade(
+    router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
+) -> Any:
     """Answer with a cascade: plan, run the cheap first stage concurrently, accept or escalate.
 
     Parameters
@@ -1421,8 +1733,9 @@ def run_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | No
         result = disp.complete(st.order, st.msgs, **st.params)
         st.decision.stages.append(_single_stage(st, result))
         return router._finish(st.decision, result)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(st.plan.first),
-                                               thread_name_prefix="zerorouter-cascade") as pool:
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(st.plan.first), thread_name_prefix="zerorouter-cascade"
+    ) as pool:
         futs = [pool.submit(_call_one, disp, name, st.msgs, st.params) for name in st.plan.first]
         outs = [f.result() for f in futs]
     accepted, final, done, attempts, _ = _decide_after_first(st, outs)
@@ -1454,8 +1767,9 @@ async def _acall_one(disp: Any, name: str, msgs: list[dict[str, Any]], params: d
         return exc
 
 
-async def arun_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None,
-                       **kwargs: Any) -> Any:
+async def arun_cascade(
+    router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
+) -> Any:
     """Async twin of :func:`run_cascade` (the first stage runs under ``asyncio.gather``)."""
     st = await asyncio.to_thread(_setup, router, messages, policy, kwargs)
     disp = router._get_dispatcher()
@@ -1481,11 +1795,12 @@ async def arun_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bo
 
 def _chunks(text: str, size: int) -> list[str]:
     size = max(1, int(size))
-    return [text[i:i + size] for i in range(0, len(text), size)] if text else []
+    return [text[i : i + size] for i in range(0, len(text), size)] if text else []
 
 
-def stream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None,
-                   **kwargs: Any) -> Iterator[Any]:
+def stream_cascade(
+    router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
+) -> Iterator[Any]:
     """Stream a cascade's answer as ``RoutedChunk`` objects, the last one with ``final=True``.
 
     The first stage is buffered (both cheap models run to completion, concurrently); an accepted answer
@@ -1501,13 +1816,20 @@ def stream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool |
         for ev in disp.stream(st.order, st.msgs, **st.params):
             if isinstance(ev, StreamEnd):
                 st.decision.stages.append(_single_stage(st, ev.result))
-                yield RoutedChunk(model=ev.result.model, final=True, response=router._finish(st.decision, ev.result))
+                yield RoutedChunk(
+                    model=ev.result.model, final=True, response=router._finish(st.decision, ev.result)
+                )
             else:
-                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
-                                  model=ev.model, raw=ev.raw)
+                yield RoutedChunk(
+                    content=ev.content_delta or "",
+                    tool_call_deltas=list(ev.tool_call_deltas or []),
+                    model=ev.model,
+                    raw=ev.raw,
+                )
         return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(st.plan.first),
-                                               thread_name_prefix="zerorouter-cascade") as pool:
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(st.plan.first), thread_name_prefix="zerorouter-cascade"
+    ) as pool:
         futs = [pool.submit(_call_one, disp, name, st.msgs, st.params) for name in st.plan.first]
         outs = [f.result() for f in futs]
     accepted, final, done, attempts, _ = _decide_after_first(st, outs)
@@ -1520,8 +1842,12 @@ def stream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool |
             if isinstance(ev, StreamEnd):
                 esc_result = ev.result
             else:
-                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
-                                  model=ev.model, raw=ev.raw)
+                yield RoutedChunk(
+                    content=ev.content_delta or "",
+                    tool_call_deltas=list(ev.tool_call_deltas or []),
+                    model=ev.model,
+                    raw=ev.raw,
+                )
     except AllModelsFailedError as exc:
         fb = _fallback_result(done, st)
         st.decision.stages.append(_escalation_stage(st, None, exc))
@@ -1534,7 +1860,9 @@ def stream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool |
     yield RoutedChunk(model=esc_result.model, final=True, response=resp)
 
 
-def _replay_accepted(router: Any, st: _Setup, final: Any, done: Sequence[Any], attempts: list[Any]) -> Iterator[Any]:
+def _replay_accepted(
+    router: Any, st: _Setup, final: Any, done: Sequence[Any], attempts: list[Any]
+) -> Iterator[Any]:
     from zerorouter_integrations.router import RoutedChunk
 
     for piece in _chunks(final.content or "", st.policy.chunk_chars):
@@ -1542,8 +1870,9 @@ def _replay_accepted(router: Any, st: _Setup, final: Any, done: Sequence[Any], a
     yield RoutedChunk(model=final.model, final=True, response=_finish(router, st, final, done, attempts))
 
 
-async def astream_cascade(router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None,
-                          **kwargs: Any) -> AsyncIterator[Any]:
+async def astream_cascade(
+    router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
+) -> AsyncIterator[Any]:
     """Async twin of :func:`stream_cascade`."""
     from zerorouter_integrations.dispatch import StreamEnd
     from zerorouter_integrations.router import RoutedChunk
@@ -1554,10 +1883,16 @@ async def astream_cascade(router: Any, messages: Any, *, policy: CascadePolicy |
         async for ev in disp.astream(st.order, st.msgs, **st.params):
             if isinstance(ev, StreamEnd):
                 st.decision.stages.append(_single_stage(st, ev.result))
-                yield RoutedChunk(model=ev.result.model, final=True, response=router._finish(st.decision, ev.result))
+                yield RoutedChunk(
+                    model=ev.result.model, final=True, response=router._finish(st.decision, ev.result)
+                )
             else:
-                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
-                                  model=ev.model, raw=ev.raw)
+                yield RoutedChunk(
+                    content=ev.content_delta or "",
+                    tool_call_deltas=list(ev.tool_call_deltas or []),
+                    model=ev.model,
+                    raw=ev.raw,
+                )
         return
     outs = await asyncio.gather(*(_acall_one(disp, name, st.msgs, st.params) for name in st.plan.first))
     accepted, final, done, attempts, _ = _decide_after_first(st, outs)
@@ -1571,8 +1906,12 @@ async def astream_cascade(router: Any, messages: Any, *, policy: CascadePolicy |
             if isinstance(ev, StreamEnd):
                 esc_result = ev.result
             else:
-                yield RoutedChunk(content=ev.content_delta or "", tool_call_deltas=list(ev.tool_call_deltas or []),
-                                  model=ev.model, raw=ev.raw)
+                yield RoutedChunk(
+                    content=ev.content_delta or "",
+                    tool_call_deltas=list(ev.tool_call_deltas or []),
+                    model=ev.model,
+                    raw=ev.raw,
+                )
     except AllModelsFailedError as exc:
         fb = _fallback_result(done, st)
         st.decision.stages.append(_escalation_stage(st, None, exc))
@@ -1589,6 +1928,7 @@ async def astream_cascade(router: Any, messages: Any, *, policy: CascadePolicy |
 # ------------------------------------------------------------------------------------------------
 # offline evaluation from recorded answers
 # ------------------------------------------------------------------------------------------------
+
 
 def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, list[str | None]] | str:
     """Canonical recorded answers of every (prompt, model) of a routing table, and each prompt's kind.
@@ -1608,8 +1948,10 @@ def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, l
 
     extras = table.extras("outcome_extras")
     if extras is None:
-        return (f"table {table.name!r} has no outcome_extras.parquet, so there are no recorded answers to "
-                "compare; the cascade cannot be evaluated offline")
+        return (
+            f"table {table.name!r} has no outcome_extras.parquet, so there are no recorded answers to "
+            "compare; the cascade cannot be evaluated offline"
+        )
     texts = table.texts()
     if callable(extractor):
         kinds: list[str | None] = ["custom"] * len(texts)
@@ -1625,8 +1967,10 @@ def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, l
         raw = extras["response"].to_numpy(dtype=object)
         parsed = False
     else:
-        return (f"outcome_extras of table {table.name!r} has neither 'parsed_answer' nor 'response' "
-                f"(columns: {list(extras.columns)}); the cascade cannot be evaluated offline")
+        return (
+            f"outcome_extras of table {table.name!r} has neither 'parsed_answer' nor 'response' "
+            f"(columns: {list(extras.columns)}); the cascade cannot be evaluated offline"
+        )
     rows = pid_pos.get_indexer(extras["prompt_id"])
     cols = mod_pos.get_indexer(extras["model"])
     A = np.full((len(pid_pos), len(models)), None, dtype=object)
@@ -1640,7 +1984,9 @@ def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, l
         else:
             A[r, c] = _extract(str(v), kinds[r], extractor)
     if not any(v is not None for v in A.ravel()):
-        return f"no comparable recorded answer in table {table.name!r}; the cascade cannot be evaluated offline"
+        return (
+            f"no comparable recorded answer in table {table.name!r}; the cascade cannot be evaluated offline"
+        )
     return A, kinds
 
 
@@ -1659,7 +2005,9 @@ def _sweep_lams(C: np.ndarray, n: int = 121) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(1e-4, 1e4, n) / scale, [1e9 / scale]])
 
 
-def _realize(ch: _Choice, Y: np.ndarray, C: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _realize(
+    ch: _Choice, Y: np.ndarray, C: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Realized (quality, cost, escalated) per prompt of a choice, replaying the recorded answers."""
     n = Y.shape[0]
     rows = np.arange(n)
@@ -1676,9 +2024,16 @@ def _realize(ch: _Choice, Y: np.ndarray, C: np.ndarray, codes: np.ndarray) -> tu
     return q, c, esc
 
 
-def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadePolicy | None = None,
-                     agreement: str = "prior", lams: np.ndarray | None = None,
-                     return_points: bool = False) -> Any:
+def evaluate_cascade(
+    ctx: Any,
+    Y: np.ndarray,
+    C: np.ndarray,
+    *,
+    policy: CascadePolicy | None = None,
+    agreement: str = "prior",
+    lams: np.ndarray | None = None,
+    return_points: bool = False,
+) -> Any:
     """The ``zerorouter-cascade`` evaluation router: deferral curve of the cascade policy from recorded answers.
 
     The IRT router is fit and new models onboarded exactly like ``zerorouter``
@@ -1712,21 +2067,26 @@ def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadeP
     ev = ctx.eval_idx
     A_eval = A_all[np.ix_(ev, pool_cols)]
     if not any(v is not None for v in A_eval.ravel()):
-        return "no recorded answer of a pool model on the test prompts; the cascade cannot be evaluated offline"
+        return (
+            "no recorded answer of a pool model on the test prompts; the cascade cannot be evaluated offline"
+        )
     pol = copy.deepcopy(policy) if policy is not None else CascadePolicy(lam=0.0)
     if not isinstance(pol.escalate_to, str):
         raise ValueError("offline evaluation supports escalate_to='best' or 'reference'")
     pred = fit_and_onboard(ctx, IRTSpace(seed=ctx.seed))
     P = pred.predict(ctx.features[ev], input_tokens=ctx.tokens_all[ev], models=ctx.pool)
     # the training prompts are the calibration set (reference model for escalate_to="reference")
-    P_tr = pred.predict(ctx.features[ctx.train_idx], input_tokens=ctx.tokens_all[ctx.train_idx], models=ctx.pool)
+    P_tr = pred.predict(
+        ctx.features[ctx.train_idx], input_tokens=ctx.tokens_all[ctx.train_idx], models=ctx.pool
+    )
     j_ref = int(np.lexsort((P_tr.cost_usd.mean(axis=0), -P_tr.quality.mean(axis=0)))[0])
     pol.escalate_model_ = ctx.pool[j_ref] if pol.escalate_to == "reference" else None
     pol.escalate_policy_ = None
     extra: dict[str, Any] = {}
     if agreement in ("fit", "crossfit"):
-        model, rows_used = _fit_agreement(ctx, pred, A_all, kinds_all, pol,
-                                          folds=2 if agreement == "crossfit" else 0)
+        model, rows_used = _fit_agreement(
+            ctx, pred, A_all, kinds_all, pol, folds=2 if agreement == "crossfit" else 0
+        )
         pol.agreement = model
         extra["agreement_rows"] = rows_used
     elif agreement != "prior":
@@ -1748,8 +2108,12 @@ def evaluate_cascade(ctx: Any, Y: np.ndarray, C: np.ndarray, *, policy: CascadeP
     q_best = float(Y.mean(axis=0).max())
     reach = [i for i, (c_, q_) in enumerate(pts) if q_ >= q_best - 1e-12]
     i_op = min(reach, key=lambda i: pts[i][0]) if reach else int(np.argmax(pts_a[:, 1]))
-    extra.update(cascade_share=stats[i_op][0], escalation_rate=stats[i_op][1], lam_at_best=stats[i_op][2],
-                 comparable_share=float(np.mean([k is not None for k in kinds_eval])))
+    extra.update(
+        cascade_share=stats[i_op][0],
+        escalation_rate=stats[i_op][1],
+        lam_at_best=stats[i_op][2],
+        comparable_share=float(np.mean([k is not None for k in kinds_eval])),
+    )
     if return_points:
         extra["points"] = pts_a.tolist()
         extra["stats"] = stats
@@ -1769,8 +2133,13 @@ def _oof_quality(ctx: Any, rows: np.ndarray, known: list[str], folds: int) -> tu
     for f in range(folds):
         fit_rows = ctx.train_idx[fold != f]
         pr = QualityPredictor(IRTSpace(seed=ctx.seed)).fit(
-            ctx.features[fit_rows], ctx.S_all[np.ix_(fit_rows, cols)], known,
-            costs=ctx.C_all[np.ix_(fit_rows, cols)], input_tokens=ctx.tokens_all[fit_rows], prices=ctx.prices)
+            ctx.features[fit_rows],
+            ctx.S_all[np.ix_(fit_rows, cols)],
+            known,
+            costs=ctx.C_all[np.ix_(fit_rows, cols)],
+            input_tokens=ctx.tokens_all[fit_rows],
+            prices=ctx.prices,
+        )
         sel = np.array([fold[pos[int(r)]] == f for r in rows], dtype=bool)
         if not sel.any():
             continue
@@ -1782,8 +2151,15 @@ def _oof_quality(ctx: Any, rows: np.ndarray, known: list[str], folds: int) -> tu
     return Q, SD
 
 
-def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[str | None],
-                   pol: CascadePolicy, max_rows: int = 150_000, folds: int = 0) -> tuple[AgreementModel, int]:
+def _fit_agreement(
+    ctx: Any,
+    pred: Any,
+    A_all: np.ndarray,
+    kinds_all: Sequence[str | None],
+    pol: CascadePolicy,
+    max_rows: int = 150_000,
+    folds: int = 0,
+) -> tuple[AgreementModel, int]:
     """Fit the agreement model on training prompts: pairs of known pool models, E = best known by prediction."""
     known = [mm for mm in ctx.pool if mm in set(ctx.known)]
     if len(known) < 3:
@@ -1831,8 +2207,15 @@ def _fit_agreement(ctx: Any, pred: Any, A_all: np.ndarray, kinds_all: Sequence[s
     if len(idx) > max_rows:
         idx = np.random.default_rng(ctx.seed).choice(idx, size=max_rows, replace=False)
     model = AgreementModel(chance=(pol.agreement.chance if pol.agreement is not None else None))
-    model.fit(pa.ravel()[idx], pb.ravel()[idx], pe.ravel()[idx], agree.ravel()[idx], ok_a.ravel()[idx],
-              ok_e.ravel()[idx], kinds=kinds_rows.ravel()[idx])
+    model.fit(
+        pa.ravel()[idx],
+        pb.ravel()[idx],
+        pe.ravel()[idx],
+        agree.ravel()[idx],
+        ok_a.ravel()[idx],
+        ok_e.ravel()[idx],
+        kinds=kinds_rows.ravel()[idx],
+    )
     return model, len(idx)
 
 

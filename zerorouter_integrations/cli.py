@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -23,9 +24,9 @@ class CLIError(Exception):
 
 
 def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
     import shutil
+
+    from rich.console import Console
 
     width = shutil.get_terminal_size((160, 40)).columns if sys.stdout.isatty() else 160
     return Console(stderr=stderr, highlight=False, width=max(width, 100))
@@ -40,7 +41,9 @@ def _load_table(path: str) -> Any:
 def _encoder(show_progress: bool | None = None) -> Any:
     from zerorouter_integrations.encoder import ROUTING_ENCODER, QueryEncoder, default_cache_dir
 
-    return QueryEncoder(**ROUTING_ENCODER, cache_dir=default_cache_dir() / "embeddings", show_progress=show_progress)
+    return QueryEncoder(
+        **ROUTING_ENCODER, cache_dir=default_cache_dir() / "embeddings", show_progress=show_progress
+    )
 
 
 def _csv_list(value: str | None) -> list[str] | None:
@@ -56,11 +59,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     table = _load_table(args.table_dir)
     split = Split.load(args.split)
-    routers = _csv_list(args.routers) or ["zerorouter", "unirouter-kmeans", "unirouter-learned-map", "knn", "logreg",
-                                         "zerorouter-cascade"]
-    report = evaluate(table, split, routers=routers, anchors=args.anchors, seed=args.seed,
-                      encoder=_encoder(None if not args.json else False),
-                      show_progress=None if not args.json else False)
+    routers = _csv_list(args.routers) or [
+        "zerorouter",
+        "unirouter-kmeans",
+        "unirouter-learned-map",
+        "knn",
+        "logreg",
+        "zerorouter-cascade",
+    ]
+    report = evaluate(
+        table,
+        split,
+        routers=routers,
+        anchors=args.anchors,
+        seed=args.seed,
+        encoder=_encoder(None if not args.json else False),
+        show_progress=None if not args.json else False,
+    )
     out = Path(args.out) if args.out else Path("zerorouter-eval") / table.name
     paths = report.save(out)
     if args.json:
@@ -87,14 +102,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
     split = Split.load(args.split) if args.split else Split()
     split.validate_against(table)
     if args.router not in ("zerorouter",):
-        raise CLIError(f"--router {args.router!r}: only 'zerorouter' artifacts can be served; "
-                       "the other routers are for 'zerorouter eval'")
-    artifact = fit_artifact(table, exclude_prompt_ids=split.test_prompt_ids, exclude_models=split.new_models,
-                            space=make_space(args.router, args.seed), encoder=_encoder(), n_anchors=args.anchors,
-                            seed=args.seed, build_info={"command": "zerorouter fit"})
+        raise CLIError(
+            f"--router {args.router!r}: only 'zerorouter' artifacts can be served; "
+            "the other routers are for 'zerorouter eval'"
+        )
+    artifact = fit_artifact(
+        table,
+        exclude_prompt_ids=split.test_prompt_ids,
+        exclude_models=split.new_models,
+        space=make_space(args.router, args.seed),
+        encoder=_encoder(),
+        n_anchors=args.anchors,
+        seed=args.seed,
+        build_info={"command": "zerorouter fit"},
+    )
     path = artifact.save(args.out)
-    _console().print(f"wrote {path}: {len(artifact.predictor.profiles_)} model profiles, "
-                     f"{len(artifact.anchors or [])} anchors")
+    _console().print(
+        f"wrote {path}: {len(artifact.predictor.profiles_)} model profiles, "
+        f"{len(artifact.anchors or [])} anchors"
+    )
     return 0
 
 
@@ -117,36 +143,51 @@ def _read_anchor_file(path: str) -> Any:
         raise CLIError(f"{f}: unsupported anchor file type {f.suffix!r}; expected .csv, .jsonl or .parquet")
     missing = [c for c in ("prompt", "score") if c not in df.columns]
     if missing:
-        raise SchemaError(f"{f}: missing column(s) {missing}; an anchor file needs 'prompt' and 'score' "
-                          "(and optionally 'cost_usd')")
+        raise SchemaError(
+            f"{f}: missing column(s) {missing}; an anchor file needs 'prompt' and 'score' "
+            "(and optionally 'cost_usd')"
+        )
     return df
 
 
 def cmd_onboard(args: argparse.Namespace) -> int:
     from zerorouter_integrations.router import ZeroRouter
 
-    router = ZeroRouter.load(args.artifact, endpoints={}) if args.artifact else ZeroRouter.default(endpoints={})
+    router = (
+        ZeroRouter.load(args.artifact, endpoints={}) if args.artifact else ZeroRouter.default(endpoints={})
+    )
     if args.live:
         from zerorouter_integrations.dispatch import ModelEndpoint
 
         if not args.litellm_model:
             raise CLIError("--live needs --litellm-model (e.g. openai/gpt-4o-mini)")
-        endpoint = ModelEndpoint(name=args.model, litellm_model=args.litellm_model, api_base=args.api_base,
-                                 api_key_env=args.api_key_env)
+        endpoint = ModelEndpoint(
+            name=args.model,
+            litellm_model=args.litellm_model,
+            api_base=args.api_base,
+            api_key_env=args.api_key_env,
+        )
         profile = router.onboard_live(args.model, endpoint, k=args.k)
     else:
         if not args.anchors:
             raise CLIError("give --anchors FILE (prompt, score[, cost_usd]) or --live")
         df = _read_anchor_file(args.anchors)
         costs = df["cost_usd"].tolist() if "cost_usd" in df.columns else None
-        profile = router.onboard(args.model, df["prompt"].astype(str).tolist(), df["score"].astype(float).tolist(),
-                                 costs=costs, litellm_model=args.litellm_model)
+        profile = router.onboard(
+            args.model,
+            df["prompt"].astype(str).tolist(),
+            df["score"].astype(float).tolist(),
+            costs=costs,
+            litellm_model=args.litellm_model,
+        )
     out = args.out or args.artifact
     if not out:
         raise CLIError("--out is required when onboarding onto the shipped default (it is read-only)")
     router.save(out)
-    _console().print(f"onboarded {profile.name!r} from {profile.ability.n_obs} anchors "
-                     f"(capability {router._capability(profile.name):.3f}); wrote {out}")
+    _console().print(
+        f"onboarded {profile.name!r} from {profile.ability.n_obs} anchors "
+        f"(capability {router._capability(profile.name):.3f}); wrote {out}"
+    )
     return 0
 
 
@@ -176,8 +217,12 @@ def cmd_route(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from zerorouter_integrations.demo import run_demo
 
-    run_demo(data_dir=Path(args.data) if args.data else None, limit=args.limit, out=Path(args.out),
-             console=_console())
+    run_demo(
+        data_dir=Path(args.data) if args.data else None,
+        limit=args.limit,
+        out=Path(args.out),
+        console=_console(),
+    )
     return 0
 
 
@@ -188,22 +233,34 @@ def cmd_serve_replay(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="zerorouter", description="Route LLM requests to the cheapest model that will "
-                                 "answer well; onboard new models from ~100 anchors.")
+    ap = argparse.ArgumentParser(
+        prog="zerorouter",
+        description="Route LLM requests to the cheapest model that will "
+        "answer well; onboard new models from ~100 anchors.",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="route held-out shared benchmark prompts on the shipped default and print savings")
-    p.add_argument("--data", help="the shared data folder (default: ../shared/data next to the repo, or $ZEROROUTER_DATA)")
+    p = sub.add_parser(
+        "demo", help="route held-out shared benchmark prompts on the shipped default and print savings"
+    )
+    p.add_argument(
+        "--data",
+        help="the shared data folder (default: ../shared/data next to the repo, or $ZEROROUTER_DATA)",
+    )
     p.add_argument("--limit", type=int, default=400, help="held-out prompts per table (default 400)")
     p.add_argument("--out", default="zerorouter-demo", help="folder for the plot (default ./zerorouter-demo)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("eval", help="evaluate routers on a split of a routing table (the stable contract)")
     p.add_argument("table_dir")
-    p.add_argument("--split", required=True, help='SPLIT.json: {"test_prompt_ids": [...], "new_models": [...]}')
+    p.add_argument(
+        "--split", required=True, help='SPLIT.json: {"test_prompt_ids": [...], "new_models": [...]}'
+    )
     p.add_argument("--anchors", type=int, default=100)
     p.add_argument("--routers", help="comma-separated router names (default: all)")
-    p.add_argument("--out", help="folder for report.md/.csv/.json and deferral.png (default ./zerorouter-eval/TABLE)")
+    p.add_argument(
+        "--out", help="folder for report.md/.csv/.json and deferral.png (default ./zerorouter-eval/TABLE)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)
@@ -219,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("onboard", help="add a model from a scored anchor file, or live through LiteLLM")
     p.add_argument("--model", required=True, help="the new model's pool name")
-    p.add_argument("--artifact", help="artifact to extend (default: the shipped default; then --out is required)")
+    p.add_argument(
+        "--artifact", help="artifact to extend (default: the shipped default; then --out is required)"
+    )
     p.add_argument("--anchors", help="CSV/JSONL/Parquet with columns prompt, score[, cost_usd]")
     p.add_argument("--live", action="store_true", help="run the router's own anchors through the model")
     p.add_argument("--litellm-model", help="LiteLLM model string (prices, and the endpoint for --live)")

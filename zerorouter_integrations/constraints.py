@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any
 
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
 
@@ -67,7 +68,7 @@ class ModelCapabilities:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelCapabilities":
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelCapabilities:
         """Inverse of :meth:`to_dict`; unknown keys raise :class:`SchemaError`."""
         names = {f.name for f in fields(cls)}
         extra = set(d) - names
@@ -126,7 +127,7 @@ def capabilities_from_litellm(
     litellm = import_litellm()
     try:
         info = litellm.get_model_info(litellm_model)
-    except Exception:  # noqa: BLE001 - LiteLLM raises a plain Exception subclass for unmapped models
+    except Exception:
         info = None
 
     if info is None:
@@ -138,7 +139,7 @@ def capabilities_from_litellm(
             if fn is not None:
                 try:
                     return bool(fn(model=litellm_model))
-                except Exception:  # noqa: BLE001 - fall back on the map entry
+                except Exception:
                     pass
             return bool(info.get(key))
 
@@ -146,7 +147,7 @@ def capabilities_from_litellm(
         json_schema = flag("supports_response_schema", "supports_response_schema")
         try:
             params = litellm.get_supported_openai_params(model=litellm_model)
-        except Exception:  # noqa: BLE001
+        except Exception:
             params = None
         response_format = True if params is None else ("response_format" in params or json_schema)
         caps = ModelCapabilities(

@@ -17,8 +17,9 @@ import asyncio
 import math
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class Candidate:
         return _json_safe({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Candidate":
+    def from_dict(cls, d: Mapping[str, Any]) -> Candidate:
         return cls(**{f.name: d.get(f.name) for f in fields(cls)})
 
 
@@ -114,13 +115,23 @@ class Stage:
     detail: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe({"kind": self.kind, "models": list(self.models), "outcome": self.outcome,
-                           "detail": dict(self.detail)})
+        return _json_safe(
+            {
+                "kind": self.kind,
+                "models": list(self.models),
+                "outcome": self.outcome,
+                "detail": dict(self.detail),
+            }
+        )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Stage":
-        return cls(kind=d["kind"], models=list(d.get("models") or []), outcome=d.get("outcome", ""),
-                   detail=dict(d.get("detail") or {}))
+    def from_dict(cls, d: Mapping[str, Any]) -> Stage:
+        return cls(
+            kind=d["kind"],
+            models=list(d.get("models") or []),
+            outcome=d.get("outcome", ""),
+            detail=dict(d.get("detail") or {}),
+        )
 
 
 def _fmt_num(v: float | None, spec: str) -> str:
@@ -201,26 +212,28 @@ class RoutingDecision:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``json.dumps`` works on it); derived values are included for readers
         and ignored by :meth:`from_dict`."""
-        return _json_safe({
-            "request_id": self.request_id,
-            "chosen": self.chosen,
-            "candidates": [c.to_dict() for c in self.candidates],
-            "removed": dict(self.removed),
-            "policy": dict(self.policy),
-            "reference_model": self.reference_model,
-            "reference_cost_usd": self.reference_cost_usd,
-            "reference_quality": self.reference_quality,
-            "session_id": self.session_id,
-            "sticky": self.sticky,
-            "stages": [s.to_dict() for s in self.stages],
-            "routing_time_s": self.routing_time_s,
-            "ranking": self.ranking,
-            "expected_saving_usd": self.expected_saving_usd,
-            "expected_saving_fraction": self.expected_saving_fraction,
-        })
+        return _json_safe(
+            {
+                "request_id": self.request_id,
+                "chosen": self.chosen,
+                "candidates": [c.to_dict() for c in self.candidates],
+                "removed": dict(self.removed),
+                "policy": dict(self.policy),
+                "reference_model": self.reference_model,
+                "reference_cost_usd": self.reference_cost_usd,
+                "reference_quality": self.reference_quality,
+                "session_id": self.session_id,
+                "sticky": self.sticky,
+                "stages": [s.to_dict() for s in self.stages],
+                "routing_time_s": self.routing_time_s,
+                "ranking": self.ranking,
+                "expected_saving_usd": self.expected_saving_usd,
+                "expected_saving_fraction": self.expected_saving_fraction,
+            }
+        )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RoutingDecision":
+    def from_dict(cls, d: Mapping[str, Any]) -> RoutingDecision:
         """Rebuild a decision from :meth:`to_dict` output."""
         try:
             return cls(
@@ -257,14 +270,16 @@ class RoutingDecision:
             q = _fmt_num(c.predicted_quality, ".3f")
             if c.quality_sd is not None:
                 q += f" ± {_fmt_num(c.quality_sd, '.3f')}"
-            rows.append((
-                "→" if c.model == self.chosen else "",
-                c.model,
-                q,
-                _fmt_num(None if c.predicted_cost_usd is None else c.predicted_cost_usd * 1000, ".4g"),
-                "-" if c.predicted_latency_s is None else f"{c.predicted_latency_s:.2f} s",
-                _fmt_num(c.score, ".4f"),
-            ))
+            rows.append(
+                (
+                    "→" if c.model == self.chosen else "",
+                    c.model,
+                    q,
+                    _fmt_num(None if c.predicted_cost_usd is None else c.predicted_cost_usd * 1000, ".4g"),
+                    "-" if c.predicted_latency_s is None else f"{c.predicted_latency_s:.2f} s",
+                    _fmt_num(c.score, ".4f"),
+                )
+            )
         return rows
 
     def _saving_text(self) -> str | None:
@@ -294,7 +309,10 @@ class RoutingDecision:
             out.append("removed:")
             out += [f"  {m}: {why}" for m, why in self.removed.items()]
         if self.session_id is not None:
-            out.append(f"session {self.session_id}" + (" (sticky: lower-capability models removed)" if self.sticky else ""))
+            out.append(
+                f"session {self.session_id}"
+                + (" (sticky: lower-capability models removed)" if self.sticky else "")
+            )
         for st in self.stages:
             out.append(f"stage {st.kind}: {', '.join(st.models)} → {st.outcome}")
         saving = self._saving_text()
@@ -304,17 +322,25 @@ class RoutingDecision:
             out.append(f"routing time: {self.routing_time_s * 1000:.2f} ms")
         return "\n".join(out)
 
-    def __rich__(self):  # noqa: ANN204 - returns rich.table.Table
+    def __rich__(self):
         from rich.table import Table
 
         notes = [f"removed {m}: {why}" for m, why in self.removed.items()]
         saving = self._saving_text()
         if saving:
             notes.append(saving)
-        table = Table(title=f"request {self.request_id}: chosen [bold]{self.chosen}[/bold]",
-                      caption="\n".join(notes) or None)
-        for name, justify in (("", "left"), ("model", "left"), ("pred. quality", "right"),
-                              ("$/1k calls", "right"), ("latency", "right"), ("score", "right")):
+        table = Table(
+            title=f"request {self.request_id}: chosen [bold]{self.chosen}[/bold]",
+            caption="\n".join(notes) or None,
+        )
+        for name, justify in (
+            ("", "left"),
+            ("model", "left"),
+            ("pred. quality", "right"),
+            ("$/1k calls", "right"),
+            ("latency", "right"),
+            ("score", "right"),
+        ):
             table.add_column(name, justify=justify)  # type: ignore[arg-type]
         for r in self._rows():
             table.add_row(*r, style="bold green" if r[0] else None)
@@ -385,7 +411,9 @@ class SessionStickiness:
         return None if v is None else float(v)
 
     @staticmethod
-    def _apply(floor: float | None, ranking: Sequence[str], capability: Mapping[str, float]) -> tuple[list[str], bool]:
+    def _apply(
+        floor: float | None, ranking: Sequence[str], capability: Mapping[str, float]
+    ) -> tuple[list[str], bool]:
         ranking = list(ranking)
         if floor is None:
             return ranking, False
@@ -447,7 +475,9 @@ class SessionStickiness:
         if session_id is None:
             return list(ranking), False
         aget = getattr(self.store, "aget_session", None)
-        payload = await aget(session_id) if aget else await asyncio.to_thread(self.store.get_session, session_id)
+        payload = (
+            await aget(session_id) if aget else await asyncio.to_thread(self.store.get_session, session_id)
+        )
         v = None if payload is None else payload.get(self.FLOOR_KEY)
         return self._apply(None if v is None else float(v), ranking, capability)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from zerorouter_integrations.errors import SchemaError
 
-__all__ = ["run_demo", "find_data_dir"]
+__all__ = ["find_data_dir", "run_demo"]
 
 
 def find_data_dir(explicit: Path | None = None) -> Path:
@@ -27,18 +27,30 @@ def find_data_dir(explicit: Path | None = None) -> Path:
     else:
         cwd = Path.cwd()
         candidates = [Path(os.environ["ZEROROUTER_DATA"])] if os.environ.get("ZEROROUTER_DATA") else []
-        candidates += [cwd / "shared" / "data", cwd.parent / "shared" / "data",
-                       Path(__file__).resolve().parents[2] / "shared" / "data"]
+        candidates += [
+            cwd / "shared" / "data",
+            cwd.parent / "shared" / "data",
+            Path(__file__).resolve().parents[2] / "shared" / "data",
+        ]
     for c in candidates:
         if c is not None and (c / "zeroeval" / "prompts.parquet").is_file():
             return c
-    raise SchemaError("shared benchmark data not found; pass --data DIR or set ZEROROUTER_DATA "
-                      f"(looked in: {', '.join(str(c) for c in candidates if c is not None)})")
+    raise SchemaError(
+        "shared benchmark data not found; pass --data DIR or set ZEROROUTER_DATA "
+        f"(looked in: {', '.join(str(c) for c in candidates if c is not None)})"
+    )
 
 
-def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path("zerorouter-demo"),
-             console: Any = None, seed: int = 0, encoder: Any = None,
-             artifact_path: Path | None = None) -> dict[str, Any]:
+def run_demo(
+    *,
+    data_dir: Path | None = None,
+    limit: int = 400,
+    out: Path = Path("zerorouter-demo"),
+    console: Any = None,
+    seed: int = 0,
+    encoder: Any = None,
+    artifact_path: Path | None = None,
+) -> dict[str, Any]:
     """Run the demo and return its figures per table.
 
     ``encoder`` replaces the router's default :class:`~zerorouter_integrations.encoder.QueryEncoder`
@@ -52,7 +64,14 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
     from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
     from zerorouter_integrations.evaluation import POOL_COVERAGE
     from zerorouter_integrations.features import PromptFeaturizer
-    from zerorouter_integrations.metrics import Curve, audc, curve_from_choices, references, sweep_choices, upper_hull
+    from zerorouter_integrations.metrics import (
+        Curve,
+        audc,
+        curve_from_choices,
+        references,
+        sweep_choices,
+        upper_hull,
+    )
     from zerorouter_integrations.profiles import estimate_tokens
     from zerorouter_integrations.router import ZeroRouter
     from zerorouter_integrations.tables import load_table
@@ -64,18 +83,33 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
     artifact = RouterArtifact.load(artifact_path or DEFAULT_ARTIFACT)
     held_out: dict[str, list[str]] = artifact.build.get("held_out_prompt_ids", {})
     if not held_out:
-        raise SchemaError("the shipped artifact records no held-out prompts; rebuild it with "
-                          "scripts/build_default_artifact.py")
-    console.print(f"[bold]zerorouter demo[/bold]: shipped default ({len(artifact.predictor.profiles_)} model profiles, "
-                  f"built {artifact.build.get('built')}) on held-out prompts of {', '.join(held_out)}")
+        raise SchemaError(
+            "the shipped artifact records no held-out prompts; rebuild it with "
+            "scripts/build_default_artifact.py"
+        )
+    console.print(
+        f"[bold]zerorouter demo[/bold]: shipped default ({len(artifact.predictor.profiles_)} model profiles, "
+        f"built {artifact.build.get('built')}) on held-out prompts of {', '.join(held_out)}"
+    )
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     curves = {}
     summary = Table(title="Routing held-out benchmark prompts with the shipped default")
-    for col in ("table", "prompts", "models", "best single model", "quality", "$ / 1k", "router quality",
-                "router $ / 1k", "saving", "quality kept"):
-        summary.add_column(col, justify="right" if col not in ("table", "best single model") else "left",
-                           no_wrap=True)
+    for col in (
+        "table",
+        "prompts",
+        "models",
+        "best single model",
+        "quality",
+        "$ / 1k",
+        "router quality",
+        "router $ / 1k",
+        "saving",
+        "quality kept",
+    ):
+        summary.add_column(
+            col, justify="right" if col not in ("table", "best single model") else "left", no_wrap=True
+        )
     router = None
     for name, ids in held_out.items():
         table = load_table(data / name)
@@ -92,9 +126,13 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
         ids_eval = [pid for pid, ok in zip(local, rows) if ok]
         Y, Cm = S[np.ix_(rows, cols)], C[np.ix_(rows, cols)]
         if len(pool) < 2 or not ids_eval:
-            console.print(f"[yellow]{name}: fewer than 2 priced models on the held-out prompts; skipped[/yellow]")
+            console.print(
+                f"[yellow]{name}: fewer than 2 priced models on the held-out prompts; skipped[/yellow]"
+            )
             continue
-        router = ZeroRouter(artifact, models=pool, endpoints={}, encoder=router.encoder if router else encoder)
+        router = ZeroRouter(
+            artifact, models=pool, endpoints={}, encoder=router.encoder if router else encoder
+        )
         texts = table.texts(ids_eval)
         X = PromptFeaturizer(router.encoder).transform(texts)
         tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
@@ -109,18 +147,35 @@ def run_demo(*, data_dir: Path | None = None, limit: int = 400, out: Path = Path
         single_costs = [v["cost"] for v in refs["single_models"].values()]
         curves[name] = (curve, refs, (q_router, c_router))
         results[name] = {
-            "prompts": len(ids_eval), "models": len(pool), "best_single": bs,
-            "router": {"quality": q_router, "cost": c_router,
-                       "models_used": {pool[j]: int((choice == j).sum()) for j in np.unique(choice)}},
+            "prompts": len(ids_eval),
+            "models": len(pool),
+            "best_single": bs,
+            "router": {
+                "quality": q_router,
+                "cost": c_router,
+                "models_used": {pool[j]: int((choice == j).sum()) for j in np.unique(choice)},
+            },
             "saving": 1.0 - c_router / bs["cost"] if bs["cost"] > 0 else None,
             "quality_kept": q_router / bs["quality"] if bs["quality"] > 0 else None,
             "audc": audc(curve, min(single_costs), max(single_costs)),
-            "policy": {"lam": float(getattr(router.policy, "lam_", float("nan"))), "reference": router._reference()},
+            "policy": {
+                "lam": float(getattr(router.policy, "lam_", float("nan"))),
+                "reference": router._reference(),
+            },
             "choices": dict(zip(ids_eval, (pool[j] for j in choice))),
         }
-        summary.add_row(name, str(len(ids_eval)), str(len(pool)), bs["model"], f"{bs['quality']:.3f}",
-                        f"${1000 * bs['cost']:.3f}", f"{q_router:.3f}", f"${1000 * c_router:.3f}",
-                        f"{100 * results[name]['saving']:.0f} %", f"{100 * results[name]['quality_kept']:.1f} %")
+        summary.add_row(
+            name,
+            str(len(ids_eval)),
+            str(len(pool)),
+            bs["model"],
+            f"{bs['quality']:.3f}",
+            f"${1000 * bs['cost']:.3f}",
+            f"{q_router:.3f}",
+            f"${1000 * c_router:.3f}",
+            f"{100 * results[name]['saving']:.0f} %",
+            f"{100 * results[name]['quality_kept']:.1f} %",
+        )
     console.print(summary)
     for name, res in results.items():
         used = sorted(res["router"]["models_used"].items(), key=lambda kv: -kv[1])[:5]
@@ -146,10 +201,17 @@ def _plot(curves: dict[str, Any], path: Path) -> Path:
     for ax, (name, (curve, refs, (q, c))) in zip(axes[0], curves.items()):
         h = curve.hull
         ax.plot(h[:, 0] * 1000, h[:, 1], marker=".", label="zerorouter (trade-off sweep)")
-        for m, s in refs["single_models"].items():
+        for _m, s in refs["single_models"].items():
             ax.scatter([s["cost"] * 1000], [s["quality"]], s=10, color="grey", alpha=0.6)
         bs = refs["best_single"]
-        ax.scatter([bs["cost"] * 1000], [bs["quality"]], marker="*", s=140, color="red", label=f"best single: {bs['model']}")
+        ax.scatter(
+            [bs["cost"] * 1000],
+            [bs["quality"]],
+            marker="*",
+            s=140,
+            color="red",
+            label=f"best single: {bs['model']}",
+        )
         ax.scatter([c * 1000], [q], marker="o", s=60, color="green", label="default policy")
         ax.set_xscale("log")
         ax.set_title(name)

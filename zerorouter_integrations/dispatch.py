@@ -23,8 +23,9 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence, Union
+from typing import Any
 
 from zerorouter_integrations._env import import_litellm
 from zerorouter_integrations.errors import (
@@ -35,15 +36,15 @@ from zerorouter_integrations.errors import (
 )
 
 __all__ = [
-    "ModelEndpoint",
-    "RetryPolicy",
-    "Usage",
     "Attempt",
     "DispatchResult",
+    "Dispatcher",
+    "ModelEndpoint",
+    "RetryPolicy",
     "StreamDelta",
     "StreamEnd",
     "StreamEvent",
-    "Dispatcher",
+    "Usage",
     "classify_error",
 ]
 
@@ -55,6 +56,7 @@ _perf = time.perf_counter
 # --------------------------------------------------------------------------------------------
 # Types
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ModelEndpoint:
@@ -96,7 +98,9 @@ class ModelEndpoint:
         for attr in ("input_cost_per_token", "output_cost_per_token"):
             v = getattr(self, attr)
             if v is not None and not (isinstance(v, (int, float)) and v >= 0):
-                raise ValueError(f"ModelEndpoint.{attr}={v!r} for {self.name!r}; expected a price >= 0 or None")
+                raise ValueError(
+                    f"ModelEndpoint.{attr}={v!r} for {self.name!r}; expected a price >= 0 or None"
+                )
 
     @property
     def has_custom_prices(self) -> bool:
@@ -110,7 +114,7 @@ class ModelEndpoint:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelEndpoint":
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelEndpoint:
         """Build from :meth:`to_dict` output; unknown keys raise :class:`SchemaError`."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -162,7 +166,7 @@ class Usage:
     reasoning_tokens: int = 0
 
     @classmethod
-    def from_litellm(cls, u: Any) -> "Usage":
+    def from_litellm(cls, u: Any) -> Usage:
         """From a LiteLLM / OpenAI ``usage`` object or dict (missing fields are 0)."""
         if u is None:
             return cls()
@@ -173,12 +177,20 @@ class Usage:
         cached = reasoning = 0
         ptd = get("prompt_tokens_details", None)
         if ptd is not None:
-            cached = int((ptd.get("cached_tokens") if isinstance(ptd, Mapping)
-                          else getattr(ptd, "cached_tokens", 0)) or 0)
+            cached = int(
+                (ptd.get("cached_tokens") if isinstance(ptd, Mapping) else getattr(ptd, "cached_tokens", 0))
+                or 0
+            )
         ctd = get("completion_tokens_details", None)
         if ctd is not None:
-            reasoning = int((ctd.get("reasoning_tokens") if isinstance(ctd, Mapping)
-                             else getattr(ctd, "reasoning_tokens", 0)) or 0)
+            reasoning = int(
+                (
+                    ctd.get("reasoning_tokens")
+                    if isinstance(ctd, Mapping)
+                    else getattr(ctd, "reasoning_tokens", 0)
+                )
+                or 0
+            )
         return cls(inp, out, total, cached, reasoning)
 
 
@@ -234,7 +246,7 @@ class StreamEnd:
     result: DispatchResult
 
 
-StreamEvent = Union[StreamDelta, StreamEnd]
+StreamEvent = StreamDelta | StreamEnd
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,15 +269,17 @@ def _exc_classes() -> dict[str, tuple[type, ...]]:
     _EXC.update(
         context=cls("ContextWindowExceededError"),
         policy=cls("ContentPolicyViolationError"),
-        timeout=cls("Timeout") + cls("APITimeoutError", mod=openai) + (TimeoutError, asyncio.TimeoutError,
-                                                                      httpx.TimeoutException),
+        timeout=cls("Timeout")
+        + cls("APITimeoutError", mod=openai)
+        + (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException),
         rate=cls("RateLimitError") + cls("RateLimitError", mod=openai),
         auth=cls("AuthenticationError") + cls("AuthenticationError", mod=openai),
         perm=cls("PermissionDeniedError") + cls("PermissionDeniedError", mod=openai),
         notfound=cls("NotFoundError") + cls("NotFoundError", mod=openai),
         bad=cls("BadRequestError") + cls("BadRequestError", mod=openai),
         unproc=cls("UnprocessableEntityError") + cls("UnprocessableEntityError", mod=openai),
-        conn=cls("APIConnectionError") + cls("APIConnectionError", mod=openai)
+        conn=cls("APIConnectionError")
+        + cls("APIConnectionError", mod=openai)
         + (ConnectionError, httpx.TransportError),
         server=cls("InternalServerError", "ServiceUnavailableError", "BadGatewayError")
         + cls("InternalServerError", mod=openai),
@@ -308,8 +322,12 @@ def classify_error(exc: BaseException) -> tuple[str, int | None, bool]:
         return "bad_request", status or 400, False
     if status in (408, 409):
         return ("timeout" if status == 408 else "server_error"), status, True
-    if isinstance(exc, E["conn"]) or "connection error" in msg or "connection reset" in msg \
-            or "connection refused" in msg:
+    if (
+        isinstance(exc, E["conn"])
+        or "connection error" in msg
+        or "connection reset" in msg
+        or "connection refused" in msg
+    ):
         return "connection_error", status, True
     if isinstance(exc, E["server"]) or (status is not None and status >= 500):
         return "server_error", status, True
@@ -325,34 +343,59 @@ def _message(exc: BaseException, limit: int = 500) -> str:
 # Response helpers
 # --------------------------------------------------------------------------------------------
 
+
 def _tool_call_dict(tc: Any) -> dict:
     if isinstance(tc, Mapping):
         fn = tc.get("function") or {}
-        return {"id": tc.get("id"), "type": tc.get("type") or "function",
-                "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or ""}}
+        return {
+            "id": tc.get("id"),
+            "type": tc.get("type") or "function",
+            "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or ""},
+        }
     fn = tc.function
-    return {"id": tc.id, "type": getattr(tc, "type", None) or "function",
-            "function": {"name": fn.name, "arguments": fn.arguments or ""}}
+    return {
+        "id": tc.id,
+        "type": getattr(tc, "type", None) or "function",
+        "function": {"name": fn.name, "arguments": fn.arguments or ""},
+    }
 
 
 def _tool_delta_dict(tc: Any, pos: int) -> dict:
     if isinstance(tc, Mapping):
         fn = tc.get("function") or {}
         idx = tc.get("index")
-        return {"index": pos if idx is None else idx, "id": tc.get("id"), "type": tc.get("type"),
-                "function": {"name": fn.get("name"), "arguments": fn.get("arguments")}}
+        return {
+            "index": pos if idx is None else idx,
+            "id": tc.get("id"),
+            "type": tc.get("type"),
+            "function": {"name": fn.get("name"), "arguments": fn.get("arguments")},
+        }
     fn = getattr(tc, "function", None)
     idx = getattr(tc, "index", None)
-    return {"index": pos if idx is None else idx, "id": getattr(tc, "id", None),
-            "type": getattr(tc, "type", None),
-            "function": {"name": getattr(fn, "name", None), "arguments": getattr(fn, "arguments", None)}}
+    return {
+        "index": pos if idx is None else idx,
+        "id": getattr(tc, "id", None),
+        "type": getattr(tc, "type", None),
+        "function": {"name": getattr(fn, "name", None), "arguments": getattr(fn, "arguments", None)},
+    }
 
 
 class _StreamState:
     """Accumulates one stream: content, tool calls merged by index, finish reason, usage, TTFT."""
 
-    __slots__ = ("model", "t0", "ttft", "parts", "tools", "finish_reason", "usage", "yielded",
-                 "id", "created", "resp_model")
+    __slots__ = (
+        "created",
+        "finish_reason",
+        "id",
+        "model",
+        "parts",
+        "resp_model",
+        "t0",
+        "tools",
+        "ttft",
+        "usage",
+        "yielded",
+    )
 
     def __init__(self, model: str, t0: float):
         self.model = model
@@ -399,8 +442,11 @@ class _StreamState:
                 tool_deltas.append(d)
                 acc = self.tools.get(d["index"])
                 if acc is None:
-                    acc = self.tools[d["index"]] = {"id": d["id"] or "", "type": "function",
-                                                    "function": {"name": "", "arguments": ""}}
+                    acc = self.tools[d["index"]] = {
+                        "id": d["id"] or "",
+                        "type": "function",
+                        "function": {"name": "", "arguments": ""},
+                    }
                 elif d["id"] and not acc["id"]:
                     acc["id"] = d["id"]
                 fn = d["function"]
@@ -435,9 +481,10 @@ def _ll() -> Any:
 
             import litellm.main as _main
 
-            _SKIP_MCP = importlib.util.find_spec("mcp") is None and \
-                "_skip_mcp_handler" in Path(_main.__file__).read_text(encoding="utf-8")
-        except Exception:  # noqa: BLE001
+            _SKIP_MCP = importlib.util.find_spec("mcp") is None and "_skip_mcp_handler" in Path(
+                _main.__file__
+            ).read_text(encoding="utf-8")
+        except Exception:
             _SKIP_MCP = False
         _litellm_mod = litellm
     return _litellm_mod
@@ -534,7 +581,7 @@ class Dispatcher:
         if self.on_error is not None:
             try:
                 self.on_error(name, att)
-            except Exception:  # noqa: BLE001 - callbacks never break a call
+            except Exception:
                 logger.exception("on_error callback raised for model %r", name)
         return att
 
@@ -542,17 +589,19 @@ class Dispatcher:
         if self.on_success is not None:
             try:
                 self.on_success(result.model, result)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.exception("on_success callback raised for model %r", result.model)
         return result
 
     def _backoff(self, i: int) -> float:
-        return self.retry.backoff_s * (2 ** i)
+        return self.retry.backoff_s * (2**i)
 
     def _cost(self, ep: ModelEndpoint, response: Any, usage: Usage, hidden_ok: bool) -> tuple[float, bool]:
         if ep.has_custom_prices:
-            return (usage.input_tokens * (ep.input_cost_per_token or 0.0)
-                    + usage.output_tokens * (ep.output_cost_per_token or 0.0)), True
+            return (
+                usage.input_tokens * (ep.input_cost_per_token or 0.0)
+                + usage.output_tokens * (ep.output_cost_per_token or 0.0)
+            ), True
         if hidden_ok:
             hidden = getattr(response, "_hidden_params", None) or {}
             if "response_cost" in hidden:
@@ -563,7 +612,7 @@ class Dispatcher:
         try:
             c = _ll().completion_cost(completion_response=response, model=ep.litellm_model)
             return float(c), True
-        except Exception:  # noqa: BLE001 - unknown price is not an error
+        except Exception:
             self._unpriced.add(ep.litellm_model)
             return 0.0, False
 
@@ -574,12 +623,17 @@ class Dispatcher:
         usage = Usage.from_litellm(getattr(response, "usage", None))
         cost, known = self._cost(self.endpoints[name], response, usage, hidden_ok=True)
         return DispatchResult(
-            model=name, response=response,
+            model=name,
+            response=response,
             content=getattr(msg, "content", None),
             tool_calls=[_tool_call_dict(t) for t in tcs] if tcs else [],
             finish_reason=getattr(choice, "finish_reason", None),
-            usage=usage, cost_usd=cost, latency_s=latency, ttft_s=latency,
-            attempts=attempts, cost_known=known,
+            usage=usage,
+            cost_usd=cost,
+            latency_s=latency,
+            ttft_s=latency,
+            attempts=attempts,
+            cost_known=known,
         )
 
     def _stream_result(self, st: _StreamState, attempts: list[Attempt]) -> DispatchResult:
@@ -588,19 +642,36 @@ class Dispatcher:
         content = "".join(st.parts)
         tool_calls = st.tool_calls()
         usage = Usage.from_litellm(st.usage)
-        message = litellm.Message(content=content if (content or not tool_calls) else None,
-                                  role="assistant", tool_calls=tool_calls or None)
+        message = litellm.Message(
+            content=content if (content or not tool_calls) else None,
+            role="assistant",
+            tool_calls=tool_calls or None,
+        )
         response = litellm.ModelResponse(
-            id=st.id, created=st.created, model=st.resp_model, object="chat.completion",
+            id=st.id,
+            created=st.created,
+            model=st.resp_model,
+            object="chat.completion",
             choices=[litellm.Choices(index=0, finish_reason=st.finish_reason or "stop", message=message)],
-            usage=litellm.Usage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens,
-                                total_tokens=usage.total_tokens),
+            usage=litellm.Usage(
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+            ),
         )
         cost, known = self._cost(self.endpoints[st.model], response, usage, hidden_ok=False)
         return DispatchResult(
-            model=st.model, response=response, content=message.content, tool_calls=tool_calls,
-            finish_reason=st.finish_reason, usage=usage, cost_usd=cost, latency_s=latency,
-            ttft_s=st.ttft, attempts=attempts, cost_known=known,
+            model=st.model,
+            response=response,
+            content=message.content,
+            tool_calls=tool_calls,
+            finish_reason=st.finish_reason,
+            usage=usage,
+            cost_usd=cost,
+            latency_s=latency,
+            ttft_s=st.ttft,
+            attempts=attempts,
+            cost_known=known,
         )
 
     # ---- non-stream
@@ -637,7 +708,7 @@ class Dispatcher:
                 t0 = _perf()
                 try:
                     response = completion(**kw)
-                except Exception as exc:  # noqa: BLE001 - classified below
+                except Exception as exc:
                     att = self._failed(name, exc, _perf() - t0, attempts)
                     if att.retryable and i < self.retry.max_retries:
                         time.sleep(self._backoff(i))
@@ -657,7 +728,7 @@ class Dispatcher:
                 t0 = _perf()
                 try:
                     response = await acompletion(**kw)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     att = self._failed(name, exc, _perf() - t0, attempts)
                     if att.retryable and i < self.retry.max_retries:
                         await asyncio.sleep(self._backoff(i))
@@ -688,7 +759,7 @@ class Dispatcher:
                         if delta is not None:
                             st.yielded = True
                             yield delta
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     att = self._failed(name, exc, _perf() - st.t0, attempts)
                     if st.yielded:
                         raise
@@ -700,7 +771,9 @@ class Dispatcher:
                 return
         raise AllModelsFailedError(attempts)
 
-    async def astream(self, order: Sequence[str], messages: list[dict], **params: Any) -> AsyncIterator[StreamEvent]:
+    async def astream(
+        self, order: Sequence[str], messages: list[dict], **params: Any
+    ) -> AsyncIterator[StreamEvent]:
         """Async twin of :meth:`stream`."""
         names = self._order(order)
         acompletion = _ll().acompletion
@@ -715,7 +788,7 @@ class Dispatcher:
                         if delta is not None:
                             st.yielded = True
                             yield delta
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     att = self._failed(name, exc, _perf() - st.t0, attempts)
                     if st.yielded:
                         raise

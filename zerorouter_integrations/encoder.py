@@ -52,9 +52,9 @@ from zerorouter_integrations import _env  # noqa: F401  (HF_HUB_OFFLINE before a
 from zerorouter_integrations.errors import ZeroRouterError
 
 __all__ = [
-    "QueryEncoder",
     "ROUTING_ENCODER",
     "CacheInfo",
+    "QueryEncoder",
     "default_cache_dir",
     "default_model_path",
 ]
@@ -154,7 +154,7 @@ def _resolve_model_dir(name: str) -> str | None:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(name, local_files_only=True)
-    except Exception:  # noqa: BLE001 - any failure means "no local copy"
+    except Exception:
         return None
 
 
@@ -226,7 +226,9 @@ def _inspect_model(name: str) -> _ModelSpec:
             others = [
                 k
                 for k, v in pool_cfg.items()
-                if k.startswith("pooling_mode_") and v and k.removeprefix("pooling_mode_")
+                if k.startswith("pooling_mode_")
+                and v
+                and k.removeprefix("pooling_mode_")
                 not in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")
             ]
             chosen = [k for k, v in modes.items() if v]
@@ -419,7 +421,7 @@ def _onnx_package_optional() -> Iterator[None]:
     identity while exporting (and refuse if custom functions would be needed).
     """
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
         onnx = None
     if onnx is not None:
@@ -494,7 +496,7 @@ def _export_or_unavailable(spec: _ModelSpec, export_dir: Path, root: Path) -> No
         raise _OnnxUnavailable(
             f"cannot write the ONNX export under {root} ({exc}); set ZEROROUTER_CACHE_DIR to a writable folder"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - any export failure means "use torch"
+    except Exception as exc:
         raise _OnnxUnavailable(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -525,12 +527,20 @@ def _quantized_export(model_file: Path) -> None:
     try:
         graph = onnx.load(str(model_file)).graph
         weights = {init.name for init in graph.initializer}
-        keep_float = [n.name for n in graph.node if n.op_type == "MatMul" and "/attention/self/" in n.name
-                      and not weights.intersection(n.input)]
-        quantize_dynamic(str(model_file), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=keep_float)
+        keep_float = [
+            n.name
+            for n in graph.node
+            if n.op_type == "MatMul" and "/attention/self/" in n.name and not weights.intersection(n.input)
+        ]
+        quantize_dynamic(
+            str(model_file),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=keep_float,
+        )
         os.replace(tmp, target)
-    except Exception as exc:  # noqa: BLE001 - any failure means "no int8 here"
+    except Exception as exc:
         raise _OnnxUnavailable(f"int8 quantization failed: {type(exc).__name__}: {exc}") from exc
     finally:
         quiet.setLevel(level)
@@ -560,8 +570,14 @@ def _rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _OnnxBackend:
     name = "onnx"
 
-    def __init__(self, spec: _ModelSpec, max_seq_length: int, num_threads: int | None, root: Path,
-                 precision: str = "float32"):
+    def __init__(
+        self,
+        spec: _ModelSpec,
+        max_seq_length: int,
+        num_threads: int | None,
+        root: Path,
+        precision: str = "float32",
+    ):
         if spec.onnx_blocker is not None:
             raise _OnnxUnavailable(spec.onnx_blocker)
         try:
@@ -580,7 +596,7 @@ class _OnnxBackend:
         if target.is_file():
             try:
                 self.session = _ort_session(target, threads)
-            except Exception as exc:  # noqa: BLE001 - a damaged export is rebuilt below
+            except Exception as exc:
                 logger.warning("discarding unreadable ONNX export %s: %s", target, exc)
                 shutil.rmtree(export_dir, ignore_errors=True)
         if self.session is None:
@@ -735,8 +751,16 @@ class CacheInfo(NamedTuple):
 
 
 _PARAMS = (
-    "model_name_or_path", "backend", "max_seq_length", "batch_size", "cache_size", "cache_dir",
-    "normalize", "num_threads", "show_progress", "precision",
+    "model_name_or_path",
+    "backend",
+    "max_seq_length",
+    "batch_size",
+    "cache_size",
+    "cache_dir",
+    "normalize",
+    "num_threads",
+    "show_progress",
+    "precision",
 )
 
 
@@ -893,8 +917,15 @@ class QueryEncoder:
         # The cache root is part of the key: an encoder pointed at another ZEROROUTER_CACHE_DIR gets its
         # own ONNX export there instead of a model loaded from elsewhere.
         root = default_cache_dir()
-        key = (spec.files_hash, spec.path, self.backend, self.max_seq_length, self.num_threads, str(root),
-               self.precision)
+        key = (
+            spec.files_hash,
+            spec.path,
+            self.backend,
+            self.max_seq_length,
+            self.num_threads,
+            str(root),
+            self.precision,
+        )
         with _SHARED_LOCK:  # encoders with equal settings share one loaded model (thread-safe)
             shared = _SHARED_BACKENDS.get(key)
             if shared is None:
@@ -935,8 +966,9 @@ class QueryEncoder:
         if self._fingerprint is None:
             spec = self._model_spec()
             model_id = spec.files_hash or hashlib.sha1(f"name:{spec.name}".encode()).hexdigest()
-            self._fingerprint = (f"{model_id[:16]}-L{self.max_seq_length}-{'n' if self.normalize else 'u'}"
-                                 + ("-int8" if self.precision == "int8" else ""))
+            self._fingerprint = f"{model_id[:16]}-L{self.max_seq_length}-{'n' if self.normalize else 'u'}" + (
+                "-int8" if self.precision == "int8" else ""
+            )
         return self._fingerprint
 
     def warmup(self) -> None:

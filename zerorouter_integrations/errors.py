@@ -15,16 +15,17 @@ Every message names the bad value and what was expected, so the caller knows wha
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
-    "ZeroRouterError",
-    "SchemaError",
-    "NotFittedError",
-    "UnknownModelError",
-    "NoAdmissibleModelError",
-    "InfeasibleError",
     "AllModelsFailedError",
+    "InfeasibleError",
+    "NoAdmissibleModelError",
+    "NotFittedError",
+    "SchemaError",
+    "UnknownModelError",
+    "ZeroRouterError",
 ]
 
 
@@ -80,6 +81,4 @@ class AllModelsFailedError(ZeroRouterError):
             f"  {getattr(a, 'model', '?')}: {getattr(a, 'error_type', '')}: {getattr(a, 'message', a)}"
             for a in self.attempts
         ]
-        super().__init__(
-            f"all {len(self.attempts)} attempt(s) failed; tried in order:\n" + "\n".join(lines)
-        )
+        super().__init__(f"all {len(self.attempts)} attempt(s) failed; tried in order:\n" + "\n".join(lines))

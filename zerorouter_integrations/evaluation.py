@@ -21,9 +21,10 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,15 @@ from zerorouter_integrations.predictor import QualityPredictor
 from zerorouter_integrations.profiles import estimate_tokens
 from zerorouter_integrations.tables import RoutingTable, Split
 
-__all__ = ["ROUTERS", "RouterResult", "EvaluationReport", "evaluate", "make_space", "table_features",
-           "POOL_COVERAGE"]
+__all__ = [
+    "POOL_COVERAGE",
+    "ROUTERS",
+    "EvaluationReport",
+    "RouterResult",
+    "evaluate",
+    "make_space",
+    "table_features",
+]
 
 #: A model joins the evaluated pool when it has a score and a cost on at least this share of test prompts.
 POOL_COVERAGE = 0.99
@@ -99,8 +107,13 @@ def make_space(name: str, seed: int = 0) -> LatentSpace:
         raise SchemaError(f"unknown router {name!r}; expected one of {sorted(ROUTERS)}") from None
 
 
-def table_features(table: RoutingTable, *, encoder: Any = None, embeddings: np.ndarray | None = None,
-                   show_progress: bool | None = None) -> np.ndarray:
+def table_features(
+    table: RoutingTable,
+    *,
+    encoder: Any = None,
+    embeddings: np.ndarray | None = None,
+    show_progress: bool | None = None,
+) -> np.ndarray:
     """Feature matrix (rows in table order) of every prompt of ``table``."""
     texts = table.texts()
     if embeddings is None:
@@ -187,20 +200,58 @@ class EvaluationReport:
         bs = refs["best_single"]
         out = []
         for name, r in self.routers.items():
-            out.append({"router": name, "audc": r.audc, "qnc": r.qnc, "cost_at_95": r.cost_at_95, "apgr": r.apgr,
-                        "best_quality": r.best_quality})
+            out.append(
+                {
+                    "router": name,
+                    "audc": r.audc,
+                    "qnc": r.qnc,
+                    "cost_at_95": r.cost_at_95,
+                    "apgr": r.apgr,
+                    "best_quality": r.best_quality,
+                }
+            )
         na = "–"
-        out.append({"router": f"best single ({bs['model']})", "audc": na, "qnc": 1.0, "cost_at_95": 1.0,
-                    "apgr": 1.0, "best_quality": bs["quality"]})
-        out.append({"router": "random mix", "audc": refs["random_mix_audc"], "qnc": 1.0,
-                    "cost_at_95": cost_to_reach(Curve(points=np.asarray(refs["random_mix"]["curve"]),
-                                                      hull=upper_hull(np.asarray(refs["random_mix"]["curve"]))),
-                                                0.95 * bs["quality"]) / bs["cost"] if bs["cost"] > 0 else na,
-                    "apgr": 0.5, "best_quality": bs["quality"]})
-        out.append({"router": "oracle", "audc": refs["oracle_audc"],
-                    "qnc": cost_to_reach(self.oracle_curve, bs["quality"]) / bs["cost"] if bs["cost"] > 0 else na,
-                    "cost_at_95": cost_to_reach(self.oracle_curve, 0.95 * bs["quality"]) / bs["cost"]
-                    if bs["cost"] > 0 else na, "apgr": na, "best_quality": refs["oracle"]["quality"]})
+        out.append(
+            {
+                "router": f"best single ({bs['model']})",
+                "audc": na,
+                "qnc": 1.0,
+                "cost_at_95": 1.0,
+                "apgr": 1.0,
+                "best_quality": bs["quality"],
+            }
+        )
+        out.append(
+            {
+                "router": "random mix",
+                "audc": refs["random_mix_audc"],
+                "qnc": 1.0,
+                "cost_at_95": cost_to_reach(
+                    Curve(
+                        points=np.asarray(refs["random_mix"]["curve"]),
+                        hull=upper_hull(np.asarray(refs["random_mix"]["curve"])),
+                    ),
+                    0.95 * bs["quality"],
+                )
+                / bs["cost"]
+                if bs["cost"] > 0
+                else na,
+                "apgr": 0.5,
+                "best_quality": bs["quality"],
+            }
+        )
+        out.append(
+            {
+                "router": "oracle",
+                "audc": refs["oracle_audc"],
+                "qnc": cost_to_reach(self.oracle_curve, bs["quality"]) / bs["cost"] if bs["cost"] > 0 else na,
+                "cost_at_95": cost_to_reach(self.oracle_curve, 0.95 * bs["quality"]) / bs["cost"]
+                if bs["cost"] > 0
+                else na,
+                "apgr": na,
+                "best_quality": refs["oracle"]["quality"],
+            }
+        )
         return out
 
     def to_markdown(self) -> str:
@@ -219,11 +270,15 @@ class EvaluationReport:
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in self.rows():
-            lines.append(f"| {r['router']} | {fmt(r['audc'], True)} | {fmt(r['qnc'])} | {fmt(r['cost_at_95'])} | "
-                         f"{fmt(r['apgr'])} | {fmt(r['best_quality'], True)} |")
+            lines.append(
+                f"| {r['router']} | {fmt(r['audc'], True)} | {fmt(r['qnc'])} | {fmt(r['cost_at_95'])} | "
+                f"{fmt(r['apgr'])} | {fmt(r['best_quality'], True)} |"
+            )
         lines.append("")
-        lines.append("QNC and cost at 95 % are fractions of the best single model's cost; 'never' means the curve "
-                     "does not reach that quality.")
+        lines.append(
+            "QNC and cost at 95 % are fractions of the best single model's cost; 'never' means the curve "
+            "does not reach that quality."
+        )
         for name, why in self.unavailable.items():
             lines.append(f"- `{name}` unavailable: {why}")
         for ex in self.excluded_models:
@@ -255,11 +310,17 @@ class EvaluationReport:
         ax.plot(oc[:, 0] * 1000, oc[:, 1], ls=":", color="grey", label="oracle")
         rm = np.asarray(self.references["random_mix"]["curve"])
         ax.plot(rm[:, 0] * 1000, rm[:, 1], ls="--", color="black", lw=1, label="random mix")
-        for name, s in self.references["single_models"].items():
+        for s in self.references["single_models"].values():
             ax.scatter([s["cost"] * 1000], [s["quality"]], s=10, color="grey", alpha=0.5)
         bs = self.references["best_single"]
-        ax.scatter([bs["cost"] * 1000], [bs["quality"]], marker="*", s=120, color="red",
-                   label=f"best single: {bs['model']}")
+        ax.scatter(
+            [bs["cost"] * 1000],
+            [bs["quality"]],
+            marker="*",
+            s=120,
+            color="red",
+            label=f"best single: {bs['model']}",
+        )
         ax.set_xscale("log")
         ax.set_xlabel("mean cost per 1k queries (USD, log scale)")
         ax.set_ylabel("mean quality on test prompts")
@@ -291,24 +352,39 @@ def _router_curve(Q_hat: np.ndarray, C_hat: np.ndarray, Y: np.ndarray, C: np.nda
     return Curve(points=pts, hull=upper_hull(pts))
 
 
-def _summarize(name: str, curve: Curve, refs: dict, c_range: tuple[float, float], fit_s: float,
-               extra: dict | None = None) -> RouterResult:
+def _summarize(
+    name: str, curve: Curve, refs: dict, c_range: tuple[float, float], fit_s: float, extra: dict | None = None
+) -> RouterResult:
     bs, ch = refs["best_single"], refs["cheapest"]
     reach = cost_to_reach(curve, bs["quality"])
     reach95 = cost_to_reach(curve, 0.95 * bs["quality"])
     return RouterResult(
-        name=name, curve=curve, audc=audc(curve, *c_range),
+        name=name,
+        curve=curve,
+        audc=audc(curve, *c_range),
         qnc=None if reach is None else reach / bs["cost"],
         cost_at_95=None if reach95 is None else reach95 / bs["cost"],
-        apgr=apgr(curve, c_weak=ch["cost"], q_weak=ch["quality"], c_strong=bs["cost"], q_strong=bs["quality"]),
-        best_quality=curve.best_quality, fit_seconds=fit_s, extra=extra or {},
+        apgr=apgr(
+            curve, c_weak=ch["cost"], q_weak=ch["quality"], c_strong=bs["cost"], q_strong=bs["quality"]
+        ),
+        best_quality=curve.best_quality,
+        fit_seconds=fit_s,
+        extra=extra or {},
     )
 
 
-def evaluate(table: RoutingTable, split: Split, *, routers: Sequence[str] = tuple(ROUTERS), anchors: int = 100,
-             seed: int = 0, features: np.ndarray | None = None, encoder: Any = None,
-             show_progress: bool | None = None,
-             extra_routers: Mapping[str, Callable[..., Any]] | None = None) -> EvaluationReport:
+def evaluate(
+    table: RoutingTable,
+    split: Split,
+    *,
+    routers: Sequence[str] = tuple(ROUTERS),
+    anchors: int = 100,
+    seed: int = 0,
+    features: np.ndarray | None = None,
+    encoder: Any = None,
+    show_progress: bool | None = None,
+    extra_routers: Mapping[str, Callable[..., Any]] | None = None,
+) -> EvaluationReport:
     """Run the evaluation contract (module docstring) and return the report.
 
     Parameters
@@ -329,7 +405,7 @@ def evaluate(table: RoutingTable, split: Split, *, routers: Sequence[str] = tupl
         raise SchemaError("split has no test prompts; put the prompts to evaluate on in 'test_prompt_ids'")
     if anchors < 1:
         raise ValueError(f"anchors must be ≥ 1, got {anchors!r}")
-    from zerorouter_integrations import cascade as _cascade  # noqa: F401  (registers zerorouter-cascade)
+    from zerorouter_integrations import cascade as _cascade
 
     available = {**ROUTERS, **_cascade.EVAL_ROUTERS, **(extra_routers or {})}
     for name in routers:
@@ -362,12 +438,19 @@ def evaluate(table: RoutingTable, split: Split, *, routers: Sequence[str] = tupl
         if j not in pool_cols:
             n_score = int((~np.isnan(S_test[:, j])).sum())
             n_cost = int((~np.isnan(C_test[:, j])).sum())
-            excluded.append({"model": name, "reason": f"score and cost on {coverage[j]:.1%} of test prompts "
-                             f"(score on {n_score}, cost on {n_cost} of {len(test_idx)}); the pool needs "
-                             f"≥{POOL_COVERAGE:.0%}"})
+            excluded.append(
+                {
+                    "model": name,
+                    "reason": f"score and cost on {coverage[j]:.1%} of test prompts "
+                    f"(score on {n_score}, cost on {n_cost} of {len(test_idx)}); the pool needs "
+                    f"≥{POOL_COVERAGE:.0%}",
+                }
+            )
     if len(pool_cols) < 2:
-        raise SchemaError(f"only {len(pool_cols)} model(s) have a score and a cost on ≥{POOL_COVERAGE:.0%} of the "
-                          "test prompts; evaluation needs at least 2")
+        raise SchemaError(
+            f"only {len(pool_cols)} model(s) have a score and a cost on ≥{POOL_COVERAGE:.0%} of the "
+            "test prompts; evaluation needs at least 2"
+        )
     complete = have[:, pool_cols].all(axis=1)
     eval_idx = test_idx[complete]
     pool = [models[j] for j in pool_cols]
@@ -387,13 +470,25 @@ def evaluate(table: RoutingTable, split: Split, *, routers: Sequence[str] = tupl
     if len(features) != len(all_ids):
         raise ValueError(f"features has {len(features)} rows; the table has {len(all_ids)} prompts")
 
-    known_cols = [models.index(m) for m in known]
     prices = {m: table.prices(m) for m in models}
     results: dict[str, RouterResult] = {}
     unavailable: dict[str, str] = {}
-    ctx = EvalContext(table=table, features=features, train_idx=train_idx, eval_idx=eval_idx, models=models,
-                      known=known, new_models=new_models, pool=pool, S_all=S_all, C_all=C_all,
-                      tokens_all=tokens_all, prices=prices, anchors=anchors, seed=seed)
+    ctx = EvalContext(
+        table=table,
+        features=features,
+        train_idx=train_idx,
+        eval_idx=eval_idx,
+        models=models,
+        known=known,
+        new_models=new_models,
+        pool=pool,
+        S_all=S_all,
+        C_all=C_all,
+        tokens_all=tokens_all,
+        prices=prices,
+        anchors=anchors,
+        seed=seed,
+    )
     for name in routers:
         t0 = time.perf_counter()
         if name in ROUTERS:
@@ -409,10 +504,20 @@ def evaluate(table: RoutingTable, split: Split, *, routers: Sequence[str] = tupl
                 continue
             curve, extra = out
             results[name] = _summarize(name, curve, refs, c_range, time.perf_counter() - t0, extra)
-    return EvaluationReport(table=table.name, routers=results, references=refs, pool=pool, new_models=new_models,
-                            excluded_models=excluded, n_test_prompts=int(len(eval_idx)),
-                            n_dropped_prompts=int(len(test_idx) - len(eval_idx)), anchors=anchors,
-                            cost_range=c_range, oracle_curve=oracle_curve, unavailable=unavailable)
+    return EvaluationReport(
+        table=table.name,
+        routers=results,
+        references=refs,
+        pool=pool,
+        new_models=new_models,
+        excluded_models=excluded,
+        n_test_prompts=len(eval_idx),
+        n_dropped_prompts=int(len(test_idx) - len(eval_idx)),
+        anchors=anchors,
+        cost_range=c_range,
+        oracle_curve=oracle_curve,
+        unavailable=unavailable,
+    )
 
 
 @dataclass
@@ -435,14 +540,20 @@ class EvalContext:
     seed: int
 
 
-def fit_and_onboard(ctx: EvalContext, space: LatentSpace, *, anchors: int | None = None,
-                    anchor_seed: int | None = None) -> QualityPredictor:
+def fit_and_onboard(
+    ctx: EvalContext, space: LatentSpace, *, anchors: int | None = None, anchor_seed: int | None = None
+) -> QualityPredictor:
     """Fit ``space`` on the known models' training outcomes, pick anchors, onboard every other pool model."""
     known_cols = [ctx.models.index(m) for m in ctx.known]
     tr = ctx.train_idx
     pred = QualityPredictor(space).fit(
-        ctx.features[tr], ctx.S_all[np.ix_(tr, known_cols)], ctx.known,
-        costs=ctx.C_all[np.ix_(tr, known_cols)], input_tokens=ctx.tokens_all[tr], prices=ctx.prices)
+        ctx.features[tr],
+        ctx.S_all[np.ix_(tr, known_cols)],
+        ctx.known,
+        costs=ctx.C_all[np.ix_(tr, known_cols)],
+        input_tokens=ctx.tokens_all[tr],
+        prices=ctx.prices,
+    )
     to_onboard = [m for m in ctx.pool if m not in pred.profiles_]
     if to_onboard:
         k = ctx.anchors if anchors is None else anchors
@@ -454,8 +565,14 @@ def fit_and_onboard(ctx: EvalContext, space: LatentSpace, *, anchors: int | None
             j = ctx.models.index(name)
             y = ctx.S_all[anchor_rows, j]
             ok = ~np.isnan(y)
-            pred.onboard(name, Z_anchor[ok], y[ok], costs=ctx.C_all[anchor_rows, j][ok],
-                         input_tokens=ctx.tokens_all[anchor_rows][ok], prices=ctx.prices.get(name))
+            pred.onboard(
+                name,
+                Z_anchor[ok],
+                y[ok],
+                costs=ctx.C_all[anchor_rows, j][ok],
+                input_tokens=ctx.tokens_all[anchor_rows][ok],
+                prices=ctx.prices.get(name),
+            )
     return pred
 
 

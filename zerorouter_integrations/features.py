@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["TEXT_FEATURES", "text_features", "PromptFeaturizer", "messages_to_text"]
+__all__ = ["TEXT_FEATURES", "PromptFeaturizer", "messages_to_text", "text_features"]
 
 _CODE = re.compile(r"```|\bdef \w+\(|\breturn\b|\bclass \w+|;\s*$|\bimport \w+|==|\{\s*$|\bprint\(", re.M)
 _MATH = re.compile(r"\$|\\frac|\\sqrt|\\cdot|\^\{|\\le|\\ge|\\pi|\d\s*[\+\-\*/×÷=]\s*\d")
@@ -24,8 +25,16 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 #: Names of the columns returned by :func:`text_features`, in order.
 TEXT_FEATURES = (
-    "log_chars", "log_lines", "digit_frac", "code_markers", "math_markers",
-    "choice_lines", "shot_markers", "numbers", "question_marks", "upper_frac",
+    "log_chars",
+    "log_lines",
+    "digit_frac",
+    "code_markers",
+    "math_markers",
+    "choice_lines",
+    "shot_markers",
+    "numbers",
+    "question_marks",
+    "upper_frac",
 )
 
 
@@ -68,13 +77,17 @@ def messages_to_text(messages: Sequence[dict[str, Any]] | str, *, max_chars: int
     last_user = ""
     for msg in messages:
         if not isinstance(msg, dict):
-            raise TypeError(f"each message must be a dict with 'role' and 'content', got {type(msg).__name__}")
+            raise TypeError(
+                f"each message must be a dict with 'role' and 'content', got {type(msg).__name__}"
+            )
         content = msg.get("content")
         if isinstance(content, str):
             text = content
         elif isinstance(content, list):
             text = "\n".join(
-                str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") in (None, "text")
+                str(p.get("text", ""))
+                for p in content
+                if isinstance(p, dict) and p.get("type") in (None, "text")
             )
         else:
             text = ""

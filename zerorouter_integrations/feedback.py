@@ -28,11 +28,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "apply_call",
     "apply_error",
-    "in_cooldown",
-    "ewma",
-    "tokens_per_s",
     "check_call_args",
     "check_error_args",
+    "ewma",
+    "in_cooldown",
+    "tokens_per_s",
 ]
 
 
@@ -55,7 +55,7 @@ def tokens_per_s(latency_s: float, ttft_s: float | None, output_tokens: int) -> 
 
 
 def apply_call(
-    stats: "ObservedStats",
+    stats: ObservedStats,
     *,
     latency_s: float,
     ttft_s: float | None,
@@ -64,7 +64,7 @@ def apply_call(
     cost_usd: float | None,
     alpha: float,
     now: float,
-) -> "ObservedStats":
+) -> ObservedStats:
     """Return ``stats`` updated by one successful call (``stats`` is not modified).
 
     Parameters
@@ -115,14 +115,14 @@ def apply_call(
 
 
 def apply_error(
-    stats: "ObservedStats",
+    stats: ObservedStats,
     *,
     error_type: str,
     cooldown_after: int,
     cooldown_s: float,
     alpha: float,
     now: float,
-) -> "ObservedStats":
+) -> ObservedStats:
     """Return ``stats`` updated by one failed call (``stats`` is not modified).
 
     Parameters
@@ -160,7 +160,7 @@ def apply_error(
     )
 
 
-def in_cooldown(stats: "ObservedStats | None", now: float) -> bool:
+def in_cooldown(stats: ObservedStats | None, now: float) -> bool:
     """Whether the router should skip the model at unix time ``now``."""
     return stats is not None and stats.cooldown_until > now
 
@@ -211,9 +211,7 @@ def check_call_args(
     }
 
 
-def check_error_args(
-    *, error_type: Any, cooldown_after: Any, cooldown_s: Any, alpha: Any
-) -> dict[str, Any]:
+def check_error_args(*, error_type: Any, cooldown_after: Any, cooldown_s: Any, alpha: Any) -> dict[str, Any]:
     """Validate and normalize the arguments of a recorded error (raises ``ValueError``)."""
     if not isinstance(error_type, str) or not error_type:
         raise ValueError(f"error_type must be a non-empty str, got {error_type!r}")

@@ -17,8 +17,9 @@ All functions broadcast over numpy arrays, so one call fills an ``n_prompts × n
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -98,13 +99,18 @@ def latency_params(stats: Any, prior: LatencyPrior = LatencyPrior()) -> tuple[fl
     ``stats`` is an ``ObservedStats`` (or anything with ``ewma_ttft_s``, ``ewma_tokens_per_s``,
     ``ewma_output_tokens`` attributes), or None.
     """
+
     def pick(attr: str, default: float) -> float:
         v = getattr(stats, attr, None) if stats is not None else None
         return float(v) if v is not None and np.isfinite(v) and v > 0 else float(default)
 
     ttft = getattr(stats, "ewma_ttft_s", None) if stats is not None else None
     ttft = float(ttft) if ttft is not None and np.isfinite(ttft) and ttft >= 0 else float(prior.ttft_s)
-    return ttft, pick("ewma_tokens_per_s", prior.tokens_per_s), pick("ewma_output_tokens", prior.output_tokens)
+    return (
+        ttft,
+        pick("ewma_tokens_per_s", prior.tokens_per_s),
+        pick("ewma_output_tokens", prior.output_tokens),
+    )
 
 
 def latency_matrix(
@@ -142,7 +148,9 @@ def latency_matrix(
         cols.append((ttft, tps, typical, prior.p95_factor))
     ttft = np.array([c[0] for c in cols])[None, :]
     tps = np.array([c[1] for c in cols])[None, :]
-    out_tok = np.array([c[2] for c in cols])[None, :] if output_tokens is None else np.asarray(output_tokens, float)
+    out_tok = (
+        np.array([c[2] for c in cols])[None, :] if output_tokens is None else np.asarray(output_tokens, float)
+    )
     if out_tok.ndim == 1:
         out_tok = out_tok[:, None]
     L = np.asarray(expected_latency_s(ttft, tps, out_tok), dtype=float)

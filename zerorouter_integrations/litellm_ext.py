@@ -55,8 +55,9 @@ import logging
 import threading
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from zerorouter_integrations._env import import_litellm
 from zerorouter_integrations.errors import NoAdmissibleModelError
@@ -64,11 +65,11 @@ from zerorouter_integrations.errors import NoAdmissibleModelError
 if TYPE_CHECKING:  # pragma: no cover
     from zerorouter_integrations.dispatch import Attempt, DispatchResult
 
-__all__ = [
-    "ZeroRouterStrategy",
+__all__ = [  # noqa: F822 (the two classes are made on first use by the module __getattr__)
     "ZeroRouterCallback",
-    "deployment_name",
+    "ZeroRouterStrategy",
     "deployment_keys",
+    "deployment_name",
     "match_deployment",
 ]
 
@@ -81,6 +82,7 @@ ASelectFn = Callable[[list], Awaitable[Sequence[str]]]
 # --------------------------------------------------------------------------------------------
 # Naming convention (pure, no LiteLLM import)
 # --------------------------------------------------------------------------------------------
+
 
 def _strip_provider(model: str) -> str:
     return model.split("/", 1)[1] if "/" in model else model
@@ -109,7 +111,9 @@ def deployment_name(deployment: Mapping[str, Any]) -> str:
     return _strip_provider(str(model))
 
 
-def match_deployment(ranking: Sequence[str], deployments: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def match_deployment(
+    ranking: Sequence[str], deployments: Sequence[Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
     """The deployment of the best-ranked name that matches one, or None.
 
     Each key is bound to the first deployment that claims it at the highest precedence, so an
@@ -156,6 +160,7 @@ def _build() -> None:
         try:  # pre-1.110 Routers only (see _legacy_cooling_ids)
             from litellm.router_utils.cooldown_handlers import get_cooldown_deployments
         except ImportError:  # pragma: no cover - private helper moved: skip the cooldown filter
+
             def get_cooldown_deployments(**_: Any) -> list:
                 return []
 
@@ -176,7 +181,13 @@ def _build() -> None:
             active = router.health().cooldowns.get_active_cooldowns(model_ids=ids, parent_otel_span=None)
             return {entry[0] for entry in active or ()}
 
-        from zerorouter_integrations.dispatch import Attempt, DispatchResult, Usage, _tool_call_dict, classify_error
+        from zerorouter_integrations.dispatch import (
+            Attempt,
+            DispatchResult,
+            Usage,
+            _tool_call_dict,
+            classify_error,
+        )
 
         class ZeroRouterStrategy(CustomRoutingStrategyBase):
             """A LiteLLM ``Router`` routing strategy that follows zerorouter's ranking.
@@ -218,7 +229,7 @@ def _build() -> None:
                 self.skip_unhealthy = skip_unhealthy
                 self.fallback = fallback
 
-            def attach(self, router: Any) -> "ZeroRouterStrategy":
+            def attach(self, router: Any) -> ZeroRouterStrategy:
                 """Install on ``router`` and remember it; returns self.
 
                 Uses ``router.register_plugin(self)`` (LiteLLM >= 1.110), else the older
@@ -257,12 +268,23 @@ def _build() -> None:
                         f"none of the ranked models {list(ranking)} is a healthy deployment of model "
                         f"group {model!r}; its deployments are {names}"
                     )
-                logger.warning("zerorouter ranking %s matches no deployment of %r (%s); using %s",
-                               list(ranking), model, names, names[0])
+                logger.warning(
+                    "zerorouter ranking %s matches no deployment of %r (%s); using %s",
+                    list(ranking),
+                    model,
+                    names,
+                    names[0],
+                )
                 return deployments[0]
 
-            def _sync_candidates(self, model: str, messages: Any, input: Any,
-                                 specific_deployment: Any, request_kwargs: dict | None) -> Any:
+            def _sync_candidates(
+                self,
+                model: str,
+                messages: Any,
+                input: Any,
+                specific_deployment: Any,
+                request_kwargs: dict | None,
+            ) -> Any:
                 """The deployments ``model`` routes to (a dict when it names one deployment), less
                 those in cooldown when ``skip_unhealthy`` (all of them if every one is cooling)."""
                 router = self._router()
@@ -270,33 +292,55 @@ def _build() -> None:
                     # LiteLLM >= 1.110: the deployments routing would consider for this request
                     # (aliases, routing groups, deployment ids and litellm model names resolved).
                     registry = router.registry()
-                    deployments = [dict(d) for d in registry.deployments(
-                        model, source="routable", request=request_kwargs if request_kwargs is not None else {})]
-                    if (len(deployments) == 1 and registry.has_deployment(model)
-                            and (deployments[0].get("model_info") or {}).get("id") == model):
+                    deployments = [
+                        dict(d)
+                        for d in registry.deployments(
+                            model,
+                            source="routable",
+                            request=request_kwargs if request_kwargs is not None else {},
+                        )
+                    ]
+                    if (
+                        len(deployments) == 1
+                        and registry.has_deployment(model)
+                        and (deployments[0].get("model_info") or {}).get("id") == model
+                    ):
                         return deployments[0]  # a deployment id: that deployment, as LiteLLM serves it
                     cooling_ids = _cooling_ids
                 elif hasattr(router, "_common_checks_available_deployment"):
                     _, deployments = router._common_checks_available_deployment(
-                        model=model, messages=messages, input=input,
-                        specific_deployment=specific_deployment, request_kwargs=request_kwargs,
+                        model=model,
+                        messages=messages,
+                        input=input,
+                        specific_deployment=specific_deployment,
+                        request_kwargs=request_kwargs,
                     )
                     cooling_ids = _legacy_cooling_ids
                 else:
-                    raise _unsupported(router, "registry()/health() nor _common_checks_available_deployment()")
+                    raise _unsupported(
+                        router, "registry()/health() nor _common_checks_available_deployment()"
+                    )
                 if isinstance(deployments, dict) or not self.skip_unhealthy:
                     return deployments
                 try:
                     cooling = cooling_ids(router)
-                except Exception:  # noqa: BLE001 - routing must not break on the cooldown lookup
-                    logger.warning("zerorouter: LiteLLM cooldown lookup failed; not skipping cooling deployments",
-                                   exc_info=True)
+                except Exception:
+                    logger.warning(
+                        "zerorouter: LiteLLM cooldown lookup failed; not skipping cooling deployments",
+                        exc_info=True,
+                    )
                     return deployments
                 healthy = [d for d in deployments if (d.get("model_info") or {}).get("id") not in cooling]
                 return healthy or deployments
 
-            async def _async_candidates(self, model: str, messages: Any, input: Any,
-                                        specific_deployment: Any, request_kwargs: dict | None) -> Any:
+            async def _async_candidates(
+                self,
+                model: str,
+                messages: Any,
+                input: Any,
+                specific_deployment: Any,
+                request_kwargs: dict | None,
+            ) -> Any:
                 """The router's own healthy deployments of ``model`` (cooldown, health checks, tags,
                 order), a dict when it names one deployment."""
                 router = self._router()
@@ -304,13 +348,20 @@ def _build() -> None:
                 if hasattr(router, "select") and hasattr(router, "registry"):
                     # LiteLLM >= 1.110: what its own custom strategies (LAR-1) call.
                     return await router.select(
-                        model, request, kind="healthy",
-                        messages=messages, input=input, specific_deployment=specific_deployment,
+                        model,
+                        request,
+                        kind="healthy",
+                        messages=messages,
+                        input=input,
+                        specific_deployment=specific_deployment,
                     )
                 if hasattr(router, "async_get_healthy_deployments"):
                     return await router.async_get_healthy_deployments(
-                        model=model, request_kwargs=request,
-                        messages=messages, input=input, specific_deployment=specific_deployment,
+                        model=model,
+                        request_kwargs=request,
+                        messages=messages,
+                        input=input,
+                        specific_deployment=specific_deployment,
                     )
                 raise _unsupported(router, "select(kind='healthy') nor async_get_healthy_deployments()")
 
@@ -323,7 +374,9 @@ def _build() -> None:
                 request_kwargs: dict | None = None,
             ) -> Any:
                 """Sync pick: healthy deployments of ``model``, then the best-ranked match."""
-                deployments = self._sync_candidates(model, messages, input, specific_deployment, request_kwargs)
+                deployments = self._sync_candidates(
+                    model, messages, input, specific_deployment, request_kwargs
+                )
                 if isinstance(deployments, dict):
                     return deployments
                 ranking = self.select(_messages_of(messages, input))
@@ -339,11 +392,13 @@ def _build() -> None:
             ) -> Any:
                 """Async pick: the router's own health filters, then the best-ranked match."""
                 if self.skip_unhealthy:
-                    deployments = await self._async_candidates(model, messages, input, specific_deployment,
-                                                               request_kwargs)
+                    deployments = await self._async_candidates(
+                        model, messages, input, specific_deployment, request_kwargs
+                    )
                 else:
-                    deployments = self._sync_candidates(model, messages, input, specific_deployment,
-                                                        request_kwargs)
+                    deployments = self._sync_candidates(
+                        model, messages, input, specific_deployment, request_kwargs
+                    )
                 if isinstance(deployments, dict):
                     return deployments
                 msgs = _messages_of(messages, input)
@@ -382,7 +437,7 @@ def _build() -> None:
                 self._seen_order: deque = deque()
                 self._seen_lock = threading.Lock()
 
-            def register(self) -> "ZeroRouterCallback":
+            def register(self) -> ZeroRouterCallback:
                 """Add to ``litellm.callbacks`` (no duplicate); returns self."""
                 litellm.logging_callback_manager.add_litellm_callback(self)
                 return self
@@ -434,16 +489,21 @@ def _build() -> None:
                 if kwargs.get("stream") or (slo.get("stream") is True):
                     t = self._seconds(slo.get("startTime"), slo.get("completionStartTime"))
                     if t is None:
-                        t = self._seconds(kwargs.get("api_call_start_time") or start,
-                                          kwargs.get("completion_start_time"))
+                        t = self._seconds(
+                            kwargs.get("api_call_start_time") or start, kwargs.get("completion_start_time")
+                        )
                     ttft = t if t is not None else latency
                 usage_obj = getattr(response, "usage", None)
                 if usage_obj is not None:
                     usage = Usage.from_litellm(usage_obj)
                 else:
-                    usage = Usage.from_litellm({"prompt_tokens": slo.get("prompt_tokens"),
-                                                "completion_tokens": slo.get("completion_tokens"),
-                                                "total_tokens": slo.get("total_tokens")})
+                    usage = Usage.from_litellm(
+                        {
+                            "prompt_tokens": slo.get("prompt_tokens"),
+                            "completion_tokens": slo.get("completion_tokens"),
+                            "total_tokens": slo.get("total_tokens"),
+                        }
+                    )
                 cost = slo.get("response_cost")
                 if cost is None:
                     cost = kwargs.get("response_cost")
@@ -452,12 +512,17 @@ def _build() -> None:
                 msg = getattr(choices[0], "message", None) if choices else None
                 tcs = getattr(msg, "tool_calls", None) or []
                 return DispatchResult(
-                    model=self._model(kwargs), response=response,
+                    model=self._model(kwargs),
+                    response=response,
                     content=getattr(msg, "content", None),
                     tool_calls=[_tool_call_dict(tc) for tc in tcs],
                     finish_reason=getattr(choices[0], "finish_reason", None) if choices else None,
-                    usage=usage, cost_usd=float(cost or 0.0), latency_s=latency, ttft_s=ttft,
-                    attempts=[], cost_known=known,
+                    usage=usage,
+                    cost_usd=float(cost or 0.0),
+                    latency_s=latency,
+                    ttft_s=ttft,
+                    attempts=[],
+                    cost_known=known,
                 )
 
             def _success(self, kwargs: dict, response: Any, start: Any, end: Any) -> None:
@@ -466,7 +531,7 @@ def _build() -> None:
                 try:
                     result = self._result(kwargs, response, start, end)
                     self.on_success(result.model, result)
-                except Exception:  # noqa: BLE001 - callbacks never break a call
+                except Exception:
                     logger.exception("ZeroRouterCallback.on_success raised")
 
             def _failure(self, kwargs: dict, response: Any, start: Any, end: Any) -> None:
@@ -483,20 +548,20 @@ def _build() -> None:
                     latency = self._seconds(start, end) or 0.0
                     model = self._model(kwargs)
                     self.on_error(model, Attempt(model, etype, message, status, latency, retryable))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     logger.exception("ZeroRouterCallback.on_error raised")
 
             # -- LiteLLM hooks
-            def log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+            def log_success_event(self, kwargs, response_obj, start_time, end_time):
                 self._success(kwargs, response_obj, start_time, end_time)
 
-            async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+            async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
                 self._success(kwargs, response_obj, start_time, end_time)
 
-            def log_failure_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+            def log_failure_event(self, kwargs, response_obj, start_time, end_time):
                 self._failure(kwargs, response_obj, start_time, end_time)
 
-            async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):  # noqa: ANN001
+            async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
                 self._failure(kwargs, response_obj, start_time, end_time)
 
         for cls in (ZeroRouterStrategy, ZeroRouterCallback):
@@ -510,7 +575,7 @@ def _litellm_version() -> str:
         from importlib.metadata import version
 
         return version("litellm")
-    except Exception:  # noqa: BLE001 - only for an error message
+    except Exception:
         return "unknown"
 
 

@@ -18,20 +18,20 @@ points, made non-decreasing in cost. On that curve:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 __all__ = [
     "Curve",
-    "upper_hull",
-    "curve_from_choices",
-    "sweep_choices",
+    "apgr",
     "audc",
     "cost_to_reach",
-    "apgr",
+    "curve_from_choices",
     "references",
+    "sweep_choices",
+    "upper_hull",
 ]
 
 
@@ -115,8 +115,9 @@ def cost_to_reach(curve: Curve, quality: float) -> float | None:
     return float(c0 + (quality - q0) * (c1 - c0) / (q1 - q0)) if q1 > q0 else float(c1)
 
 
-def apgr(curve: Curve, *, c_weak: float, q_weak: float, c_strong: float, q_strong: float,
-         n_grid: int = 2001) -> float | None:
+def apgr(
+    curve: Curve, *, c_weak: float, q_weak: float, c_strong: float, q_strong: float, n_grid: int = 2001
+) -> float | None:
     """RouteLLM's average performance gap recovered between the cheapest and the best single model."""
     if q_strong <= q_weak or c_strong <= c_weak:
         return None
@@ -142,10 +143,25 @@ def references(Y: np.ndarray, C: np.ndarray, models: Sequence[str]) -> dict:
     masked_cost = np.where(Y >= top - 1e-12, C, np.inf)
     oracle = np.argmin(masked_cost, axis=1)
     return {
-        "best_single": {"model": models[best], "quality": float(q[best]), "cost": float(c[best]), "index": best},
-        "cheapest": {"model": models[cheap], "quality": float(q[cheap]), "cost": float(c[cheap]), "index": cheap},
+        "best_single": {
+            "model": models[best],
+            "quality": float(q[best]),
+            "cost": float(c[best]),
+            "index": best,
+        },
+        "cheapest": {
+            "model": models[cheap],
+            "quality": float(q[cheap]),
+            "cost": float(c[cheap]),
+            "index": cheap,
+        },
         "oracle": {"quality": float(Y[rows, oracle].mean()), "cost": float(C[rows, oracle].mean())},
-        "random_mix": {"from": models[cheap], "to": models[best],
-                       "curve": [[float(c[cheap]), float(q[cheap])], [float(c[best]), float(q[best])]]},
-        "single_models": {models[j]: {"quality": float(q[j]), "cost": float(c[j])} for j in range(len(models))},
+        "random_mix": {
+            "from": models[cheap],
+            "to": models[best],
+            "curve": [[float(c[cheap]), float(q[cheap])], [float(c[best]), float(q[best])]],
+        },
+        "single_models": {
+            models[j]: {"quality": float(q[j]), "cost": float(c[j])} for j in range(len(models))
+        },
     }

@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +22,10 @@ from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
 if TYPE_CHECKING:  # pragma: no cover
     from zerorouter_integrations.router import ZeroRouter
 
-__all__ = ["select_anchors", "onboard", "onboard_live"]
+__all__ = ["onboard", "onboard_live", "select_anchors"]
 
 
-def _coordinates(router: "ZeroRouter", prompts: Sequence[str]) -> np.ndarray:
+def _coordinates(router: ZeroRouter, prompts: Sequence[str]) -> np.ndarray:
     """Latent coordinates; the router's own anchors use their fitted (exact) coordinates."""
     texts = [str(p) for p in prompts]
     anchors = router.artifact.anchors
@@ -42,7 +43,7 @@ def _coordinates(router: "ZeroRouter", prompts: Sequence[str]) -> np.ndarray:
     return np.vstack(out) if out else np.zeros((0, 0))
 
 
-def select_anchors(router: "ZeroRouter", prompts: Sequence[str], k: int = 100, *, seed: int = 0) -> list[int]:
+def select_anchors(router: ZeroRouter, prompts: Sequence[str], k: int = 100, *, seed: int = 0) -> list[int]:
     """Indices (into ``prompts``) of the ``k`` most informative anchors."""
     if k < 1:
         raise ValueError(f"k must be ≥ 1, got {k!r}")
@@ -52,11 +53,21 @@ def select_anchors(router: "ZeroRouter", prompts: Sequence[str], k: int = 100, *
     return [int(i) for i in router.predictor.space_.select_anchors(Z, min(k, len(prompts)), seed=seed)]
 
 
-def onboard(router: "ZeroRouter", model: str, anchor_prompts: Sequence[str], scores: Sequence[float], *,
-            costs: Sequence[float] | None = None, input_usd_per_token: float | None = None,
-            output_usd_per_token: float | None = None, expected_output_tokens: float | None = None,
-            litellm_model: str | None = None, endpoint: Any = None, capabilities: dict | None = None,
-            latency_prior: dict | None = None) -> ModelProfile:
+def onboard(
+    router: ZeroRouter,
+    model: str,
+    anchor_prompts: Sequence[str],
+    scores: Sequence[float],
+    *,
+    costs: Sequence[float] | None = None,
+    input_usd_per_token: float | None = None,
+    output_usd_per_token: float | None = None,
+    expected_output_tokens: float | None = None,
+    litellm_model: str | None = None,
+    endpoint: Any = None,
+    capabilities: dict | None = None,
+    latency_prior: dict | None = None,
+) -> ModelProfile:
     """Fit ``model``'s profile from its ``scores`` (in [0, 1]) on ``anchor_prompts`` and add it to the pool.
 
     Cost: from ``costs`` observed on the anchors when given, else from the prices and
@@ -92,10 +103,17 @@ def onboard(router: "ZeroRouter", model: str, anchor_prompts: Sequence[str], sco
         cost = CostModel.from_prices(prices[0], prices[1], expected_output_tokens or 200.0)
     else:
         cost = _fit_cost(None if costs is None else np.asarray(costs, dtype=float), tokens, prices)
-    profile = ModelProfile(name=model, ability=ability, cost=cost, litellm_model=litellm_model,
-                           input_usd_per_token=prices[0], output_usd_per_token=prices[1],
-                           expected_output_tokens=expected_output_tokens, capabilities=dict(capabilities or {}),
-                           source=f"onboard:{len(y)} anchors")
+    profile = ModelProfile(
+        name=model,
+        ability=ability,
+        cost=cost,
+        litellm_model=litellm_model,
+        input_usd_per_token=prices[0],
+        output_usd_per_token=prices[1],
+        expected_output_tokens=expected_output_tokens,
+        capabilities=dict(capabilities or {}),
+        source=f"onboard:{len(y)} anchors",
+    )
     if latency_prior:
         profile.latency_prior = dict(latency_prior)
     router._add_profile(profile, endpoint)
@@ -113,9 +131,17 @@ def _litellm_prices(litellm_model: str) -> tuple[float | None, float | None]:
     return info.get("input_cost_per_token"), info.get("output_cost_per_token")
 
 
-def onboard_live(router: "ZeroRouter", model: str, endpoint: Any, *, k: int = 100,
-                 grader: Callable[[str, str | None], float | None] | None = None, max_tokens: int = 512,
-                 show_progress: bool | None = None, **onboard_kwargs: Any) -> ModelProfile:
+def onboard_live(
+    router: ZeroRouter,
+    model: str,
+    endpoint: Any,
+    *,
+    k: int = 100,
+    grader: Callable[[str, str | None], float | None] | None = None,
+    max_tokens: int = 512,
+    show_progress: bool | None = None,
+    **onboard_kwargs: Any,
+) -> ModelProfile:
     """Run up to ``k`` of the router's anchors (those with a reference answer) through ``endpoint``.
 
     Each answer is graded with ``grader(response_text, reference)`` (default: exact-match / numeric /
@@ -127,7 +153,9 @@ def onboard_live(router: "ZeroRouter", model: str, endpoint: Any, *, k: int = 10
 
     anchors = router.artifact.anchors
     if anchors is None or not len(anchors):
-        raise SchemaError("this router's artifact has no anchor set; use onboard() with your own scored prompts")
+        raise SchemaError(
+            "this router's artifact has no anchor set; use onboard() with your own scored prompts"
+        )
     usable = [i for i, r in enumerate(anchors.references) if r is not None and str(r).strip()]
     if not usable:
         raise SchemaError("none of the router's anchors has a reference answer to grade against")
@@ -138,11 +166,11 @@ def onboard_live(router: "ZeroRouter", model: str, endpoint: Any, *, k: int = 10
     from tqdm.auto import tqdm
 
     failures = 0
-    for i in tqdm(usable, desc=f"onboarding {model}", disable=show_progress is False,
-                  leave=False):
+    for i in tqdm(usable, desc=f"onboarding {model}", disable=show_progress is False, leave=False):
         try:
-            res = dispatcher.complete([model], [{"role": "user", "content": anchors.texts[i]}],
-                                      max_tokens=max_tokens, temperature=0)
+            res = dispatcher.complete(
+                [model], [{"role": "user", "content": anchors.texts[i]}], max_tokens=max_tokens, temperature=0
+            )
         except Exception:
             failures += 1
             continue

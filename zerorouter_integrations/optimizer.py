@@ -59,8 +59,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -251,8 +252,10 @@ def prune_dominated(
         ge_q = q[:, None, :] >= q[:, :, None]
         le_l = l[:, None, :] <= l[:, :, None]
         weak = le_c & ge_q & le_l
-        strict = (c[:, None, :] < c[:, :, None]) | (q[:, None, :] > q[:, :, None]) | (
-            l[:, None, :] < l[:, :, None]
+        strict = (
+            (c[:, None, :] < c[:, :, None])
+            | (q[:, None, :] > q[:, :, None])
+            | (l[:, None, :] < l[:, :, None])
         )
         dom = weak & (strict | earlier[None, :, :])
         dom &= (a & dom_ok[None, :])[:, None, :]
@@ -330,7 +333,10 @@ def _solve(
     # output_flag=False silences HiGHS's own prints (some sub-MIP messages ignore disp=False);
     # scipy passes it through verbatim with a RuntimeWarning that is filtered here.
     options: dict[str, Any] = {
-        "disp": False, "mip_rel_gap": float(mip_rel_gap), "presolve": True, "output_flag": False,
+        "disp": False,
+        "mip_rel_gap": float(mip_rel_gap),
+        "presolve": True,
+        "output_flag": False,
     }
     if time_limit_s is not None:
         options["time_limit"] = float(time_limit_s)
@@ -376,8 +382,9 @@ def _best_value(
 ) -> float | None:
     """Best achievable value of one quantity under the other constraints (for error messages)."""
     if what == "count":
-        res = _solve(opts, -np.ones(len(opts.rows)), assign_eq=False, capacity=capacity,
-                     time_limit_s=time_limit_s)
+        res = _solve(
+            opts, -np.ones(len(opts.rows)), assign_eq=False, capacity=capacity, time_limit_s=time_limit_s
+        )
         return None if res.x is None else float(round(-res.fun))
     if capacity is None and not knapsacks:  # separable: per-row optimum
         vals = {"min_cost": opts.c, "max_quality": -opts.q, "min_latency": opts.l}[what]
@@ -514,7 +521,13 @@ def optimize_batch(
         relaxed_keep = prune_dominated(Qm, Cm, admissible) if prune else admissible
         try:
             a, st, g, inf = _solve_single_knapsack(
-                Qm, Cm, relaxed_keep, mode, budget, target, time_limit_s=time_limit_s,
+                Qm,
+                Cm,
+                relaxed_keep,
+                mode,
+                budget,
+                target,
+                time_limit_s=time_limit_s,
                 mip_rel_gap=mip_rel_gap,
             )
         except InfeasibleError:
@@ -525,8 +538,17 @@ def optimize_batch(
         assignment, status, gap, info = solved
     else:
         assignment, status, gap, info = _solve_general(
-            Qm, Cm, Lm, keep, mode, budget, target, mean_latency_s, cap,
-            time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap,
+            Qm,
+            Cm,
+            Lm,
+            keep,
+            mode,
+            budget,
+            target,
+            mean_latency_s,
+            cap,
+            time_limit_s=time_limit_s,
+            mip_rel_gap=mip_rel_gap,
         )
     rows = np.arange(n)
     qa, ca = Qm[rows, assignment], Cm[rows, assignment]
@@ -564,8 +586,14 @@ def _solve_exact(
     Returns ``(x, res, status)``; ``x`` is None when no feasible assignment was found.
     """
     for _ in range(4):
-        res = _solve(opts, objective, knapsacks=rows_all, capacity=cap,
-                     time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap)
+        res = _solve(
+            opts,
+            objective,
+            knapsacks=rows_all,
+            capacity=cap,
+            time_limit_s=time_limit_s,
+            mip_rel_gap=mip_rel_gap,
+        )
         status = _STATUS_TEXT.get(int(res.status), str(res.status))
         if res.x is None:
             return None, res, status
@@ -589,8 +617,7 @@ def _solve_exact(
     )
 
 
-def _solve_general(Qm, Cm, Lm, keep, mode, budget, target, mean_latency_s, cap, *,
-                   time_limit_s, mip_rel_gap):
+def _solve_general(Qm, Cm, Lm, keep, mode, budget, target, mean_latency_s, cap, *, time_limit_s, mip_rel_gap):
     """Capacities and/or a mean-latency row.
 
     LP relaxation with duals (HiGHS through ``linprog``), an incumbent by rounding it, exact
@@ -609,13 +636,23 @@ def _solve_general(Qm, Cm, Lm, keep, mode, budget, target, mean_latency_s, cap, 
         # scale the objective to O(1) per prompt so HiGHS's absolute gap (1e-6) means little
         objective = opts.c / max(float(np.mean(opts.c)), 1e-300)
     rows_all = [*knapsacks, main]
-    info: dict[str, Any] = {"path": "highs", "n_variables": int(len(opts.rows))}
+    info: dict[str, Any] = {"path": "highs", "n_variables": len(opts.rows)}
 
     # 1. LP relaxation with duals. Infeasible relaxation → infeasible program (diagnosed below).
     lp = _lp_relaxation(opts, objective, rows_all, cap)
     if lp is None:
-        _raise_infeasible(opts, mode, budget, target, mean_latency_s, cap, knapsacks, "infeasible",
-                          "the LP relaxation is infeasible", time_limit_s)
+        _raise_infeasible(
+            opts,
+            mode,
+            budget,
+            target,
+            mean_latency_s,
+            cap,
+            knapsacks,
+            "infeasible",
+            "the LP relaxation is infeasible",
+            time_limit_s,
+        )
     x_lp, z_lp, d, price = lp
     # 2. incumbent by rounding the LP solution; 3. reduced-cost fixing: with any feasible
     # incumbent of value z_inc, an option with z_lp + d_j > z_inc is in no better solution (exact).
@@ -630,25 +667,38 @@ def _solve_general(Qm, Cm, Lm, keep, mode, budget, target, mean_latency_s, cap, 
         keep_var = (z_lp + np.maximum(d, 0.0) <= z_inc + tol) | (inc > 0.5)
         info["n_variables_after_fixing"] = int(keep_var.sum())
         sel = np.flatnonzero(keep_var)
-        sub = _Options(rows=opts.rows[sel], cols=opts.cols[sel], q=opts.q[sel], c=opts.c[sel],
-                       l=None if opts.l is None else opts.l[sel], n=opts.n, m=opts.m)
+        sub = _Options(
+            rows=opts.rows[sel],
+            cols=opts.cols[sel],
+            q=opts.q[sel],
+            c=opts.c[sel],
+            l=None if opts.l is None else opts.l[sel],
+            n=opts.n,
+            m=opts.m,
+        )
         rows_sub = [(coef[sel], lb, ub) for coef, lb, ub in rows_all]
         objective_sub = objective[sel]
         inc_sub = inc[sel]
         # LP bound already certifies the incumbent?
         if z_inc - z_lp <= mip_rel_gap * max(abs(z_inc), 1e-300):
             info["solver_message"] = "rounded LP solution is within mip_rel_gap of the LP bound"
-            return (_assignment_from_x(sub, inc_sub), "optimal",
-                    float((z_inc - z_lp) / max(abs(z_inc), 1e-300)), info)
+            return (
+                _assignment_from_x(sub, inc_sub),
+                "optimal",
+                float((z_inc - z_lp) / max(abs(z_inc), 1e-300)),
+                info,
+            )
     else:
         rows_sub, objective_sub, inc_sub = rows_all, objective, None
-    x, res, status = _solve_exact(sub, objective_sub, rows_sub, cap,
-                                  time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap)
+    x, res, status = _solve_exact(
+        sub, objective_sub, rows_sub, cap, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap
+    )
     info["solver_message"] = str(res.message)
     if x is None or (inc_sub is not None and float(objective_sub @ x) > float(objective_sub @ inc_sub)):
         if inc_sub is None:
-            _raise_infeasible(opts, mode, budget, target, mean_latency_s, cap, knapsacks, status,
-                              res.message, time_limit_s)
+            _raise_infeasible(
+                opts, mode, budget, target, mean_latency_s, cap, knapsacks, status, res.message, time_limit_s
+            )
         x = inc_sub
         status = "optimal" if status == "optimal" else "time_limit"
     z = float(objective_sub @ x)
@@ -689,13 +739,17 @@ def _lp_relaxation(opts: _Options, objective: np.ndarray, rows_all, cap):
             pos = np.full(opts.m, -1)
             pos[capped] = np.arange(capped.size)
             selv = pos[opts.cols] >= 0
-            ub_rows.append(sp.csr_array((ones[selv], (pos[opts.cols[selv]], np.flatnonzero(selv))),
-                                        shape=(capped.size, v)))
+            ub_rows.append(
+                sp.csr_array(
+                    (ones[selv], (pos[opts.cols[selv]], np.flatnonzero(selv))), shape=(capped.size, v)
+                )
+            )
             ub_rhs.extend(cap[capped].tolist())
     a_ub = sp.vstack(ub_rows, format="csr") if ub_rows else None
     b_ub = np.array(ub_rhs) if ub_rows else None
-    res = linprog(objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(opts.n), bounds=(0, 1),
-                  method=_LP_METHOD)
+    res = linprog(
+        objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(opts.n), bounds=(0, 1), method=_LP_METHOD
+    )
     if res.status != 0 or res.x is None:
         return None
     # shadow price of the main row per unit of its resource, in objective units (≥ 0)
@@ -785,15 +839,17 @@ def _round_incumbent(opts: _Options, x_lp, d, rows_all, cap) -> np.ndarray | Non
     for r in frac_rows:
         idx = np.flatnonzero(opts.rows == r)
         idx = idx[np.argsort(rank[idx], kind="stable")]
-        for k, (coef, _) in enumerate(rows_le):
+        for k in range(len(rows_le)):
             future[k][r] = 0.0
         fut_sum = [float(f[np.isfinite(f)].sum()) for f in future]
         chosen = None
         for o in idx:
             if used_cap[opts.cols[o]] + 1 > capv[opts.cols[o]]:
                 continue
-            if all(usage[k] + coef[o] + fut_sum[k] <= rhs + 1e-12 * max(1.0, abs(rhs))
-                   for k, (coef, rhs) in enumerate(rows_le)):
+            if all(
+                usage[k] + coef[o] + fut_sum[k] <= rhs + 1e-12 * max(1.0, abs(rhs))
+                for k, (coef, rhs) in enumerate(rows_le)
+            ):
                 chosen = o
                 break
         if chosen is None:
@@ -802,7 +858,7 @@ def _round_incumbent(opts: _Options, x_lp, d, rows_all, cap) -> np.ndarray | Non
         used_cap[opts.cols[chosen]] += 1
         for k, (coef, _) in enumerate(rows_le):
             usage[k] += float(coef[chosen])
-    for (coef, rhs) in rows_le:
+    for coef, rhs in rows_le:
         if float(coef @ x) > rhs + 1e-12 * max(1.0, abs(rhs)):
             return None
     if np.any(used_cap > capv):
@@ -866,7 +922,8 @@ def _solve_single_knapsack(Qm, Cm, keep, mode, budget, target, *, time_limit_s, 
             raise InfeasibleError(
                 f"budget {B:.6g} USD is below the cheapest possible assignment ({best:.6g} USD for "
                 f"{n} prompts, every prompt on its cheapest admissible model)",
-                best_value=best, status="infeasible",
+                best_value=best,
+                status="infeasible",
             )
         value = lambda j: float(C[rows, j].sum())  # noqa: E731
         feasible = lambda v: v <= B  # noqa: E731
@@ -877,7 +934,8 @@ def _solve_single_knapsack(Qm, Cm, keep, mode, budget, target, *, time_limit_s, 
             raise InfeasibleError(
                 f"target mean quality {target:.6g} is above the best achievable {best:.6g} "
                 f"(every prompt on its best model, {n} prompts)",
-                best_value=best, status="infeasible",
+                best_value=best,
+                status="infeasible",
             )
         if q_cheap.sum() >= T:
             return to_cols(j_cheap), "optimal", 0.0, {**info, "binding": False}
@@ -930,7 +988,9 @@ def _solve_single_knapsack(Qm, Cm, keep, mode, budget, target, *, time_limit_s, 
         gap_abs = max(0.0, z_inc - lb)
         delta = (best[:, None] - S) / lam
     scale = max(abs(z_inc), 1e-300)
-    info.update(binding=True, lam=lam, bound=float(ub if mode == "max_quality" else lb), incumbent_gap=gap_abs / scale)
+    info.update(
+        binding=True, lam=lam, bound=float(ub if mode == "max_quality" else lb), incumbent_gap=gap_abs / scale
+    )
     if gap_abs <= mip_rel_gap * scale:
         return to_cols(inc), "optimal", gap_abs / scale, {**info, "n_residual_prompts": 0}
 
@@ -944,8 +1004,15 @@ def _solve_single_knapsack(Qm, Cm, keep, mode, budget, target, *, time_limit_s, 
     sub_keep = keep2[free]
     r_rows, r_cols = np.nonzero(sub_keep)
     sub_rows = np.flatnonzero(free)
-    opts = _Options(rows=r_rows, cols=r_cols, q=Q[sub_rows][r_rows, r_cols],
-                    c=C[sub_rows][r_rows, r_cols], l=None, n=int(free.sum()), m=K.shape[1])
+    opts = _Options(
+        rows=r_rows,
+        cols=r_cols,
+        q=Q[sub_rows][r_rows, r_cols],
+        c=C[sub_rows][r_rows, r_cols],
+        l=None,
+        n=int(free.sum()),
+        m=K.shape[1],
+    )
     inc_free = inc[free]
     if mode == "max_quality":
         fixed_part = float(Q[rows[fixed], inc[fixed]].sum())
@@ -961,8 +1028,7 @@ def _solve_single_knapsack(Qm, Cm, keep, mode, budget, target, *, time_limit_s, 
         objective = opts.c / c_scale
         z_res_inc = float(C[sub_rows, inc_free].sum())
     rel = min(1.0, max(1e-12, mip_rel_gap * scale / max(abs(z_res_inc), 1e-300)))
-    x, res, status = _solve_exact(opts, objective, [main], None,
-                                  time_limit_s=time_limit_s, mip_rel_gap=rel)
+    x, res, status = _solve_exact(opts, objective, [main], None, time_limit_s=time_limit_s, mip_rel_gap=rel)
     info["solver_message"] = str(res.message)
     best_assign = inc
     if x is not None:
@@ -991,8 +1057,7 @@ def _solve_single_knapsack(Qm, Cm, keep, mode, budget, target, *, time_limit_s, 
     return to_cols(best_assign), status, gap, info
 
 
-def _improve(V, W, K, j, j_alt, cap, lam, *, model_of=None, room=None, iters: int = 60,
-             n_cand: int = 4096):
+def _improve(V, W, K, j, j_alt, cap, lam, *, model_of=None, room=None, iters: int = 60, n_cand: int = 4096):
     """Heuristic incumbent for ``max ΣV  s.t.  ΣW ≤ cap`` (one option per row), from a feasible ``j``.
 
     Budget mode is ``V = Q, W = C``; target mode is ``V = −C, W = −Q, cap = −T``. Moves:
@@ -1024,7 +1089,7 @@ def _improve(V, W, K, j, j_alt, cap, lam, *, model_of=None, room=None, iters: in
             take &= rank < room[tm]
         bad = np.flatnonzero(~take)
         if bad.size:
-            take[bad[0]:] = False
+            take[bad[0] :] = False
         return take
 
     def apply(rs, cs):
@@ -1099,8 +1164,9 @@ def _improve(V, W, K, j, j_alt, cap, lam, *, model_of=None, room=None, iters: in
     return j
 
 
-def _raise_infeasible(opts, mode, budget, target, mean_latency_s, cap, knapsacks, status, message,
-                      time_limit_s):
+def _raise_infeasible(
+    opts, mode, budget, target, mean_latency_s, cap, knapsacks, status, message, time_limit_s
+):
     """Work out which constraint cannot be met and raise InfeasibleError with its best value."""
     if status == "time_limit":
         raise ZeroRouterError(
@@ -1127,16 +1193,14 @@ def _raise_infeasible(opts, mode, budget, target, mean_latency_s, cap, knapsacks
                 status=status,
             )
     if mode == "max_quality":
-        best = _best_value(opts, "min_cost", knapsacks=knapsacks, capacity=cap,
-                           time_limit_s=time_limit_s)
+        best = _best_value(opts, "min_cost", knapsacks=knapsacks, capacity=cap, time_limit_s=time_limit_s)
         raise InfeasibleError(
             f"budget {budget:.6g} USD is below the cheapest feasible assignment "
             f"({'unknown' if best is None else f'{best:.6g}'} USD for {n} prompts); solver status: {status}",
             best_value=best,
             status=status,
         )
-    best = _best_value(opts, "max_quality", knapsacks=knapsacks, capacity=cap,
-                       time_limit_s=time_limit_s)
+    best = _best_value(opts, "max_quality", knapsacks=knapsacks, capacity=cap, time_limit_s=time_limit_s)
     raise InfeasibleError(
         f"target mean quality {target:.6g} is above the best achievable "
         f"{'unknown' if best is None else f'{best:.6g}'} for {n} prompts; solver status: {status}",

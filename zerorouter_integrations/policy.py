@@ -39,7 +39,8 @@ import hashlib
 import inspect
 import math
 import warnings
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -186,12 +187,12 @@ class Policy:
     # ------------------------------------------------------------------ constructors and params
 
     @classmethod
-    def for_budget(cls, usd_per_1k: float, *, mu: float = 0.0) -> "Policy":
+    def for_budget(cls, usd_per_1k: float, *, mu: float = 0.0) -> Policy:
         """A policy calibrated to spend ``usd_per_1k`` USD per 1,000 calls on average."""
         return cls(budget_usd_per_1k=usd_per_1k, mu=mu)
 
     @classmethod
-    def for_quality_target(cls, target: float, *, reference: str | None = None, mu: float = 0.0) -> "Policy":
+    def for_quality_target(cls, target: float, *, reference: str | None = None, mu: float = 0.0) -> Policy:
         """A policy calibrated to a mean predicted quality.
 
         With ``reference``, ``target`` (in (0, 1]) is a fraction of the reference model's mean
@@ -216,7 +217,7 @@ class Policy:
         """Constructor parameters, as in scikit-learn."""
         return {name: getattr(self, name) for name in self._get_param_names()}
 
-    def set_params(self, **params: Any) -> "Policy":
+    def set_params(self, **params: Any) -> Policy:
         """Set constructor parameters (unknown names raise ``ValueError``); returns ``self``."""
         valid = set(self._get_param_names())
         for k, v in params.items():
@@ -227,11 +228,7 @@ class Policy:
 
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
-        shown = [
-            f"{k}={v!r}"
-            for k, v in self.get_params().items()
-            if v != sig.parameters[k].default
-        ]
+        shown = [f"{k}={v!r}" for k, v in self.get_params().items() if v != sig.parameters[k].default]
         return f"Policy({', '.join(shown)})"
 
     def _target_kind(self) -> str:
@@ -281,8 +278,7 @@ class Policy:
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise ValueError(
-                f"non-finite prediction at prompt {i}, model {j} that the mask admits; "
-                "mask it out or fill it"
+                f"non-finite prediction at prompt {i}, model {j} that the mask admits; mask it out or fill it"
             )
         if np.any(adm & (Cm < 0)):
             raise ValueError("C (predicted cost, USD per call) must be ≥ 0")
@@ -315,8 +311,16 @@ class Policy:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, Q, C, L=None, *, model_names: Sequence[str] | None = None, mask=None,
-            keys: Sequence[Hashable] | None = None) -> "Policy":
+    def fit(
+        self,
+        Q,
+        C,
+        L=None,
+        *,
+        model_names: Sequence[str] | None = None,
+        mask=None,
+        keys: Sequence[Hashable] | None = None,
+    ) -> Policy:
         """Calibrate ``lam_`` on a calibration set.
 
         Parameters
@@ -350,7 +354,7 @@ class Policy:
         """
         kind = self._target_kind()
         mu = float(self.mu)
-        Qm, Cm, Lm, adm, base = self._prepare(Q, C, L, mask, mu)
+        Qm, Cm, _Lm, adm, base = self._prepare(Q, C, L, mask, mu)
         n, m = Qm.shape
         names = self._check_names(model_names, m)
         u = self._uniforms(n, keys)
@@ -416,9 +420,7 @@ class Policy:
             "n_prompts": int(n),
         }
         counts = np.bincount(chosen, minlength=m) / n
-        cal["shares"] = {
-            (names[j] if names else str(j)): float(counts[j]) for j in range(m) if counts[j] > 0
-        }
+        cal["shares"] = {(names[j] if names else str(j)): float(counts[j]) for j in range(m) if counts[j] > 0}
         if ref_idx is not None:
             ok = adm[:, ref_idx]
             cal["reference"] = self.reference
@@ -456,7 +458,9 @@ class Policy:
         j_cheap = np.where(Ck <= Ck.min(axis=1, keepdims=True), -Bk, np.inf).argmin(axis=1)
         c_cheap, b_cheap = C[rows, j_cheap], base[rows, j_cheap]
         with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.where(adm & (C > c_cheap[:, None]), (base - b_cheap[:, None]) / (C - c_cheap[:, None]), -np.inf)
+            up = np.where(
+                adm & (C > c_cheap[:, None]), (base - b_cheap[:, None]) / (C - c_cheap[:, None]), -np.inf
+            )
         lam_max = max(float(up.max()), 0.0) * (1.0 + 1e-9) + 1e-300
         j_max = choose_rows(base, C, adm, lam_max)
         v_max = value(j_max)
@@ -477,7 +481,8 @@ class Policy:
                 best_possible = float(np.where(adm, Q, -np.inf).max(axis=1).mean())
                 extra = (
                     f"; with mu={self.mu} the latency term holds it at {v0:.6g}"
-                    if best_possible > v0 + 1e-12 else ""
+                    if best_possible > v0 + 1e-12
+                    else ""
                 )
                 raise InfeasibleError(
                     f"quality target {target:.6g} is above the best achievable mean quality "
@@ -493,7 +498,9 @@ class Policy:
         with np.errstate(divide="ignore", invalid="ignore"):
             down = np.where(adm & (C < c0[:, None]), (b0[:, None] - base) / (c0[:, None] - C), np.inf)
         lam_lo = float(down.min()) * (1.0 - 1e-9)
-        if not (lam_lo > 0 and math.isfinite(lam_lo)) or not lo_side(value(choose_rows(base, C, adm, lam_lo))):
+        if not (lam_lo > 0 and math.isfinite(lam_lo)) or not lo_side(
+            value(choose_rows(base, C, adm, lam_lo))
+        ):
             lam_lo = 0.0
         lam_hi = lam_max
         for _ in range(400):
@@ -559,7 +566,9 @@ class Policy:
     def _choose_arrays(self, base, C, adm, u) -> np.ndarray:
         lam, lam_alt, mix, _ = self._fitted_params()
         if lam_alt is not None and mix > 0:  # each row takes one side of the calibrated mix
-            lam = (lam_alt if u[0] < mix else lam) if len(u) == 1 else np.where(u < mix, lam_alt, lam)[:, None]
+            lam = (
+                (lam_alt if u[0] < mix else lam) if len(u) == 1 else np.where(u < mix, lam_alt, lam)[:, None]
+            )
         return choose_rows(base, C, adm, lam)
 
     def scores(self, Q, C, L=None) -> np.ndarray:
@@ -596,10 +605,20 @@ class Policy:
         NoAdmissibleModelError
             A prompt has no admissible model.
         """
-        lam, lam_alt, mix, mu = self._fitted_params()
-        if (mask is None and mu == 0.0 and type(Q) is np.ndarray and type(C) is np.ndarray and Q.ndim == 2
-                and Q.shape == C.shape and Q.size and Q.dtype == np.float64 and C.dtype == np.float64
-                and math.isfinite(Q.sum() + C.sum()) and C.min() >= 0.0):
+        _lam, lam_alt, mix, mu = self._fitted_params()
+        if (
+            mask is None
+            and mu == 0.0
+            and type(Q) is np.ndarray
+            and type(C) is np.ndarray
+            and Q.ndim == 2
+            and Q.shape == C.shape
+            and Q.size
+            and Q.dtype == np.float64
+            and C.dtype == np.float64
+            and math.isfinite(Q.sum() + C.sum())
+            and C.min() >= 0.0
+        ):
             # The common per-request case (no mask, no latency price, clean float arrays): the checks of
             # ``_prepare`` in three reductions (a finite sum means no NaN or inf); anything else takes
             # the full path and its errors.

@@ -11,8 +11,9 @@ cost from each profile's :class:`~zerorouter_integrations.profiles.CostModel`.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from zerorouter_integrations.errors import UnknownModelError
 from zerorouter_integrations.latent.base import LatentSpace, check_is_fitted
 from zerorouter_integrations.profiles import CostModel, ModelProfile, ProfileDict, profiles_version
 
-__all__ = ["QualityPredictor", "Prediction"]
+__all__ = ["Prediction", "QualityPredictor"]
 
 
 @dataclass
@@ -32,8 +33,10 @@ class Prediction:
     quality_sd: np.ndarray
     cost_usd: np.ndarray
 
-    def row(self, i: int) -> "Prediction":
-        return Prediction(self.models, self.quality[i:i + 1], self.quality_sd[i:i + 1], self.cost_usd[i:i + 1])
+    def row(self, i: int) -> Prediction:
+        return Prediction(
+            self.models, self.quality[i : i + 1], self.quality_sd[i : i + 1], self.cost_usd[i : i + 1]
+        )
 
 
 class QualityPredictor:
@@ -56,9 +59,16 @@ class QualityPredictor:
         self.space = space
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str], *, costs: np.ndarray | None = None,
-            input_tokens: np.ndarray | None = None,
-            prices: Mapping[str, tuple[float | None, float | None]] | None = None) -> "QualityPredictor":
+    def fit(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        models: Sequence[str],
+        *,
+        costs: np.ndarray | None = None,
+        input_tokens: np.ndarray | None = None,
+        prices: Mapping[str, tuple[float | None, float | None]] | None = None,
+    ) -> QualityPredictor:
         """Fit the space on ``X`` / ``Y`` and build a profile for each model.
 
         ``costs`` (n × m, NaN where unknown) and ``input_tokens`` (n,) fit each model's cost model;
@@ -67,22 +77,38 @@ class QualityPredictor:
         models = list(models)
         obs = ~np.isnan(np.asarray(Y, dtype=float))
         keep = [j for j in range(len(models)) if obs[:, j].any()]
-        self.space_ = copy.deepcopy(self.space).fit(X, np.asarray(Y, dtype=float)[:, keep], [models[j] for j in keep])
+        self.space_ = copy.deepcopy(self.space).fit(
+            X, np.asarray(Y, dtype=float)[:, keep], [models[j] for j in keep]
+        )
         self.profiles_ = ProfileDict()
         for j in keep:
             name = models[j]
-            cost = _fit_cost(costs[:, j] if costs is not None else None, input_tokens, (prices or {}).get(name))
+            cost = _fit_cost(
+                costs[:, j] if costs is not None else None, input_tokens, (prices or {}).get(name)
+            )
             pin, pout = (prices or {}).get(name, (None, None))
             self.profiles_[name] = ModelProfile(
-                name=name, ability=self.space_.abilities_[name], cost=cost,
-                input_usd_per_token=pin, output_usd_per_token=pout, source="fit",
+                name=name,
+                ability=self.space_.abilities_[name],
+                cost=cost,
+                input_usd_per_token=pin,
+                output_usd_per_token=pout,
+                source="fit",
             )
         return self
 
     # ------------------------------------------------------------------ onboarding
-    def onboard(self, name: str, Z: np.ndarray, scores: np.ndarray, *, costs: np.ndarray | None = None,
-                input_tokens: np.ndarray | None = None, prices: tuple[float | None, float | None] | None = None,
-                **profile_fields) -> ModelProfile:
+    def onboard(
+        self,
+        name: str,
+        Z: np.ndarray,
+        scores: np.ndarray,
+        *,
+        costs: np.ndarray | None = None,
+        input_tokens: np.ndarray | None = None,
+        prices: tuple[float | None, float | None] | None = None,
+        **profile_fields,
+    ) -> ModelProfile:
         """A new model's profile from its scores on anchor prompts at latent coordinates ``Z``.
 
         Pure with respect to the space and the other profiles: only the returned profile is new, and
@@ -92,8 +118,15 @@ class QualityPredictor:
         ability = self.space_.fit_ability(np.asarray(Z, dtype=float), np.asarray(scores, dtype=float))
         cost = _fit_cost(costs, input_tokens, prices)
         pin, pout = prices if prices is not None else (None, None)
-        profile = ModelProfile(name=name, ability=ability, cost=cost, input_usd_per_token=pin,
-                               output_usd_per_token=pout, source=f"onboard:{len(scores)} anchors", **profile_fields)
+        profile = ModelProfile(
+            name=name,
+            ability=ability,
+            cost=cost,
+            input_usd_per_token=pin,
+            output_usd_per_token=pout,
+            source=f"onboard:{len(scores)} anchors",
+            **profile_fields,
+        )
         self.profiles_[name] = profile
         return profile
 
@@ -107,8 +140,14 @@ class QualityPredictor:
         check_is_fitted(self, "space_")
         return self.space_.transform(X)
 
-    def predict(self, X: np.ndarray | None = None, *, Z: np.ndarray | None = None,
-                input_tokens: np.ndarray | None = None, models: Sequence[str] | None = None) -> Prediction:
+    def predict(
+        self,
+        X: np.ndarray | None = None,
+        *,
+        Z: np.ndarray | None = None,
+        input_tokens: np.ndarray | None = None,
+        models: Sequence[str] | None = None,
+    ) -> Prediction:
         """Predicted quality, its sd, and expected cost for prompts given by features ``X`` or coordinates ``Z``.
 
         The pool's abilities and cost models are stacked once and reused until a profile, its
@@ -137,14 +176,21 @@ class QualityPredictor:
             cost = intercept + np.asarray(input_tokens, dtype=float).reshape(-1, 1) * per_token
         return Prediction(list(names), q, sd, cost)
 
-    def _pool(self) -> "_StackedPool":
+    def _pool(self) -> _StackedPool:
         """The current pool stacked for prediction (rebuilt when a profile, ability or cost model changes)."""
         profiles = self.profiles_
         version: Any = profiles_version()
-        if type(profiles) is not ProfileDict:  # a plain dict set by a caller: its membership is part of the key
+        if (
+            type(profiles) is not ProfileDict
+        ):  # a plain dict set by a caller: its membership is part of the key
             version = (version, tuple(profiles), tuple(map(id, profiles.values())))
         cached = self.__dict__.get("_pool_cache")
-        if cached is None or cached.version != version or cached.pool is not profiles or cached.space is not self.space_:
+        if (
+            cached is None
+            or cached.version != version
+            or cached.pool is not profiles
+            or cached.space is not self.space_
+        ):
             cached = _StackedPool.build(version, profiles, self.space_)
             self.__dict__["_pool_cache"] = cached
         return cached
@@ -175,16 +221,23 @@ class _StackedPool:
     last: tuple | None = None  # (models list, subset) of the previous call: routers ask for one pool
 
     @classmethod
-    def build(cls, version: Any, pool: dict, space: LatentSpace) -> "_StackedPool":
+    def build(cls, version: Any, pool: dict, space: LatentSpace) -> _StackedPool:
         profiles = list(pool.values())
-        return cls(version=version, pool=pool, space=space, profiles=profiles, names=tuple(pool),
-                   stacked=space.stack_abilities([p.ability for p in profiles]),
-                   intercept=np.array([p.cost.intercept_usd for p in profiles], dtype=float),
-                   per_token=np.array([p.cost.per_input_token_usd for p in profiles], dtype=float),
-                   subsets={})
+        return cls(
+            version=version,
+            pool=pool,
+            space=space,
+            profiles=profiles,
+            names=tuple(pool),
+            stacked=space.stack_abilities([p.ability for p in profiles]),
+            intercept=np.array([p.cost.intercept_usd for p in profiles], dtype=float),
+            per_token=np.array([p.cost.per_input_token_usd for p in profiles], dtype=float),
+            subsets={},
+        )
 
-    def subset(self, space: LatentSpace, models: Sequence[str], known: Sequence[str]
-               ) -> tuple[tuple[str, ...], object, np.ndarray, np.ndarray]:
+    def subset(
+        self, space: LatentSpace, models: Sequence[str], known: Sequence[str]
+    ) -> tuple[tuple[str, ...], object, np.ndarray, np.ndarray]:
         """Names, stacked abilities and cost arrays of ``models`` (cached per distinct subset)."""
         names = tuple(models)
         hit = self.subsets.get(names)
@@ -194,16 +247,23 @@ class _StackedPool:
                 if n not in index:
                     raise UnknownModelError(n, list(known))
             idx = [index[n] for n in names]
-            hit = (names, space.stack_abilities([self.profiles[i].ability for i in idx]),
-                   self.intercept[idx], self.per_token[idx])
+            hit = (
+                names,
+                space.stack_abilities([self.profiles[i].ability for i in idx]),
+                self.intercept[idx],
+                self.per_token[idx],
+            )
             if len(self.subsets) >= 64:  # bounded: callers with ever-changing subsets do not grow it
                 self.subsets.clear()
             self.subsets[names] = hit
         return hit
 
 
-def _fit_cost(costs: np.ndarray | None, input_tokens: np.ndarray | None,
-              prices: tuple[float | None, float | None] | None) -> CostModel:
+def _fit_cost(
+    costs: np.ndarray | None,
+    input_tokens: np.ndarray | None,
+    prices: tuple[float | None, float | None] | None,
+) -> CostModel:
     if costs is not None and input_tokens is not None:
         c = np.asarray(costs, dtype=float)
         ok = ~np.isnan(c)
@@ -212,4 +272,3 @@ def _fit_cost(costs: np.ndarray | None, input_tokens: np.ndarray | None,
     if prices is not None and prices[0] is not None and prices[1] is not None:
         return CostModel.from_prices(prices[0], prices[1], expected_output_tokens=200.0)
     return CostModel()
-

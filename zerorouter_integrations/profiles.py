@@ -11,9 +11,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,15 @@ from zerorouter_integrations._io import atomic_write_json
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.latent.base import Ability
 
-__all__ = ["CostModel", "ModelProfile", "ProfileDict", "estimate_tokens", "profiles_version", "save_profiles",
-           "load_profiles"]
+__all__ = [
+    "CostModel",
+    "ModelProfile",
+    "ProfileDict",
+    "estimate_tokens",
+    "load_profiles",
+    "profiles_version",
+    "save_profiles",
+]
 
 # Prediction caches (the predictor's stacked pool) are keyed by this version: it changes whenever a
 # profile's ability or cost model is replaced or a ProfileDict gains, loses or replaces a profile.
@@ -62,13 +70,16 @@ class CostModel:
     n_obs: int = 0
 
     @classmethod
-    def from_prices(cls, input_usd_per_token: float, output_usd_per_token: float,
-                    expected_output_tokens: float) -> "CostModel":
-        return cls(intercept_usd=float(output_usd_per_token * expected_output_tokens),
-                   per_input_token_usd=float(input_usd_per_token))
+    def from_prices(
+        cls, input_usd_per_token: float, output_usd_per_token: float, expected_output_tokens: float
+    ) -> CostModel:
+        return cls(
+            intercept_usd=float(output_usd_per_token * expected_output_tokens),
+            per_input_token_usd=float(input_usd_per_token),
+        )
 
     @classmethod
-    def fit(cls, input_tokens: Iterable[float], costs: Iterable[float]) -> "CostModel":
+    def fit(cls, input_tokens: Iterable[float], costs: Iterable[float]) -> CostModel:
         """Non-negative least squares fit of cost on input tokens (NaN pairs ignored)."""
         x = np.asarray(list(input_tokens), dtype=float)
         y = np.asarray(list(costs), dtype=float)
@@ -77,23 +88,30 @@ class CostModel:
         if len(y) == 0:
             raise ValueError("CostModel.fit needs at least one (input_tokens, cost) pair without NaN")
         if len(y) < 3 or np.ptp(x) == 0:
-            return cls(intercept_usd=float(np.mean(y)), per_input_token_usd=0.0, n_obs=int(len(y)))
+            return cls(intercept_usd=float(np.mean(y)), per_input_token_usd=0.0, n_obs=len(y))
         from scipy.optimize import nnls
 
         A = np.column_stack([np.ones_like(x), x])
         coef, _ = nnls(A, y)
-        return cls(intercept_usd=float(coef[0]), per_input_token_usd=float(coef[1]), n_obs=int(len(y)))
+        return cls(intercept_usd=float(coef[0]), per_input_token_usd=float(coef[1]), n_obs=len(y))
 
     def predict(self, input_tokens: np.ndarray | float) -> np.ndarray:
         return self.intercept_usd + self.per_input_token_usd * np.asarray(input_tokens, dtype=float)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"intercept_usd": self.intercept_usd, "per_input_token_usd": self.per_input_token_usd,
-                "n_obs": self.n_obs}
+        return {
+            "intercept_usd": self.intercept_usd,
+            "per_input_token_usd": self.per_input_token_usd,
+            "n_obs": self.n_obs,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CostModel":
-        return cls(float(d.get("intercept_usd", 0.0)), float(d.get("per_input_token_usd", 0.0)), int(d.get("n_obs", 0)))
+    def from_dict(cls, d: Mapping[str, Any]) -> CostModel:
+        return cls(
+            float(d.get("intercept_usd", 0.0)),
+            float(d.get("per_input_token_usd", 0.0)),
+            int(d.get("n_obs", 0)),
+        )
 
 
 @dataclass
@@ -161,7 +179,7 @@ class ModelProfile:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelProfile":
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelProfile:
         try:
             return cls(
                 name=str(d["name"]),
@@ -190,7 +208,7 @@ class ModelProfile:
 class ProfileDict(dict):
     """A pool of profiles by name (a ``dict``) whose changes bump :func:`profiles_version`."""
 
-    def __setitem__(self, key: str, value: "ModelProfile") -> None:
+    def __setitem__(self, key: str, value: ModelProfile) -> None:
         super().__setitem__(key, value)
         _bump()
 
@@ -199,10 +217,11 @@ class ProfileDict(dict):
         _bump()
 
     def _mutating(name: str):  # type: ignore[misc]
-        def method(self: "ProfileDict", *args: Any, **kwargs: Any) -> Any:
+        def method(self: ProfileDict, *args: Any, **kwargs: Any) -> Any:
             out = getattr(dict, name)(self, *args, **kwargs)
             _bump()
             return out
+
         method.__name__ = name
         return method
 

@@ -18,18 +18,19 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, AnchorSet, RouterArtifact
+from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
 from zerorouter_integrations.errors import NoAdmissibleModelError, SchemaError, UnknownModelError
 from zerorouter_integrations.features import PromptFeaturizer, messages_to_text
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
 
-__all__ = ["ZeroRouter", "RoutedResponse", "RoutedChunk"]
+__all__ = ["RoutedChunk", "RoutedResponse", "ZeroRouter"]
 
 Messages = Sequence[Mapping[str, Any]] | str
 
@@ -38,8 +39,10 @@ def _as_messages(messages: Messages) -> list[dict[str, Any]]:
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
     if not isinstance(messages, (list, tuple)) or not messages:
-        raise ValueError(f"messages must be a non-empty list of {{'role', 'content'}} dicts or a string, "
-                         f"got {messages!r:.80}")
+        raise ValueError(
+            f"messages must be a non-empty list of {{'role', 'content'}} dicts or a string, "
+            f"got {messages!r:.80}"
+        )
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or "role" not in m:
@@ -69,10 +72,17 @@ class RoutedResponse:
         from dataclasses import asdict
 
         return {
-            "content": self.content, "tool_calls": self.tool_calls, "finish_reason": self.finish_reason,
-            "model": self.model, "decision": self.decision.to_dict(), "usage": asdict(self.usage),
-            "cost_usd": self.cost_usd, "latency_s": self.latency_s, "ttft_s": self.ttft_s,
-            "request_id": self.request_id, "attempts": [asdict(a) for a in self.attempts],
+            "content": self.content,
+            "tool_calls": self.tool_calls,
+            "finish_reason": self.finish_reason,
+            "model": self.model,
+            "decision": self.decision.to_dict(),
+            "usage": asdict(self.usage),
+            "cost_usd": self.cost_usd,
+            "latency_s": self.latency_s,
+            "ttft_s": self.ttft_s,
+            "request_id": self.request_id,
+            "attempts": [asdict(a) for a in self.attempts],
         }
 
 
@@ -115,11 +125,22 @@ class ZeroRouter:
         After ``cooldown_after`` consecutive errors a model is skipped for ``cooldown_s`` seconds.
     """
 
-    def __init__(self, artifact: RouterArtifact, *, endpoints: Mapping[str, Any] | None = None,
-                 models: Sequence[str] | None = None, policy: Any = None, store: Any = None,
-                 reference_model: str | None = None, encoder: Any = None, retry: Any = None,
-                 latency_sla_s: float | None = None, cooldown_after: int = 3, cooldown_s: float = 30.0,
-                 feedback_alpha: float = 0.2):
+    def __init__(
+        self,
+        artifact: RouterArtifact,
+        *,
+        endpoints: Mapping[str, Any] | None = None,
+        models: Sequence[str] | None = None,
+        policy: Any = None,
+        store: Any = None,
+        reference_model: str | None = None,
+        encoder: Any = None,
+        retry: Any = None,
+        latency_sla_s: float | None = None,
+        cooldown_after: int = 3,
+        cooldown_s: float = 30.0,
+        feedback_alpha: float = 0.2,
+    ):
         from zerorouter_integrations.decision import SessionStickiness
         from zerorouter_integrations.stores import ProfileStore, open_store
 
@@ -141,10 +162,13 @@ class ZeroRouter:
             for name in self._pool:
                 p = self.predictor.profiles_[name]
                 if p.litellm_model:
-                    self.endpoints[name] = ModelEndpoint(name=name, litellm_model=p.litellm_model,
-                                                         input_cost_per_token=p.input_usd_per_token,
-                                                         output_cost_per_token=p.output_usd_per_token,
-                                                         **_endpoint_kwargs(p.dispatch))
+                    self.endpoints[name] = ModelEndpoint(
+                        name=name,
+                        litellm_model=p.litellm_model,
+                        input_cost_per_token=p.input_usd_per_token,
+                        output_cost_per_token=p.output_usd_per_token,
+                        **_endpoint_kwargs(p.dispatch),
+                    )
         else:
             for name, ep in endpoints.items():
                 if name not in self.predictor.profiles_:
@@ -153,10 +177,13 @@ class ZeroRouter:
         if encoder is None:
             from zerorouter_integrations.encoder import QueryEncoder
 
-            encoder = QueryEncoder(**{k: v for k, v in artifact.encoder.items() if k in ("max_seq_length", "precision")})
+            encoder = QueryEncoder(
+                **{k: v for k, v in artifact.encoder.items() if k in ("max_seq_length", "precision")}
+            )
         self.encoder = encoder
-        self.featurizer = PromptFeaturizer(encoder, **{k: v for k, v in artifact.features.items()
-                                                      if k in ("use_text_features",)})
+        self.featurizer = PromptFeaturizer(
+            encoder, **{k: v for k, v in artifact.features.items() if k in ("use_text_features",)}
+        )
         self.reference_model = reference_model
         self.latency_sla_s = latency_sla_s
         self.cooldown_after = cooldown_after
@@ -172,12 +199,12 @@ class ZeroRouter:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def default(cls, **kwargs: Any) -> "ZeroRouter":
+    def default(cls, **kwargs: Any) -> ZeroRouter:
         """The router shipped with the package (offline; see ``scripts/build_default_artifact.py``)."""
         return cls(RouterArtifact.load(DEFAULT_ARTIFACT), **kwargs)
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs: Any) -> "ZeroRouter":
+    def load(cls, path: str | Path, **kwargs: Any) -> ZeroRouter:
         """A router from an artifact file written by :meth:`save` or ``zerorouter fit``."""
         return cls(RouterArtifact.load(path), **kwargs)
 
@@ -198,7 +225,11 @@ class ZeroRouter:
     def _calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
         a = self.artifact
         if a.calibration_Z is not None:
-            toks = a.calibration_tokens if a.calibration_tokens is not None else np.full(len(a.calibration_Z), 200.0)
+            toks = (
+                a.calibration_tokens
+                if a.calibration_tokens is not None
+                else np.full(len(a.calibration_Z), 200.0)
+            )
             return a.calibration_Z, toks
         if a.anchors is not None and len(a.anchors):
             return a.anchors.Z, np.array([estimate_tokens(t) for t in a.anchors.texts], dtype=float)
@@ -211,8 +242,11 @@ class ZeroRouter:
             policy = Policy.for_quality_target(0.95, reference=self._reference())
         if getattr(policy, "lam_", None) is not None:
             return policy
-        if getattr(policy, "lam", None) is not None and policy.budget_usd_per_1k is None and \
-                policy.quality_target is None:
+        if (
+            getattr(policy, "lam", None) is not None
+            and policy.budget_usd_per_1k is None
+            and policy.quality_target is None
+        ):
             pool = self._routable_pool()  # same width as a calibrated policy (see _rank)
             zeros = np.zeros((1, len(pool)))
             return policy.fit(zeros, zeros, zeros, model_names=pool)
@@ -254,7 +288,7 @@ class ZeroRouter:
             return [m for m in self._pool if m in self.endpoints]
         return list(self._pool)
 
-    def with_policy(self, policy: Any) -> "ZeroRouter":
+    def with_policy(self, policy: Any) -> ZeroRouter:
         """A shallow copy of this router with another policy (calibrated on the same prompts)."""
         clone = object.__new__(ZeroRouter)
         clone.__dict__.update(self.__dict__)
@@ -285,32 +319,68 @@ class ZeroRouter:
                 if litellm_name:
                     caps = capabilities_from_litellm(litellm_name, p.capabilities or None)
                 else:
-                    caps = ModelCapabilities.from_dict(p.capabilities) if p.capabilities else ModelCapabilities()
+                    caps = (
+                        ModelCapabilities.from_dict(p.capabilities) if p.capabilities else ModelCapabilities()
+                    )
                 self._caps_cache[name] = caps
             return self._caps_cache[name]
 
-    def route(self, messages: Messages, *, tools: Sequence[Any] | None = None, response_format: Any = None,
-              max_tokens: int | None = None, allowed_models: Sequence[str] | None = None,
-              denied_models: Sequence[str] | None = None, session_id: str | None = None, policy: Any = None,
-              latency_sla_s: float | None = None, request_id: str | None = None) -> Any:
+    def route(
+        self,
+        messages: Messages,
+        *,
+        tools: Sequence[Any] | None = None,
+        response_format: Any = None,
+        max_tokens: int | None = None,
+        allowed_models: Sequence[str] | None = None,
+        denied_models: Sequence[str] | None = None,
+        session_id: str | None = None,
+        policy: Any = None,
+        latency_sla_s: float | None = None,
+        request_id: str | None = None,
+    ) -> Any:
         """Decide which model should answer, without calling it. Returns a ``RoutingDecision``."""
         msgs = _as_messages(messages)
         text = messages_to_text(msgs)
         t0 = time.perf_counter()
         x = self.featurizer.transform_one(text)
-        return self._decide(msgs, x[None, :], text, tools=tools, response_format=response_format,
-                            max_tokens=max_tokens, allowed=allowed_models, denied=denied_models,
-                            session_id=session_id, policy=policy, latency_sla_s=latency_sla_s,
-                            request_id=request_id, t0=t0)
+        return self._decide(
+            msgs,
+            x[None, :],
+            text,
+            tools=tools,
+            response_format=response_format,
+            max_tokens=max_tokens,
+            allowed=allowed_models,
+            denied=denied_models,
+            session_id=session_id,
+            policy=policy,
+            latency_sla_s=latency_sla_s,
+            request_id=request_id,
+            t0=t0,
+        )
 
     async def aroute(self, messages: Messages, **kwargs: Any) -> Any:
         """Async twin of :meth:`route` (the encoder runs in a worker thread)."""
         return await asyncio.to_thread(self.route, messages, **kwargs)
 
-    def _decide(self, msgs: list[dict[str, Any]], X: np.ndarray, text: str, *, tools: Any, response_format: Any,
-                max_tokens: int | None, allowed: Sequence[str] | None, denied: Sequence[str] | None,
-                session_id: str | None, policy: Any, latency_sla_s: float | None, request_id: str | None,
-                t0: float) -> Any:
+    def _decide(
+        self,
+        msgs: list[dict[str, Any]],
+        X: np.ndarray,
+        text: str,
+        *,
+        tools: Any,
+        response_format: Any,
+        max_tokens: int | None,
+        allowed: Sequence[str] | None,
+        denied: Sequence[str] | None,
+        session_id: str | None,
+        policy: Any,
+        latency_sla_s: float | None,
+        request_id: str | None,
+        t0: float,
+    ) -> Any:
         from zerorouter_integrations.constraints import filter_models, needs_from_request
         from zerorouter_integrations.decision import Candidate, RoutingDecision
         from zerorouter_integrations.feedback import in_cooldown
@@ -322,9 +392,16 @@ class ZeroRouter:
                     raise UnknownModelError(name, self.models)
         needs = needs_from_request(msgs, tools=tools, response_format=response_format, max_tokens=max_tokens)
         caps, smallest_window = self._pool_capabilities(pool)
-        if (allowed is None and denied is None and needs.max_tokens is None and not needs.needs_tools
-                and not needs.needs_vision and not needs.needs_json_schema and not needs.needs_response_format
-                and needs.prompt_tokens <= smallest_window):
+        if (
+            allowed is None
+            and denied is None
+            and needs.max_tokens is None
+            and not needs.needs_tools
+            and not needs.needs_vision
+            and not needs.needs_json_schema
+            and not needs.needs_response_format
+            and needs.prompt_tokens <= smallest_window
+        ):
             admissible, removed = list(pool), {}  # a plain request that fits every context window
         else:
             admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
@@ -334,8 +411,10 @@ class ZeroRouter:
             st = stats.get(m)
             if st is not None and in_cooldown(st, now):
                 admissible.remove(m)
-                removed[m] = f"cooling down for {st.cooldown_until - now:.1f} s after {st.consecutive_errors} " \
-                             f"consecutive errors ({st.last_error})"
+                removed[m] = (
+                    f"cooling down for {st.cooldown_until - now:.1f} s after {st.consecutive_errors} "
+                    f"consecutive errors ({st.last_error})"
+                )
         Z = self.predictor.transform(X)
         tokens = np.array([estimate_tokens(text)], dtype=float)
         pred = self.predictor.predict(Z=Z, input_tokens=tokens, models=admissible) if admissible else None
@@ -362,8 +441,9 @@ class ZeroRouter:
             admissible = [admissible[i] for i in idx]
             latency = latency[idx]
             if pred is not None:
-                pred = pred.__class__(admissible, pred.quality[:, idx], pred.quality_sd[:, idx],
-                                      pred.cost_usd[:, idx])
+                pred = pred.__class__(
+                    admissible, pred.quality[:, idx], pred.quality_sd[:, idx], pred.cost_usd[:, idx]
+                )
         ranking_all = admissible
         sticky = False
         if session_id is not None and admissible:
@@ -386,18 +466,33 @@ class ZeroRouter:
         lat = latency[cols]
         scores = pol.scores(q[None, :], c[None, :], lat[None, :])[0]
         order = _rank(pol, ranking_all, q, c, lat)
-        candidates = [Candidate(model=ranking_all[i], predicted_quality=float(q[i]),
-                                quality_sd=float(pred.quality_sd[0, cols[i]]), predicted_cost_usd=float(c[i]),
-                                predicted_latency_s=float(lat[i]), score=float(scores[i])) for i in order]
+        candidates = [
+            Candidate(
+                model=ranking_all[i],
+                predicted_quality=float(q[i]),
+                quality_sd=float(pred.quality_sd[0, cols[i]]),
+                predicted_cost_usd=float(c[i]),
+                predicted_latency_s=float(lat[i]),
+                score=float(scores[i]),
+            )
+            for i in order
+        ]
         ref = self._reference()
         ref_q = ref_c = None
         if ref in self.predictor.profiles_:
             rp = self.predictor.predict(Z=Z, input_tokens=tokens, models=[ref])
             ref_q, ref_c = float(rp.quality[0, 0]), float(rp.cost_usd[0, 0])
         decision = RoutingDecision(
-            request_id=request_id or uuid.uuid4().hex, chosen=candidates[0].model, candidates=candidates,
-            removed=removed, policy=_policy_summary(pol), reference_model=ref, reference_cost_usd=ref_c,
-            reference_quality=ref_q, session_id=session_id, sticky=sticky,
+            request_id=request_id or uuid.uuid4().hex,
+            chosen=candidates[0].model,
+            candidates=candidates,
+            removed=removed,
+            policy=_policy_summary(pol),
+            reference_model=ref,
+            reference_cost_usd=ref_c,
+            reference_quality=ref_q,
+            session_id=session_id,
+            sticky=sticky,
             routing_time_s=time.perf_counter() - t0,
         )
         decision.latent = Z[0].tolist()  # type: ignore[attr-defined]
@@ -424,8 +519,10 @@ class ZeroRouter:
             from zerorouter_integrations.latency import expected_latency_s
 
             prior = self._latency_prior(name)
-            cache[name] = (float(expected_latency_s(prior.ttft_s, prior.tokens_per_s, prior.output_tokens)),
-                           prior.p95_factor)
+            cache[name] = (
+                float(expected_latency_s(prior.ttft_s, prior.tokens_per_s, prior.output_tokens)),
+                prior.p95_factor,
+            )
         return cache[name][0]
 
     def _latency_prior(self, name: str) -> Any:
@@ -433,20 +530,34 @@ class ZeroRouter:
 
         p = self.predictor.profiles_[name]
         lp = p.latency_prior or {}
-        return LatencyPrior(ttft_s=float(lp.get("ttft_s", 0.5)), tokens_per_s=float(lp.get("tokens_per_s", 60.0)),
-                            output_tokens=float(p.expected_output_tokens or lp.get("output_tokens", 256.0)),
-                            p95_factor=float(lp.get("p95_factor", 2.0)))
+        return LatencyPrior(
+            ttft_s=float(lp.get("ttft_s", 0.5)),
+            tokens_per_s=float(lp.get("tokens_per_s", 60.0)),
+            output_tokens=float(p.expected_output_tokens or lp.get("output_tokens", 256.0)),
+            p95_factor=float(lp.get("p95_factor", 2.0)),
+        )
 
     def _p95_latency(self, name: str, st: Any) -> float:
         """p95 estimate: expected latency × the profile's p95 factor (default 2)."""
         expected = self._expected_latency(name, st)
-        return expected * self.__dict__["_prior_latency_cache"].get(name, (0.0, 2.0))[1] \
-            if name in self.__dict__.get("_prior_latency_cache", {}) else expected * self._latency_prior(name).p95_factor
+        return (
+            expected * self.__dict__["_prior_latency_cache"].get(name, (0.0, 2.0))[1]
+            if name in self.__dict__.get("_prior_latency_cache", {})
+            else expected * self._latency_prior(name).p95_factor
+        )
 
     # ------------------------------------------------------------------ batch
-    def route_batch(self, prompts: Sequence[str], *, mode: str = "min_cost", budget_usd: float | None = None,
-                    quality_target: float | None = None, allowed_models: Sequence[str] | None = None,
-                    capacity: Mapping[str, int] | None = None, max_latency_s: float | None = None) -> Any:
+    def route_batch(
+        self,
+        prompts: Sequence[str],
+        *,
+        mode: str = "min_cost",
+        budget_usd: float | None = None,
+        quality_target: float | None = None,
+        allowed_models: Sequence[str] | None = None,
+        capacity: Mapping[str, int] | None = None,
+        max_latency_s: float | None = None,
+    ) -> Any:
         """Assign models to a batch of prompts with the dual-mode integer program.
 
         ``mode="max_quality"`` maximizes total predicted quality within ``budget_usd`` (total for the batch);
@@ -461,8 +572,17 @@ class ZeroRouter:
         pred = self.predictor.predict(X, input_tokens=tokens, models=pool)
         stats = self.store.all_stats()
         L = np.tile([self._expected_latency(m, stats.get(m)) for m in pool], (len(texts), 1))
-        return optimize_batch(pred.quality, pred.cost_usd, mode=mode, budget=budget_usd, target=quality_target,
-                              L=L, max_latency_s=max_latency_s, capacity=capacity, model_names=pool)
+        return optimize_batch(
+            pred.quality,
+            pred.cost_usd,
+            mode=mode,
+            budget=budget_usd,
+            target=quality_target,
+            L=L,
+            max_latency_s=max_latency_s,
+            capacity=capacity,
+            model_names=pool,
+        )
 
     # ------------------------------------------------------------------ dispatch
     def _get_dispatcher(self) -> Any:
@@ -470,31 +590,56 @@ class ZeroRouter:
             from zerorouter_integrations.dispatch import Dispatcher, RetryPolicy
 
             if not self.endpoints:
-                raise SchemaError("no model of the pool has a LiteLLM endpoint; pass endpoints={name: ModelEndpoint(…)}")
+                raise SchemaError(
+                    "no model of the pool has a LiteLLM endpoint; pass endpoints={name: ModelEndpoint(…)}"
+                )
             from zerorouter_integrations._env import import_litellm
 
             import_litellm()  # pay LiteLLM's import here, not inside the first call's measured latency
-            self._dispatcher = Dispatcher(self.endpoints, retry=self._retry or RetryPolicy(),
-                                          on_success=self._on_success, on_error=self._on_error)
+            self._dispatcher = Dispatcher(
+                self.endpoints,
+                retry=self._retry or RetryPolicy(),
+                on_success=self._on_success,
+                on_error=self._on_error,
+            )
         return self._dispatcher
 
     def _on_success(self, model: str, result: Any) -> None:
-        self.store.record_call(model, latency_s=result.latency_s, ttft_s=result.ttft_s,
-                               input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens,
-                               cost_usd=result.cost_usd if getattr(result, "cost_known", True) else None,
-                               alpha=self.feedback_alpha)
+        self.store.record_call(
+            model,
+            latency_s=result.latency_s,
+            ttft_s=result.ttft_s,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost_usd=result.cost_usd if getattr(result, "cost_known", True) else None,
+            alpha=self.feedback_alpha,
+        )
 
     def _on_error(self, model: str, attempt: Any) -> None:
-        self.store.record_error(model, error_type=attempt.error_type, cooldown_after=self.cooldown_after,
-                                cooldown_s=self.cooldown_s, alpha=self.feedback_alpha)
+        self.store.record_error(
+            model,
+            error_type=attempt.error_type,
+            cooldown_after=self.cooldown_after,
+            cooldown_s=self.cooldown_s,
+            alpha=self.feedback_alpha,
+        )
 
     def _split_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-        route_keys = ("allowed_models", "denied_models", "session_id", "policy", "latency_sla_s", "request_id")
+        route_keys = (
+            "allowed_models",
+            "denied_models",
+            "session_id",
+            "policy",
+            "latency_sla_s",
+            "request_id",
+        )
         routing = {k: kwargs.pop(k) for k in route_keys if k in kwargs}
         model = kwargs.pop("model", None)
         return routing, kwargs, model
 
-    def _prepare(self, messages: Messages, kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, list[str], dict]:
+    def _prepare(
+        self, messages: Messages, kwargs: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], Any, list[str], dict]:
         routing, params, forced = self._split_kwargs(dict(kwargs))
         msgs = _as_messages(messages)
         if forced is not None:
@@ -503,16 +648,27 @@ class ZeroRouter:
             if forced not in self.endpoints:
                 raise UnknownModelError(forced, list(self.endpoints))
             p = self.predictor.profiles_[forced]
-            decision = RoutingDecision(request_id=routing.get("request_id") or uuid.uuid4().hex, chosen=forced,
-                                       candidates=[Candidate(forced, float("nan"), None, float("nan"), None, 0.0)],
-                                       removed={}, policy={"mode": "forced"}, reference_model=None,
-                                       reference_cost_usd=None, reference_quality=None,
-                                       session_id=routing.get("session_id"))
+            decision = RoutingDecision(
+                request_id=routing.get("request_id") or uuid.uuid4().hex,
+                chosen=forced,
+                candidates=[Candidate(forced, float("nan"), None, float("nan"), None, 0.0)],
+                removed={},
+                policy={"mode": "forced"},
+                reference_model=None,
+                reference_cost_usd=None,
+                reference_quality=None,
+                session_id=routing.get("session_id"),
+            )
             decision.latent = None  # type: ignore[attr-defined]
             del p
             return msgs, decision, [forced], params
-        decision = self.route(msgs, tools=params.get("tools"), response_format=params.get("response_format"),
-                              max_tokens=params.get("max_tokens"), **routing)
+        decision = self.route(
+            msgs,
+            tools=params.get("tools"),
+            response_format=params.get("response_format"),
+            max_tokens=params.get("max_tokens"),
+            **routing,
+        )
         return msgs, decision, decision.ranking, params
 
     def _finish(self, decision: Any, result: Any) -> RoutedResponse:
@@ -521,11 +677,20 @@ class ZeroRouter:
         latent = getattr(decision, "latent", None)
         if latent is not None:
             self.store.put_request(decision.request_id, {"model": result.model, "latent": latent})
-        return RoutedResponse(content=result.content, tool_calls=result.tool_calls,
-                              finish_reason=result.finish_reason, model=result.model, decision=decision,
-                              usage=result.usage, cost_usd=result.cost_usd, latency_s=result.latency_s,
-                              ttft_s=result.ttft_s, request_id=decision.request_id, attempts=result.attempts,
-                              response=result.response)
+        return RoutedResponse(
+            content=result.content,
+            tool_calls=result.tool_calls,
+            finish_reason=result.finish_reason,
+            model=result.model,
+            decision=decision,
+            usage=result.usage,
+            cost_usd=result.cost_usd,
+            latency_s=result.latency_s,
+            ttft_s=result.ttft_s,
+            request_id=decision.request_id,
+            attempts=result.attempts,
+            response=result.response,
+        )
 
     def complete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
         """Route, call the chosen model through LiteLLM (falling back down the ranking), record feedback.
@@ -568,10 +733,16 @@ class ZeroRouter:
         msgs, decision, order, params = self._prepare(messages, kwargs)
         for event in self._get_dispatcher().stream(order, msgs, **params):
             if isinstance(event, StreamEnd):
-                yield RoutedChunk(model=event.result.model, final=True, response=self._finish(decision, event.result))
+                yield RoutedChunk(
+                    model=event.result.model, final=True, response=self._finish(decision, event.result)
+                )
             else:
-                yield RoutedChunk(content=event.content_delta or "", tool_call_deltas=list(event.tool_call_deltas or []),
-                                  model=event.model, raw=event.raw)
+                yield RoutedChunk(
+                    content=event.content_delta or "",
+                    tool_call_deltas=list(event.tool_call_deltas or []),
+                    model=event.model,
+                    raw=event.raw,
+                )
 
     async def astream(self, messages: Messages, **kwargs: Any) -> AsyncIterator[RoutedChunk]:
         """Async twin of :meth:`stream`."""
@@ -581,16 +752,24 @@ class ZeroRouter:
         if cascade is not None:
             from zerorouter_integrations.cascade import astream_cascade
 
-            async for chunk in astream_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs):
+            async for chunk in astream_cascade(
+                self, messages, policy=None if cascade is True else cascade, **kwargs
+            ):
                 yield chunk
             return
         msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
         async for event in self._get_dispatcher().astream(order, msgs, **params):
             if isinstance(event, StreamEnd):
-                yield RoutedChunk(model=event.result.model, final=True, response=self._finish(decision, event.result))
+                yield RoutedChunk(
+                    model=event.result.model, final=True, response=self._finish(decision, event.result)
+                )
             else:
-                yield RoutedChunk(content=event.content_delta or "", tool_call_deltas=list(event.tool_call_deltas or []),
-                                  model=event.model, raw=event.raw)
+                yield RoutedChunk(
+                    content=event.content_delta or "",
+                    tool_call_deltas=list(event.tool_call_deltas or []),
+                    model=event.model,
+                    raw=event.raw,
+                )
 
     # ------------------------------------------------------------------ feedback on quality
     def record_quality(self, request_id: str, score: float) -> ModelProfile:
@@ -633,7 +812,9 @@ class ZeroRouter:
 
         return select_anchors(self, prompts, k, seed=seed)
 
-    def onboard(self, model: str, anchor_prompts: Sequence[str], scores: Sequence[float], **kwargs: Any) -> ModelProfile:
+    def onboard(
+        self, model: str, anchor_prompts: Sequence[str], scores: Sequence[float], **kwargs: Any
+    ) -> ModelProfile:
         """Add (or replace) a model from its scores on anchor prompts; nothing else changes."""
         from zerorouter_integrations.onboarding import onboard
 
@@ -699,8 +880,12 @@ def _rank(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, lat: np.ndar
     placed in the calibration columns and the others masked out.
     """
     fitted = getattr(pol, "model_names_", None)
-    if (fitted is None or names == fitted or getattr(pol, "n_models_", None) is None
-            or not set(names) <= set(fitted)):  # no remapping needed (or possible)
+    if (
+        fitted is None
+        or names == fitted
+        or getattr(pol, "n_models_", None) is None
+        or not set(names) <= set(fitted)
+    ):  # no remapping needed (or possible)
         return [int(i) for i in pol.rank(q, c, lat)]
     col = {m: j for j, m in enumerate(fitted)}
     m = len(fitted)

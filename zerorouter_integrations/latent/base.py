@@ -17,8 +17,9 @@ Everything is scikit-learn flavoured: the constructor stores parameters only, le
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Ability:
         return {"kind": self.kind, "params": _jsonable(self.params), "n_obs": int(self.n_obs)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Ability":
+    def from_dict(cls, data: dict[str, Any]) -> Ability:
         try:
             return cls(kind=str(data["kind"]), params=dict(data["params"]), n_obs=int(data.get("n_obs", 0)))
         except (KeyError, TypeError) as exc:
@@ -84,8 +85,9 @@ def check_is_fitted(estimator: Any, attribute: str) -> None:
         )
 
 
-def validate_xy(X: np.ndarray, Y: np.ndarray | None = None, models: Sequence[str] | None = None
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def validate_xy(
+    X: np.ndarray, Y: np.ndarray | None = None, models: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Check shapes and ranges of features ``X`` (n × d) and scores ``Y`` (n × m, NaN = unobserved)."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
@@ -120,7 +122,7 @@ class LatentSpace(ABC):
     abilities_: dict[str, Ability] | None = None
 
     @abstractmethod
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "LatentSpace":
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> LatentSpace:
         """Learn the shared space and the abilities of ``models`` from features and a sparse score matrix."""
 
     @abstractmethod
@@ -160,8 +162,10 @@ class LatentSpace(ABC):
         """(n × m) mean and sd for abilities prepared by :meth:`stack_abilities`."""
         means, sds = zip(*(self.predict(Z, a) for a in stacked)) if stacked else ((), ())
         n = Z.shape[0]
-        return (np.column_stack(means) if means else np.zeros((n, 0)),
-                np.column_stack(sds) if sds else np.zeros((n, 0)))
+        return (
+            np.column_stack(means) if means else np.zeros((n, 0)),
+            np.column_stack(sds) if sds else np.zeros((n, 0)),
+        )
 
     def select_anchors(self, Z: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
         """Indices of ``k`` informative anchor prompts among candidates at coordinates ``Z``.

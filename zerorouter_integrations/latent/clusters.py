@@ -13,7 +13,7 @@ Routing with either is UniRoute's rule ``argmin_m err_m(x) + λ·cost_m`` with `
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -42,7 +42,7 @@ class _ClusterAbilityMixin:
         if len(y) != len(Z):
             raise ValueError(f"Z has {len(Z)} rows but y has {len(y)}")
         rate, mass, overall = _cluster_rates(Z, y, self.smoothing)
-        return Ability(self.kind, {"rate": rate, "mass": mass, "overall": overall}, n_obs=int(len(y)))  # type: ignore[attr-defined]
+        return Ability(self.kind, {"rate": rate, "mass": mass, "overall": overall}, n_obs=len(y))  # type: ignore[attr-defined]
 
     def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
         rate, mass = ability.array("rate"), ability.array("mass")
@@ -69,7 +69,7 @@ class KMeansSpace(_ClusterAbilityMixin, LatentSpace):
         self.smoothing = smoothing
         self.seed = seed
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "KMeansSpace":
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> KMeansSpace:
         from sklearn.cluster import KMeans
 
         X, Y = validate_xy(X, Y, models)
@@ -107,7 +107,7 @@ class KMeansSpace(_ClusterAbilityMixin, LatentSpace):
         for c in sorted(pools, key=lambda c: -sizes[c]):
             take = pools[c][: quota[c]]
             chosen.extend(take)
-            pools[c] = pools[c][quota[c]:]
+            pools[c] = pools[c][quota[c] :]
         rest = [i for c in pools for i in pools[c]]
         rng.shuffle(rest)
         chosen = chosen[:k] + rest[: max(0, k - len(chosen))]
@@ -130,15 +130,22 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
 
     kind = "learned_map"
 
-    def __init__(self, *, n_clusters: int = 16, smoothing: float = 2.0, reg: float = 1.0,
-                 max_iter: int = 300, seed: int = 0):
+    def __init__(
+        self,
+        *,
+        n_clusters: int = 16,
+        smoothing: float = 2.0,
+        reg: float = 1.0,
+        max_iter: int = 300,
+        seed: int = 0,
+    ):
         self.n_clusters = n_clusters
         self.smoothing = smoothing
         self.reg = reg
         self.max_iter = max_iter
         self.seed = seed
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "LearnedMapSpace":
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> LearnedMapSpace:
         from sklearn.cluster import KMeans
 
         X, Y = validate_xy(X, Y, models)
@@ -162,14 +169,14 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
         psi0 = np.log(P0 / (1 - P0))
 
         def unpack(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return v[: d * K].reshape(d, K), v[d * K:].reshape(m, K)
+            return v[: d * K].reshape(d, K), v[d * K :].reshape(m, K)
 
         def fg(v: np.ndarray) -> tuple[float, np.ndarray]:
             V, psi = unpack(v)
             Z = softmax(Xs @ V, axis=1)
             Psi = 1.0 / (1.0 + np.exp(-psi))
             U = np.clip(Z @ Psi.T, 1e-6, 1 - 1e-6)
-            loss = -np.sum(Mf * (Yf * np.log(U) + (1 - Yf) * np.log(1 - U))) + 0.5 * self.reg * np.sum(V ** 2)
+            loss = -np.sum(Mf * (Yf * np.log(U) + (1 - Yf) * np.log(1 - U))) + 0.5 * self.reg * np.sum(V**2)
             dU = Mf * (U - Yf) / (U * (1 - U))
             g_psi = (dU.T @ Z) * Psi * (1 - Psi)
             dZ = dU @ Psi
@@ -177,8 +184,13 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
             g_V = Xs.T @ g_logits + self.reg * V
             return loss / n_obs, np.concatenate([g_V.ravel(), g_psi.ravel()]) / n_obs
 
-        opt = minimize(fg, np.concatenate([V0.ravel(), psi0.ravel()]), jac=True, method="L-BFGS-B",
-                       options={"maxiter": int(self.max_iter)})
+        opt = minimize(
+            fg,
+            np.concatenate([V0.ravel(), psi0.ravel()]),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": int(self.max_iter)},
+        )
         self.V_, _ = unpack(opt.x)
         self.n_iter_ = int(opt.nit)
         self.train_Z_ = self.transform(X)

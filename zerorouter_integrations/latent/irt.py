@@ -61,8 +61,8 @@ logit variance ``v = z^T Σ_w z (+ a^T Σ_θ a)`` (``z = [θ̂, φ, 1]``) and us
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy.special import expit
@@ -77,8 +77,15 @@ def _bce_grad_setup(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return np.where(M, Y, 0.0), M.astype(float), int(M.sum())
 
 
-def bayes_logistic(Zb: np.ndarray, y: np.ndarray, prior_mean: np.ndarray, prior_prec: np.ndarray,
-                   *, max_iter: int = 50, tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+def bayes_logistic(
+    Zb: np.ndarray,
+    y: np.ndarray,
+    prior_mean: np.ndarray,
+    prior_prec: np.ndarray,
+    *,
+    max_iter: int = 50,
+    tol: float = 1e-8,
+) -> tuple[np.ndarray, np.ndarray]:
     """MAP and Laplace covariance of logistic regression ``y ~ σ(Zb · w)`` with a Gaussian prior.
 
     ``Zb`` already holds the bias column. Newton's method with step halving; soft labels allowed.
@@ -188,12 +195,24 @@ class IRTSpace(LatentSpace):
 
     kind = "irt"
 
-    def __init__(self, *, n_dims: int = 4, theta_reg: float = 1.0, weight_reg: float = 10.0,
-                 ability_reg: float = 0.1, prior_scale: float = 1.0, max_iter: int = 400, seed: int = 0,
-                 coords: str = "free", ability_coords: str = "predicted", local_clusters: int = 32,
-                 anchor_method: str = "vopt", prior_shrinkage: str = "standardized",
-                 min_bias_sd: float = 1.0,
-                 ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)):
+    def __init__(
+        self,
+        *,
+        n_dims: int = 4,
+        theta_reg: float = 1.0,
+        weight_reg: float = 10.0,
+        ability_reg: float = 0.1,
+        prior_scale: float = 1.0,
+        max_iter: int = 400,
+        seed: int = 0,
+        coords: str = "free",
+        ability_coords: str = "predicted",
+        local_clusters: int = 32,
+        anchor_method: str = "vopt",
+        prior_shrinkage: str = "standardized",
+        min_bias_sd: float = 1.0,
+        ridge_alphas: Sequence[float] = (1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0),
+    ):
         self.n_dims = n_dims
         self.theta_reg = theta_reg
         self.weight_reg = weight_reg
@@ -210,7 +229,7 @@ class IRTSpace(LatentSpace):
         self.ridge_alphas = ridge_alphas
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "IRTSpace":
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> IRTSpace:
         X, Y = validate_xy(X, Y, models)
         self._check_params()
         from threadpoolctl import threadpool_limits
@@ -221,8 +240,8 @@ class IRTSpace(LatentSpace):
         with threadpool_limits(limits=1, user_api="blas"):
             return self._fit(X, Y, models)
 
-    def _fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "IRTSpace":
-        n, d = X.shape
+    def _fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> IRTSpace:
+        n, _d = X.shape
         m = Y.shape[1]
         k = self.n_dims
         self.x_mean_ = X.mean(axis=0)
@@ -241,7 +260,8 @@ class IRTSpace(LatentSpace):
         if self.coords == "free":
             # Refit the predictor with cross-validated ridge; honest residual covariance from out-of-fold fits.
             self.W_, self.c_, self.theta_cov_, self.predictor_alpha_, oof = _ridge_cv(
-                Xs, theta, seed=self.seed, alphas=self.ridge_alphas)
+                Xs, theta, seed=self.seed, alphas=self.ridge_alphas
+            )
         else:
             self.W_, self.c_, oof = W, c, theta
             self.theta_cov_ = np.zeros((k, k))
@@ -299,9 +319,12 @@ class IRTSpace(LatentSpace):
     def _check_params(self) -> None:
         if not isinstance(self.n_dims, int) or self.n_dims < 1:
             raise ValueError(f"n_dims must be a positive int, got {self.n_dims!r}")
-        for name, allowed in (("coords", ("free", "linear")), ("ability_coords", ("fitted", "predicted")),
-                              ("anchor_method", ("dopt", "vopt", "kcenter", "random")),
-                              ("prior_shrinkage", ("standardized", "identity"))):
+        for name, allowed in (
+            ("coords", ("free", "linear")),
+            ("ability_coords", ("fitted", "predicted")),
+            ("anchor_method", ("dopt", "vopt", "kcenter", "random")),
+            ("prior_shrinkage", ("standardized", "identity")),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not isinstance(self.local_clusters, int) or self.local_clusters < 0:
@@ -314,7 +337,7 @@ class IRTSpace(LatentSpace):
         centers = getattr(self, "centers_", None)
         if centers is None:
             return np.zeros((len(Xs), 0))
-        d2 = (Xs ** 2).sum(axis=1)[:, None] - 2 * Xs @ centers.T + (centers ** 2).sum(axis=1)[None, :]
+        d2 = (Xs**2).sum(axis=1)[:, None] - 2 * Xs @ centers.T + (centers**2).sum(axis=1)[None, :]
         out = np.zeros((len(Xs), len(centers)))
         out[np.arange(len(Xs)), np.argmin(d2, axis=1)] = 1.0
         return out
@@ -334,13 +357,14 @@ class IRTSpace(LatentSpace):
             if centers is not None:
                 Cs = (centers / scale[None, :]).T  # x̃·c = x·(c/scale) − (mean/scale)·c
                 A = np.concatenate([A, -2.0 * Cs], axis=1)
-                o = np.concatenate([o, (centers ** 2).sum(axis=1) + 2.0 * (mean / scale) @ centers.T])
+                o = np.concatenate([o, (centers**2).sum(axis=1) + 2.0 * (mean / scale) @ centers.T])
             cached = (parts, np.ascontiguousarray(A), o)
             self.__dict__["_serving_cache"] = cached
         return cached[1], cached[2]
 
-    def _fit_known(self, Z: np.ndarray, Yf: np.ndarray, M: np.ndarray, W0: np.ndarray
-                   ) -> tuple[np.ndarray, list[np.ndarray], float]:
+    def _fit_known(
+        self, Z: np.ndarray, Yf: np.ndarray, M: np.ndarray, W0: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], float]:
         """Known abilities ``[a, u, b]`` by Bayesian logistic regression on ``Z``; σ_u by empirical Bayes."""
         k = self.n_dims
         n_loc = Z.shape[1] - k
@@ -350,7 +374,7 @@ class IRTSpace(LatentSpace):
             mean0[:, :k] = 0.0
 
         def run(sd_u: float) -> tuple[np.ndarray, list[np.ndarray]]:
-            prec = np.diag(np.r_[np.full(k, self.ability_reg), np.full(n_loc, 1.0 / sd_u ** 2), 1e-4])
+            prec = np.diag(np.r_[np.full(k, self.ability_reg), np.full(n_loc, 1.0 / sd_u**2), 1e-4])
             out, covs = W0.copy(), []
             for j in range(W0.shape[0]):
                 obs = M[:, j] > 0
@@ -361,9 +385,9 @@ class IRTSpace(LatentSpace):
         sd_u = 1.0
         W_all, covs = run(sd_u)
         if n_loc:
-            u = W_all[:, k:k + n_loc]
-            post_var = np.array([np.diag(c)[k:k + n_loc] for c in covs])
-            sd_u = float(np.sqrt(max(np.mean(u ** 2) - np.mean(post_var), 0.01)))
+            u = W_all[:, k : k + n_loc]
+            post_var = np.array([np.diag(c)[k : k + n_loc] for c in covs])
+            sd_u = float(np.sqrt(max(np.mean(u**2) - np.mean(post_var), 0.01)))
             W_all, covs = run(sd_u)
         return W_all, covs, sd_u
 
@@ -390,8 +414,13 @@ class IRTSpace(LatentSpace):
     def _minimize(self, fg, v0: np.ndarray) -> np.ndarray:
         from scipy.optimize import minimize  # imported here: loading a fitted space must stay fast
 
-        opt = minimize(fg, v0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": int(self.max_iter), "maxfun": int(self.max_iter) * 2})
+        opt = minimize(
+            fg,
+            v0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": int(self.max_iter), "maxfun": int(self.max_iter) * 2},
+        )
         self.n_iter_ = int(opt.nit)
         self.train_loss_ = float(opt.fun)
         return opt.x
@@ -409,7 +438,7 @@ class IRTSpace(LatentSpace):
             ll = np.sum(M * (np.logaddexp(0.0, logits) - Yf * logits))
             R = M * (expit(logits) - Yf)
             res = theta - Xs @ W - c
-            loss = ll + 0.5 * lt * np.sum(res ** 2) + 0.5 * lw * np.sum(W ** 2) + 0.5 * la * np.sum(A ** 2)
+            loss = ll + 0.5 * lt * np.sum(res**2) + 0.5 * lw * np.sum(W**2) + 0.5 * la * np.sum(A**2)
             g_theta = R @ A + lt * res
             g_W = -lt * (Xs.T @ res) + lw * W
             g_c = -lt * res.sum(axis=0)
@@ -422,7 +451,7 @@ class IRTSpace(LatentSpace):
 
     def _fit_linear(self, Xs, Yf, M, n_obs, W0, c0, A0, b0) -> list[np.ndarray]:
         """Reduced-rank logistic regression: coordinates are exactly ``θ = W x + c``."""
-        n, d = Xs.shape
+        _n, d = Xs.shape
         m, k = A0.shape
         unpack = _unpacker([(d, k), (k,), (m, k), (m,)])
         lw, la = self.weight_reg, self.ability_reg
@@ -434,10 +463,11 @@ class IRTSpace(LatentSpace):
             logits = T @ A.T + b
             ll = np.sum(M * (np.logaddexp(0.0, logits) - Yf * logits))
             R = M * (expit(logits) - Yf)
-            loss = ll + 0.5 * lw * np.sum(W ** 2) + 0.5 * la * np.sum(A ** 2)
+            loss = ll + 0.5 * lw * np.sum(W**2) + 0.5 * la * np.sum(A**2)
             g_T = R @ A
-            grad = np.concatenate([(Xs.T @ g_T + lw * W).ravel(), g_T.sum(axis=0), (R.T @ T + la * A).ravel(),
-                                   R.sum(axis=0)])
+            grad = np.concatenate(
+                [(Xs.T @ g_T + lw * W).ravel(), g_T.sum(axis=0), (R.T @ T + la * A).ravel(), R.sum(axis=0)]
+            )
             return loss * scale, grad * scale
 
         return unpack(self._minimize(fg, np.concatenate([W0.ravel(), c0, A0.ravel(), b0])))
@@ -462,7 +492,9 @@ class IRTSpace(LatentSpace):
         k = self.n_dims
         if out.shape[1] == k:
             return out
-        out[:, k:] = np.arange(out.shape[1] - k) == np.argmin(out[:, k:], axis=1)[:, None]  # nearest centre, one-hot
+        out[:, k:] = (
+            np.arange(out.shape[1] - k) == np.argmin(out[:, k:], axis=1)[:, None]
+        )  # nearest centre, one-hot
         return out
 
     def fit_ability(self, Z: np.ndarray, y: np.ndarray) -> Ability:
@@ -470,14 +502,16 @@ class IRTSpace(LatentSpace):
         Z = np.asarray(Z, dtype=float)
         y = np.asarray(y, dtype=float)
         if Z.ndim != 2 or Z.shape[1] != self.n_coords or len(y) != len(Z):
-            raise ValueError(f"expected Z of shape (n, {self.n_coords}) and y of length n, got {Z.shape} and {y.shape}")
+            raise ValueError(
+                f"expected Z of shape (n, {self.n_coords}) and y of length n, got {Z.shape} and {y.shape}"
+            )
         prior_cov = self.prior_cov_ * float(self.prior_scale)
         prec = np.linalg.inv(prior_cov)
         if len(y) == 0:
             return Ability("irt", {"w": self.prior_mean_.copy(), "cov": prior_cov}, n_obs=0)
         Zb = np.column_stack([Z, np.ones(len(Z))])
         w, cov = bayes_logistic(Zb, y, self.prior_mean_, prec)
-        return Ability("irt", {"w": w, "cov": cov}, n_obs=int(len(y)))
+        return Ability("irt", {"w": w, "cov": cov}, n_obs=len(y))
 
     def _theta_var(self, w: np.ndarray) -> float:
         a = w[: self.n_dims]
@@ -493,7 +527,7 @@ class IRTSpace(LatentSpace):
         p = expit(mu / np.sqrt(1.0 + np.pi * v / 8.0))
         return p, _epistemic_sd(p, v_w)
 
-    def stack_abilities(self, abilities: Sequence[Ability]) -> "_IRTStack":
+    def stack_abilities(self, abilities: Sequence[Ability]) -> _IRTStack:
         """Abilities stacked for vectorized prediction.
 
         Besides the ``w`` columns and the covariances side by side (any ``Z``), it keeps the pieces of
@@ -508,8 +542,14 @@ class IRTSpace(LatentSpace):
         n_loc = p - 1 - k
         m = len(arrays)
         if not m:
-            return _IRTStack(np.zeros((p, 0)), np.zeros((p, 0)), np.zeros(0), np.zeros((k * k, 0)),
-                             np.zeros((max(n_loc, 1), k, 0)), np.zeros((max(n_loc, 1), 0)))
+            return _IRTStack(
+                np.zeros((p, 0)),
+                np.zeros((p, 0)),
+                np.zeros(0),
+                np.zeros((k * k, 0)),
+                np.zeros((max(n_loc, 1), k, 0)),
+                np.zeros((max(n_loc, 1), 0)),
+            )
         Wm = np.column_stack([w for w, _ in arrays])  # (p, m)
         covs = np.stack([c for _, c in arrays])  # (m, p, p)
         cov_cols = np.ascontiguousarray(covs.transpose(1, 0, 2).reshape(p, -1))  # (p, m·p)
@@ -523,12 +563,13 @@ class IRTSpace(LatentSpace):
         else:
             lin, var0, mu0 = covs[:, :k, -1:], covs[:, -1:, -1], Wm[-1:]
         # Per cluster c: θ @ by_cluster[c] + offset[c] = [2 θᵀ(Σ_θc + Σ_θb) + const_c | θ·a + u_c + b].
-        by_cluster = np.concatenate([2.0 * lin.transpose(2, 1, 0),
-                                     np.broadcast_to(Wm[:k], (lin.shape[2], k, m))], axis=2)  # (K, k, 2m)
+        by_cluster = np.concatenate(
+            [2.0 * lin.transpose(2, 1, 0), np.broadcast_to(Wm[:k], (lin.shape[2], k, m))], axis=2
+        )  # (K, k, 2m)
         offset = np.concatenate([var0.T, mu0], axis=1)  # (K, 2m)
         return _IRTStack(Wm, cov_cols, v_theta, quad, np.ascontiguousarray(by_cluster), offset)
 
-    def predict_stacked(self, Z: np.ndarray, stacked: "_IRTStack") -> tuple[np.ndarray, np.ndarray]:
+    def predict_stacked(self, Z: np.ndarray, stacked: _IRTStack) -> tuple[np.ndarray, np.ndarray]:
         n, m = len(Z), stacked.W.shape[1]
         if m == 0:
             return np.zeros((n, 0)), np.zeros((n, 0))
@@ -671,8 +712,14 @@ def _epistemic_sd(p: np.ndarray, v_w: np.ndarray) -> np.ndarray:
     return np.minimum(p * (1 - p) * np.sqrt(v_w), 0.5)
 
 
-def _ridge_cv(Xs: np.ndarray, T: np.ndarray, *, seed: int, alphas: Sequence[float] = (1.0, 10.0, 100.0, 1000.0),
-              n_folds: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ridge_cv(
+    Xs: np.ndarray,
+    T: np.ndarray,
+    *,
+    seed: int,
+    alphas: Sequence[float] = (1.0, 10.0, 100.0, 1000.0),
+    n_folds: int = 5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ridge regression ``T ≈ Xs W + c``, the penalty chosen per column of ``T`` by K-fold CV.
 
     Returns ``W``, ``c``, the out-of-fold residual covariance, the chosen penalties and the out-of-fold
@@ -682,7 +729,7 @@ def _ridge_cv(Xs: np.ndarray, T: np.ndarray, *, seed: int, alphas: Sequence[floa
     rng = np.random.default_rng(seed)
     folds = rng.permutation(n) % n_folds
     alphas = [float(a) for a in alphas]
-    oofs = np.zeros((len(alphas),) + T.shape)
+    oofs = np.zeros((len(alphas), *T.shape))
     for f in range(n_folds):
         tr, te = folds != f, folds == f
         for ai, (W, c) in enumerate(_ridge_path(Xs[tr], T[tr], alphas)):
@@ -708,7 +755,7 @@ def _unpacker(shapes: Sequence[tuple[int, ...]]):
     def unpack(v: np.ndarray) -> list[np.ndarray]:
         out, i = [], 0
         for s, z in zip(shapes, sizes):
-            out.append(v[i:i + z].reshape(s))
+            out.append(v[i : i + z].reshape(s))
             i += z
         return out
 

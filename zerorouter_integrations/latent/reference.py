@@ -10,7 +10,7 @@ Neither has a shared low-dimensional space: their "coordinates" are the standard
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import expit
@@ -49,7 +49,7 @@ class KNNSpace(_StandardizedFeatures):
         self.n_neighbors = n_neighbors
         self.smoothing = smoothing
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "KNNSpace":
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> KNNSpace:
         X, Y = validate_xy(X, Y, models)
         Z = self._standardize_fit(X)
         self.train_Z_ = Z
@@ -63,7 +63,7 @@ class KNNSpace(_StandardizedFeatures):
     def fit_ability(self, Z: np.ndarray, y: np.ndarray) -> Ability:
         Z = np.asarray(Z, dtype=float)
         unit = Z / (np.linalg.norm(Z, axis=1, keepdims=True) + 1e-12)
-        return Ability("knn", {"Z": unit, "y": np.asarray(y, dtype=float)}, n_obs=int(len(y)))
+        return Ability("knn", {"Z": unit, "y": np.asarray(y, dtype=float)}, n_obs=len(y))
 
     def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
         ref, y = ability.array("Z"), ability.array("y")
@@ -93,7 +93,7 @@ class LogisticSpace(_StandardizedFeatures):
     def __init__(self, *, reg: float = 30.0):
         self.reg = reg
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> "LogisticSpace":
+    def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> LogisticSpace:
         X, Y = validate_xy(X, Y, models)
         Z = self._standardize_fit(X)
         self.train_Z_ = Z
@@ -115,12 +115,12 @@ class LogisticSpace(_StandardizedFeatures):
         prec = np.diag(np.r_[np.full(d, float(self.reg)), 1e-2])
         Zb = np.column_stack([Z, np.ones(len(Z))])
         w, cov = bayes_logistic(Zb, np.asarray(y, dtype=float), self.prior_mean_, prec, max_iter=30)
-        return Ability("logreg", {"w": w, "cov_diag": np.diag(cov)}, n_obs=int(len(y)))
+        return Ability("logreg", {"w": w, "cov_diag": np.diag(cov)}, n_obs=len(y))
 
     def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
         w = ability.array("w")
         Zb = np.column_stack([Z, np.ones(len(Z))])
         mu = Zb @ w
-        v = (Zb ** 2) @ ability.array("cov_diag")
+        v = (Zb**2) @ ability.array("cov_diag")
         p = expit(mu / np.sqrt(1.0 + np.pi * v / 8.0))
         return p, p * (1 - p) * np.sqrt(v)

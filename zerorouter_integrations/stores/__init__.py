@@ -18,7 +18,7 @@ from zerorouter_integrations.stores.memory import MemoryStore
 from zerorouter_integrations.stores.redis import RedisStore
 from zerorouter_integrations.stores.sqlite import SQLiteStore
 
-__all__ = ["ObservedStats", "ProfileStore", "MemoryStore", "SQLiteStore", "RedisStore", "open_store"]
+__all__ = ["MemoryStore", "ObservedStats", "ProfileStore", "RedisStore", "SQLiteStore", "open_store"]
 
 
 def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
@@ -55,7 +55,7 @@ def open_store(url_or_path: str | os.PathLike[str]) -> ProfileStore:
     if lowered.startswith(("redis://", "rediss://")):
         return RedisStore(target)
     if lowered.startswith("sqlite:///"):
-        return SQLiteStore(target[len("sqlite:///"):])
+        return SQLiteStore(target[len("sqlite:///") :])
     if "://" in target:
         scheme = target.split("://", 1)[0]
         raise ValueError(

@@ -25,13 +25,14 @@ import asyncio
 import dataclasses
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.feedback import check_call_args, check_error_args
 
-__all__ = ["ObservedStats", "ProfileStore", "DEFAULT_REQUEST_TTL_S", "DEFAULT_SESSION_TTL_S"]
+__all__ = ["DEFAULT_REQUEST_TTL_S", "DEFAULT_SESSION_TTL_S", "ObservedStats", "ProfileStore"]
 
 DEFAULT_REQUEST_TTL_S: float = 7 * 86400.0
 """Requests are kept a week by default, long enough for delayed quality labels."""
@@ -95,7 +96,7 @@ class ObservedStats:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ObservedStats":
+    def from_dict(cls, d: Mapping[str, Any]) -> ObservedStats:
         """Build from :meth:`to_dict` output; unknown keys are ignored, ``model`` is required.
 
         Raises
@@ -104,9 +105,7 @@ class ObservedStats:
             If ``d`` is not a mapping or has no ``model``.
         """
         if not isinstance(d, Mapping) or "model" not in d:
-            raise SchemaError(
-                f"ObservedStats.from_dict expected a mapping with a 'model' key, got {d!r}"
-            )
+            raise SchemaError(f"ObservedStats.from_dict expected a mapping with a 'model' key, got {d!r}")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -198,8 +197,12 @@ class ProfileStore(ABC):
             The stats after the update.
         """
         args = check_call_args(
-            latency_s=latency_s, ttft_s=ttft_s, input_tokens=input_tokens,
-            output_tokens=output_tokens, cost_usd=cost_usd, alpha=alpha,
+            latency_s=latency_s,
+            ttft_s=ttft_s,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            alpha=alpha,
         )
         return self._record_call(_check_model(model), now=_now(now), **args)
 
@@ -239,7 +242,9 @@ class ProfileStore(ABC):
             The stats after the update.
         """
         args = check_error_args(
-            error_type=error_type, cooldown_after=cooldown_after, cooldown_s=cooldown_s,
+            error_type=error_type,
+            cooldown_after=cooldown_after,
+            cooldown_s=cooldown_s,
             alpha=alpha,
         )
         return self._record_error(_check_model(model), now=_now(now), **args)
@@ -325,13 +330,13 @@ class ProfileStore(ABC):
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
 
-    def __enter__(self) -> "ProfileStore":
+    def __enter__(self) -> ProfileStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> "ProfileStore":
+    async def __aenter__(self) -> ProfileStore:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

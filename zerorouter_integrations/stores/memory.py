@@ -68,7 +68,9 @@ class MemoryStore(ProfileStore):
 
     # ---------------------------------------------------------------- requests / sessions
     @staticmethod
-    def _put(table: dict[str, tuple[str, float | None]], key: str, payload: dict, ttl_s: float | None) -> None:
+    def _put(
+        table: dict[str, tuple[str, float | None]], key: str, payload: dict, ttl_s: float | None
+    ) -> None:
         # stored as JSON so that callers get the same copies and errors as with the other stores
         table[key] = (json.dumps(payload), None if ttl_s is None else time.time() + ttl_s)
 

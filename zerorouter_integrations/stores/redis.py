@@ -26,7 +26,7 @@ from typing import Any
 
 from zerorouter_integrations.stores.base import ObservedStats, ProfileStore
 
-__all__ = ["RedisStore", "RECORD_LUA"]
+__all__ = ["RECORD_LUA", "RedisStore"]
 
 RECORD_LUA = r"""
 -- Atomic feedback update; mirrors zerorouter_integrations/feedback.py (keep them in step).
@@ -119,8 +119,14 @@ return redis.call('HGETALL', KEYS[1])
 
 _INT_FIELDS = ("n_calls", "n_errors", "consecutive_errors")
 _FLOAT_FIELDS = (
-    "ewma_latency_s", "ewma_ttft_s", "ewma_tokens_per_s", "ewma_cost_usd",
-    "ewma_cost_per_output_token", "ewma_output_tokens", "error_rate", "cooldown_until",
+    "ewma_latency_s",
+    "ewma_ttft_s",
+    "ewma_tokens_per_s",
+    "ewma_cost_usd",
+    "ewma_cost_per_output_token",
+    "ewma_output_tokens",
+    "error_rate",
+    "cooldown_until",
 )
 
 
@@ -246,10 +252,19 @@ class RedisStore(ProfileStore):
         alpha: float,
         now: float,
     ) -> ObservedStats:
-        return self._run(model, [
-            "call", model, repr(alpha), repr(now), repr(latency_s), _opt(ttft_s),
-            str(int(output_tokens)), _opt(cost_usd),
-        ])
+        return self._run(
+            model,
+            [
+                "call",
+                model,
+                repr(alpha),
+                repr(now),
+                repr(latency_s),
+                _opt(ttft_s),
+                str(int(output_tokens)),
+                _opt(cost_usd),
+            ],
+        )
 
     def _record_error(
         self,
@@ -261,10 +276,18 @@ class RedisStore(ProfileStore):
         alpha: float,
         now: float,
     ) -> ObservedStats:
-        return self._run(model, [
-            "error", model, repr(alpha), repr(now), error_type, str(int(cooldown_after)),
-            repr(cooldown_s),
-        ])
+        return self._run(
+            model,
+            [
+                "error",
+                model,
+                repr(alpha),
+                repr(now),
+                error_type,
+                str(int(cooldown_after)),
+                repr(cooldown_s),
+            ],
+        )
 
     def _get_stats(self, model: str) -> ObservedStats | None:
         h = self._client.hgetall(self._stats_key(model))

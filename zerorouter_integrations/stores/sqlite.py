@@ -21,14 +21,15 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.feedback import apply_call, apply_error
 from zerorouter_integrations.stores.base import ObservedStats, ProfileStore
 
-__all__ = ["SQLiteStore", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 SCHEMA_VERSION = 1
 """Version of the table layout written by this module."""
@@ -90,7 +91,7 @@ if hasattr(os, "register_at_fork"):
 class _Connection:
     """Holds one thread's connection; closes it when the thread (and so this holder) goes away."""
 
-    __slots__ = ("conn", "__weakref__")
+    __slots__ = ("__weakref__", "conn")
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -144,7 +145,7 @@ class SQLiteStore(ProfileStore):
             os.makedirs(parent, exist_ok=True)
         self._write_lock = _write_lock_for(self._abspath)
         self._local = threading.local()
-        self._holders: "weakref.WeakSet[_Connection]" = weakref.WeakSet()
+        self._holders: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._holders_lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
@@ -266,11 +267,15 @@ class SQLiteStore(ProfileStore):
             )
 
     def _get_request(self, request_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute(
-            "SELECT payload FROM requests WHERE request_id = ? "
-            "AND (expires_at IS NULL OR expires_at > ?)",
-            (request_id, time.time()),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT payload FROM requests WHERE request_id = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (request_id, time.time()),
+            )
+            .fetchone()
+        )
         return json.loads(row[0]) if row else None
 
     def _set_session(self, session_id: str, payload: dict[str, Any], ttl_s: float | None) -> None:
@@ -285,11 +290,15 @@ class SQLiteStore(ProfileStore):
             )
 
     def _get_session(self, session_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute(
-            "SELECT payload FROM sessions WHERE session_id = ? "
-            "AND (expires_at IS NULL OR expires_at > ?)",
-            (session_id, time.time()),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT payload FROM sessions WHERE session_id = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (session_id, time.time()),
+            )
+            .fetchone()
+        )
         return json.loads(row[0]) if row else None
 
     # ---------------------------------------------------------------- quality
@@ -304,9 +313,11 @@ class SQLiteStore(ProfileStore):
             return c.execute("SELECT COUNT(*) FROM quality WHERE model = ?", (model,)).fetchone()[0]
 
     def _quality_observations(self, model: str) -> list[tuple[list[float], float]]:
-        rows = self._conn().execute(
-            "SELECT features, score FROM quality WHERE model = ? ORDER BY id", (model,)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT features, score FROM quality WHERE model = ? ORDER BY id", (model,))
+            .fetchall()
+        )
         return [(json.loads(f), float(s)) for f, s in rows]
 
     # ---------------------------------------------------------------- lifecycle

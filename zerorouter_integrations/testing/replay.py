@@ -52,9 +52,10 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Literal
 
 from zerorouter_integrations.errors import SchemaError
 
@@ -75,7 +76,7 @@ _FAIL_MODES = ("status", "timeout", "close", "midstream")
 #: A scripted or per-model reply: answer text; a dict with ``content`` and/or ``tool_calls``
 #: (``[{"name": ..., "arguments": {...}}]``) or the shorthand ``tool_call``; or a callable that gets
 #: the parsed request body and returns one of these, or ``None`` to fall through.
-ScriptedReply = Union[str, Mapping[str, Any], Callable[[dict], Any]]
+ScriptedReply = str | Mapping[str, Any] | Callable[[dict], Any]
 
 
 @dataclass
@@ -147,8 +148,8 @@ class RecordedRequest:
     path: str
     body: dict | None
     stream: bool
-    status: int               # HTTP status sent; 0 when the connection was dropped or hung
-    source: str               # "recorded", "responses", "deterministic", "tool", "json",
+    status: int  # HTTP status sent; 0 when the connection was dropped or hung
+    source: str  # "recorded", "responses", "deterministic", "tool", "json",
     #                           "scripted", "reply", "tool_result", "failure" or "error"
     time: float = field(default_factory=time.time)
 
@@ -156,6 +157,7 @@ class RecordedRequest:
 # --------------------------------------------------------------------------------------------
 # Recorded answers (routing tables), loaded lazily in a background thread
 # --------------------------------------------------------------------------------------------
+
 
 def _key(text: str) -> bytes:
     return hashlib.blake2b(text.strip().encode("utf-8", "surrogatepass"), digest_size=12).digest()
@@ -192,7 +194,7 @@ class _RecordedAnswers:
                 return
             try:
                 self._load()
-            except BaseException as exc:  # noqa: BLE001 - reported on lookup
+            except BaseException as exc:
                 self._error = exc
                 logger.exception("replay server: loading tables %s failed", self.dirs)
             finally:
@@ -248,9 +250,36 @@ class _RecordedAnswers:
 # --------------------------------------------------------------------------------------------
 
 _WORDS = (
-    "answer", "result", "model", "value", "because", "therefore", "the", "a", "is", "of",
-    "clear", "simple", "first", "second", "option", "reason", "given", "so", "we", "find",
-    "this", "that", "short", "final", "check", "step", "number", "text", "replay", "output",
+    "answer",
+    "result",
+    "model",
+    "value",
+    "because",
+    "therefore",
+    "the",
+    "a",
+    "is",
+    "of",
+    "clear",
+    "simple",
+    "first",
+    "second",
+    "option",
+    "reason",
+    "given",
+    "so",
+    "we",
+    "find",
+    "this",
+    "that",
+    "short",
+    "final",
+    "check",
+    "step",
+    "number",
+    "text",
+    "replay",
+    "output",
 )
 
 
@@ -399,6 +428,7 @@ def _tool_schema(tool: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
 # The answer: content or tool calls, and where it came from
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Answer:
     content: str | None
@@ -426,14 +456,17 @@ def _as_answer(value: Any, model: str, source: str) -> _Answer | None:
             args = fn.get("arguments", {})
             args_s = args if isinstance(args, str) else json.dumps(args)
             name = str(fn["name"])
-            calls.append({
-                "id": tc.get("id") or _call_id(model, name, args_s, i),
-                "type": "function",
-                "function": {"name": name, "arguments": args_s},
-            })
+            calls.append(
+                {
+                    "id": tc.get("id") or _call_id(model, name, args_s, i),
+                    "type": "function",
+                    "function": {"name": name, "arguments": args_s},
+                }
+            )
         content = value.get("content")
-        return _Answer(content, calls, source,
-                       value.get("finish_reason") or ("tool_calls" if calls else "stop"))
+        return _Answer(
+            content, calls, source, value.get("finish_reason") or ("tool_calls" if calls else "stop")
+        )
     raise SchemaError(
         f"scripted reply {value!r}; expected a str, a dict with 'content' / 'tool_calls' / "
         "'tool_call', or a callable returning one of these"
@@ -444,6 +477,7 @@ def _as_answer(value: Any, model: str, source: str) -> _Answer | None:
 # HTTP handler
 # --------------------------------------------------------------------------------------------
 
+
 class _Dropped(Exception):
     """The connection was dropped on purpose (failure injection)."""
 
@@ -451,14 +485,14 @@ class _Dropped(Exception):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "zerorouter-replay/0.1"
-    server: "_HTTPServer"
+    server: _HTTPServer
 
     def setup(self) -> None:
         super().setup()
         # Small writes (headers, then body; SSE chunks) must not wait for the client's delayed ACK.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("replay %s - " + format, self.address_string(), *args)
 
     # ---- plumbing
@@ -472,10 +506,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str, typ: str, code: str | None = None,
-               headers: Mapping[str, str] | None = None) -> None:
-        self._send_json(status, {"error": {"message": message, "type": typ, "param": None,
-                                           "code": code}}, headers)
+    def _error(
+        self,
+        status: int,
+        message: str,
+        typ: str,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._send_json(
+            status, {"error": {"message": message, "type": typ, "param": None, "code": code}}, headers
+        )
 
     def _reset(self) -> None:
         try:
@@ -502,20 +543,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
     # ---- routes
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         if path in ("/health", "/v1/health"):
             self._send_json(200, {"status": "ok"})
         elif path in ("/v1/models", "/models"):
             now = int(time.time())
-            self._send_json(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": now, "owned_by": "replay"}
-                for m in self.server.replay.model_names()
-            ]})
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": now, "owned_by": "replay"}
+                        for m in self.server.replay.model_names()
+                    ],
+                },
+            )
         else:
             self._error(404, f"no route GET {path}; expected /v1/models or /health", "invalid_request_error")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -529,12 +576,13 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
-    replay: "ReplayServer"
+    replay: ReplayServer
 
 
 # --------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------
+
 
 class ReplayServer:
     """Local OpenAI-compatible server that replays recorded answers (see the module docstring).
@@ -611,7 +659,7 @@ class ReplayServer:
         self._id_counter = 0
 
     # ---- lifecycle
-    def start(self) -> "ReplayServer":
+    def start(self) -> ReplayServer:
         """Bind and serve in a daemon thread; returns ``self``. Tables load in the background."""
         if self._httpd is not None:
             return self
@@ -619,8 +667,12 @@ class ReplayServer:
         httpd = _HTTPServer((self.host, self._port), _Handler)
         httpd.replay = self
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"replay-server-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"replay-server-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         if self._tables is not None:
             self._tables.start_background_load()
@@ -640,7 +692,7 @@ class ReplayServer:
 
     close = stop
 
-    def __enter__(self) -> "ReplayServer":
+    def __enter__(self) -> ReplayServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -684,7 +736,9 @@ class ReplayServer:
             self._forced_failures[name] = int(behaviour.fail_first_n)
         self._rngs.setdefault(name, random.Random(f"{self.seed}:{name}"))
 
-    def set_behaviour(self, name: str, behaviour: ModelBehaviour | None = None, **changes: Any) -> ModelBehaviour:
+    def set_behaviour(
+        self, name: str, behaviour: ModelBehaviour | None = None, **changes: Any
+    ) -> ModelBehaviour:
         """Replace a model's behaviour, or change some fields (``set_behaviour("m", fail_rate=1)``).
 
         ``fail_first_n`` counts from this call on when a whole behaviour is given or
@@ -693,8 +747,11 @@ class ReplayServer:
         with self._lock:
             base = behaviour or self._behaviours.get(name, self._default)
             new = dataclasses.replace(base, **changes) if changes else base
-            self._set(name, new, arm=behaviour is not None or "fail_first_n" in changes
-                      or name not in self._forced_failures)
+            self._set(
+                name,
+                new,
+                arm=behaviour is not None or "fail_first_n" in changes or name not in self._forced_failures,
+            )
             return new
 
     def behaviour(self, name: str) -> ModelBehaviour:
@@ -778,20 +835,27 @@ class ReplayServer:
                 req_id = self._id_counter
         if refused:
             shown = ", ".join(self._behaviours)
-            h._error(404, f"The model `{model}` does not exist; this replay server serves: {shown}",
-                     "invalid_request_error", "model_not_found")
+            h._error(
+                404,
+                f"The model `{model}` does not exist; this replay server serves: {shown}",
+                "invalid_request_error",
+                "model_not_found",
+            )
             return
 
         self._sleep(b.latency_s)
         if fail and b.fail_mode != "midstream":
-            self._record(RecordedRequest(model, h.path, body, stream,
-                                         b.fail_status if b.fail_mode == "status" else 0, "failure"))
+            self._record(
+                RecordedRequest(
+                    model, h.path, body, stream, b.fail_status if b.fail_mode == "status" else 0, "failure"
+                )
+            )
             self._fail(h, b)
             return
 
         try:
             answer = self._answer(model, body, messages, b)
-        except Exception as exc:  # noqa: BLE001 - a broken scripted callable is a 500, not a hang
+        except Exception as exc:
             logger.exception("replay server: building the answer failed")
             self._record(RecordedRequest(model, h.path, body, stream, 500, "error"))
             h._error(500, f"replay server error: {type(exc).__name__}: {exc}", "server_error")
@@ -802,15 +866,18 @@ class ReplayServer:
         for tc in answer.tool_calls:
             out_text += tc["function"]["name"] + tc["function"]["arguments"]
         completion_tokens = math.ceil(len(out_text) / 4)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         cid = f"chatcmpl-replay-{req_id}"
-        self._record(RecordedRequest(model, h.path, body, stream, 200,
-                                     "failure" if fail else answer.source))
+        self._record(RecordedRequest(model, h.path, body, stream, 200, "failure" if fail else answer.source))
         if stream:
             so = body.get("stream_options") or {}
-            self._stream(h, b, model, cid, answer, usage if so.get("include_usage") else None,
-                         midstream_fail=fail)
+            self._stream(
+                h, b, model, cid, answer, usage if so.get("include_usage") else None, midstream_fail=fail
+            )
             return
         if fail:  # "midstream" on a non-stream request
             h._reset()
@@ -820,13 +887,21 @@ class ReplayServer:
         message: dict[str, Any] = {"role": "assistant", "content": answer.content}
         if answer.tool_calls:
             message["tool_calls"] = answer.tool_calls
-        h._send_json(200, {
-            "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "system_fingerprint": "fp_replay",
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": answer.finish_reason}],
-            "usage": usage,
-        }, {"x-replay-source": answer.source})
+        h._send_json(
+            200,
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "system_fingerprint": "fp_replay",
+                "choices": [
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
+                ],
+                "usage": usage,
+            },
+            {"x-replay-source": answer.source},
+        )
 
     def _fail(self, h: _Handler, b: ModelBehaviour) -> None:
         if b.fail_mode == "timeout":
@@ -857,8 +932,12 @@ class ReplayServer:
         for pattern, reply in self._scripted:
             if pattern.search(user_text):
                 value = reply(body) if callable(reply) else reply
-                if not callable(reply) and after_tool and isinstance(value, Mapping) and (
-                        value.get("tool_calls") or value.get("tool_call")):
+                if (
+                    not callable(reply)
+                    and after_tool
+                    and isinstance(value, Mapping)
+                    and (value.get("tool_calls") or value.get("tool_call"))
+                ):
                     continue
                 ans = _as_answer(value, model, "scripted")
                 if ans is not None:
@@ -876,8 +955,18 @@ class ReplayServer:
                 tool = next((t for t in tools if _tool_schema(t)[0] == wanted), tool)
             name, schema = _tool_schema(tool)
             args = json.dumps(_SchemaFiller(schema, user_text).value(schema, name))
-            return _Answer(None, [{"id": _call_id(model, name, args, 0), "type": "function",
-                                   "function": {"name": name, "arguments": args}}], "tool", "tool_calls")
+            return _Answer(
+                None,
+                [
+                    {
+                        "id": _call_id(model, name, args, 0),
+                        "type": "function",
+                        "function": {"name": name, "arguments": args},
+                    }
+                ],
+                "tool",
+                "tool_calls",
+            )
         rf = body.get("response_format")
         if isinstance(rf, dict) and rf.get("type") in ("json_schema", "json_object"):
             if rf["type"] == "json_schema":
@@ -919,13 +1008,27 @@ class ReplayServer:
             answer.content = answer.content[: 4 * limit]
             answer.finish_reason = "length"
 
-    def _stream(self, h: _Handler, b: ModelBehaviour, model: str, cid: str, answer: _Answer,
-                usage: dict | None, midstream_fail: bool) -> None:
+    def _stream(
+        self,
+        h: _Handler,
+        b: ModelBehaviour,
+        model: str,
+        cid: str,
+        answer: _Answer,
+        usage: dict | None,
+        midstream_fail: bool,
+    ) -> None:
         created = int(time.time())
 
         def event(choices: list, extra: dict | None = None) -> bytes:
-            payload = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                       "model": model, "system_fingerprint": "fp_replay", "choices": choices}
+            payload = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_replay",
+                "choices": choices,
+            }
             if extra:
                 payload.update(extra)
             return b"data: " + json.dumps(payload).encode() + b"\n\n"
@@ -936,8 +1039,18 @@ class ReplayServer:
         h.send_header("Transfer-Encoding", "chunked")
         h.send_header("x-replay-source", answer.source)
         h.end_headers()
-        h._chunk(event([{"index": 0, "delta": {"role": "assistant", "content": ""},
-                         "logprobs": None, "finish_reason": None}]))
+        h._chunk(
+            event(
+                [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ]
+            )
+        )
         h.wfile.flush()
         self._sleep(b.ttft_s)
         pause = 1.0 / b.tokens_per_s if b.tokens_per_s else 0.0
@@ -945,17 +1058,27 @@ class ReplayServer:
         if answer.tool_calls:
             for i, tc in enumerate(answer.tool_calls):
                 args = tc["function"]["arguments"]
-                pieces.append({"tool_calls": [{"index": i, "id": tc["id"], "type": "function",
-                                               "function": {"name": tc["function"]["name"],
-                                                            "arguments": ""}}]})
+                pieces.append(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": tc["id"],
+                                "type": "function",
+                                "function": {"name": tc["function"]["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
                 step = max(1, math.ceil(len(args) / 3))
                 for j in range(0, len(args), step):
-                    pieces.append({"tool_calls": [{"index": i,
-                                                   "function": {"arguments": args[j:j + step]}}]})
+                    pieces.append(
+                        {"tool_calls": [{"index": i, "function": {"arguments": args[j : j + step]}}]}
+                    )
         text = answer.content or ""
         step = 4 if b.tokens_per_s else max(4, math.ceil(len(text) / 16))
         for j in range(0, len(text), step):
-            pieces.append({"content": text[j:j + step]})
+            pieces.append({"content": text[j : j + step]})
         for n, delta in enumerate(pieces):
             if midstream_fail and n >= min(2, max(1, len(pieces) - 1)):
                 h.wfile.flush()
@@ -966,8 +1089,7 @@ class ReplayServer:
                 self._sleep(pause)
         if midstream_fail:
             h._reset()
-        h._chunk(event([{"index": 0, "delta": {}, "logprobs": None,
-                         "finish_reason": answer.finish_reason}]))
+        h._chunk(event([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": answer.finish_reason}]))
         if usage is not None:
             h._chunk(event([], {"usage": usage}))
         h._chunk(b"data: [DONE]\n\n")
@@ -979,21 +1101,32 @@ class ReplayServer:
 # CLI
 # --------------------------------------------------------------------------------------------
 
+
 def serve_replay_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zerorouter serve-replay``: serve until Ctrl-C, return the exit status."""
     p = argparse.ArgumentParser(
         prog="zerorouter serve-replay",
         description="Serve a local OpenAI-compatible replay server (recorded answers, "
-                    "deterministic otherwise). Point LiteLLM at it with model='openai/<name>', "
-                    "api_base=<printed URL>, api_key='sk-test'.",
+        "deterministic otherwise). Point LiteLLM at it with model='openai/<name>', "
+        "api_base=<printed URL>, api_key='sk-test'.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    p.add_argument("--table-dir", action="append", default=[], metavar="DIR",
-                   help="routing-table folder with recorded responses (repeatable), e.g. "
-                        "/work/shared/data/routerbench_subset")
-    p.add_argument("--model", action="append", default=[], metavar="NAME",
-                   help="serve only these models (repeatable; default: any name)")
+    p.add_argument(
+        "--table-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="routing-table folder with recorded responses (repeatable), e.g. "
+        "/work/shared/data/routerbench_subset",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="serve only these models (repeatable; default: any name)",
+    )
     p.add_argument("--latency", type=float, default=0.0, help="seconds of latency per request")
     p.add_argument("--ttft", type=float, default=0.0, help="extra seconds before the first token")
     p.add_argument("--tokens-per-s", type=float, default=None, help="generation speed")
@@ -1001,11 +1134,17 @@ def serve_replay_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the failure draws")
     args = p.parse_args(list(argv) if argv is not None else None)
     try:
-        behaviour = ModelBehaviour(latency_s=args.latency, ttft_s=args.ttft,
-                                   tokens_per_s=args.tokens_per_s, fail_rate=args.fail_rate)
-        server = ReplayServer({m: behaviour for m in args.model} or None,
-                              table_dirs=args.table_dir, host=args.host, port=args.port,
-                              seed=args.seed, default_behaviour=behaviour)
+        behaviour = ModelBehaviour(
+            latency_s=args.latency, ttft_s=args.ttft, tokens_per_s=args.tokens_per_s, fail_rate=args.fail_rate
+        )
+        server = ReplayServer(
+            {m: behaviour for m in args.model} or None,
+            table_dirs=args.table_dir,
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            default_behaviour=behaviour,
+        )
         server.start()
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
