@@ -3,6 +3,19 @@
 ``import langchain_router`` is cheap: every export is loaded on first access (PEP 562), and the
 routing core (numpy, the encoder, LiteLLM) only on the first model call.
 
+Modules (the adapter translates and calls ``ZeroRouter``; it holds no routing logic):
+
+* ``chat_model``: ``ZeroRouterChat``, the ``BaseChatModel`` (fields, validation, the four call bodies)
+* ``options``: routing options from kwargs / config / metadata -> ``ZeroRouter.complete`` parameters
+* ``building``: the core router and calibrated policies built from the chat model's fields
+* ``results``: routed responses and chunks as ``AIMessage`` / chunks with usage and metadata
+* ``structured``: ``with_structured_output`` (tool calling, ``json_schema``, ``json_mode``)
+* ``hints``: "what to do" hints appended to core errors
+* ``_messages``: LangChain messages <-> OpenAI dicts, tool calls, usage
+* ``callbacks``: per-model usage and cost callback handler
+* ``embeddings``: the router's MiniLM as LangChain ``Embeddings``
+* ``middleware``: agent middleware that routes each model call of a LangChain agent
+
 >>> from langchain_router import ZeroRouterChat            # doctest: +SKIP
 >>> llm = ZeroRouterChat(router=router, quality_target=0.9)  # doctest: +SKIP
 """
@@ -12,7 +25,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-import zerorouter_integrations._env  # noqa: F401  (offline settings before litellm / transformers)
+import zerorouter_integrations  # noqa: F401  (its import applies the offline settings before litellm / transformers)
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_router.callbacks import (

@@ -37,7 +37,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without langchai
 from langchain_core.messages import AIMessage
 from typing_extensions import NotRequired
 
-from langchain_router.chat_model import ROUTED, ZeroRouterChat
+from langchain_router.chat_model import ZeroRouterChat
+from langchain_router.options import ROUTED
 
 __all__ = ["ZeroRouterAgentState", "ZeroRouterMiddleware"]
 

@@ -6,6 +6,14 @@
 * :class:`RoutingStatsHandler` (``llamaindex_router.instrumentation``): per-model calls, tokens,
   cost and latency from LlamaIndex's instrumentation events.
 
+Modules (the adapter translates and calls ``ZeroRouter``; it holds no routing logic):
+
+* ``llm``: ``ZeroRouterLLM``, the ``FunctionCallingLLM`` (metadata, chat / complete bodies, tools)
+* ``options``: per-call routing options and policies -> ``ZeroRouter.complete`` keyword arguments
+* ``_convert``: LlamaIndex messages <-> OpenAI dicts, responses, stream accumulation
+* ``embedding``: the bundled MiniLM as a ``BaseEmbedding``
+* ``instrumentation``: ``RoutingStatsHandler`` and ``attach`` / ``detach``
+
 Exports are loaded on first access (PEP 562), so ``import llamaindex_router`` is instant; the
 first use of a class imports ``llama_index.core`` (most of the cost) and the adapter module, while
 the heavy parts of the core (numpy models, LiteLLM, sentence-transformers) load on first call.
@@ -16,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from zerorouter_integrations import _env  # noqa: F401  (offline settings before litellm / HF imports)
+import zerorouter_integrations  # noqa: F401  (its import applies the offline settings before litellm / HF)
 
 if TYPE_CHECKING:  # pragma: no cover
     from llamaindex_router.embedding import MiniLMEmbedding

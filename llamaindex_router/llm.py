@@ -48,6 +48,7 @@ from llamaindex_router._convert import (
     to_openai_messages,
     tool_calls_of,
 )
+from llamaindex_router.options import call_kwargs, policy_for_options
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -56,16 +57,6 @@ __all__ = ["DEFAULT_CONTEXT_WINDOW", "ZeroRouterLLM"]
 
 #: Context window reported when no model of the admissible pool has a known one.
 DEFAULT_CONTEXT_WINDOW = 4096
-
-#: Routing options the core router takes as keyword arguments (passed through unchanged).
-_ROUTE_KEYS = ("denied_models", "session_id", "latency_sla_s", "request_id", "model", "policy", "cascade")
-#: Per-call options this adapter turns into a ``Policy``.
-_POLICY_KEYS = ("mode", "quality_target", "budget_usd_per_1k", "budget", "reference_model")
-_MODES = ("default", "max_quality", "min_cost")
-#: ``Policy(lam=…)`` used by ``mode="min_cost"``: cost dominates any quality difference.
-_MIN_COST_LAM = 1e9
-#: LlamaIndex-internal keyword arguments that must not reach LiteLLM.
-_DROP_KEYS = ("formatted", "verbose", "tool_required", "allow_parallel_tool_calls", "strict")
 
 
 class ZeroRouterLLM(FunctionCallingLLM):
@@ -226,8 +217,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
 
     def _capabilities(self, name: str) -> Any:
         # The core caches these per model (LiteLLM's model map plus the profile's overrides).
-        getter = getattr(self.router, "capabilities", None) or self.router._capabilities
-        return getter(name)
+        return self.router.capabilities(name)
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -255,95 +245,11 @@ class ZeroRouterLLM(FunctionCallingLLM):
         self, mode: str | None, quality_target: float | None, budget: float | None, reference: str | None
     ) -> Any:
         """A calibrated ``Policy`` for these options (cached), or None for the router's own."""
-        if mode not in (None, *_MODES):
-            raise ValueError(f"mode={mode!r}; expected one of {_MODES}")
-        if quality_target is not None and budget is not None:
-            raise ValueError(
-                f"give quality_target ({quality_target!r}) or budget_usd_per_1k ({budget!r}), not both"
-            )
-        if mode in ("max_quality", "min_cost") and (quality_target is not None or budget is not None):
-            raise ValueError(f"mode={mode!r} cannot be combined with quality_target or budget_usd_per_1k")
-        if mode in ("max_quality", "min_cost"):
-            key: Any = (mode,)
-        elif quality_target is not None:
-            key = ("quality", float(quality_target), reference)
-        elif budget is not None:
-            key = ("budget", float(budget))
-        else:
-            return None
-        router = self.router
-        policy = self._policies.get(key)
-        if policy is None:
-            from zerorouter_integrations.policy import Policy
-
-            if key[0] == "max_quality":
-                p = Policy(lam=0.0)
-            elif key[0] == "min_cost":
-                p = Policy(lam=_MIN_COST_LAM)
-            elif key[0] == "quality":
-                if not 0.0 < key[1] <= 1.0:
-                    raise ValueError(
-                        f"quality_target={key[1]!r}; expected a fraction in (0, 1] of the "
-                        "reference model's predicted quality"
-                    )
-                ref = reference or router.reference_model or router._reference()
-                p = Policy.for_quality_target(key[1], reference=ref)
-            else:
-                if key[1] <= 0:
-                    raise ValueError(f"budget_usd_per_1k={key[1]!r}; expected > 0")
-                p = Policy.for_budget(key[1])
-            policy = router.with_policy(p).policy  # calibrated once on the router's calibration prompts
-            self._policies[key] = policy
-        return policy
+        return policy_for_options(self.router, self._policies, mode, quality_target, budget, reference)
 
     def _call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Split LlamaIndex kwargs into the router's: LiteLLM params + routing options (+ a Policy)."""
-        kw = dict(kwargs)
-        for k in _DROP_KEYS:
-            kw.pop(k, None)
-        opts = {k: kw.pop(k) for k in _POLICY_KEYS if k in kw}
-        budget = opts.get("budget_usd_per_1k", opts.get("budget"))
-        out: dict[str, Any] = {}
-        for k, v in (
-            ("temperature", self.temperature),
-            ("max_tokens", self.max_tokens),
-            ("timeout", self.timeout),
-        ):
-            if v is not None:
-                out[k] = v
-        out.update(self.additional_kwargs)
-        route = {k: kw.pop(k) for k in _ROUTE_KEYS if k in kw}
-        allowed = kw.pop("allowed_models", None)
-        out.update(kw)
-        if route.get("policy") is None:
-            route.pop("policy", None)
-            per_call = any(opts.get(k) is not None for k in ("mode", "quality_target")) or budget is not None
-            if per_call:
-                policy = self._policy(
-                    opts.get("mode"),
-                    opts.get("quality_target"),
-                    budget,
-                    opts.get("reference_model") or self.reference_model,
-                )
-            else:
-                policy = self._policy(None, self.quality_target, self.budget_usd_per_1k, self.reference_model)
-            if policy is not None:
-                route["policy"] = policy
-        if self.allowed_models is not None and allowed is not None:
-            base = set(self.allowed_models)
-            allowed = [m for m in allowed if m in base]
-        elif allowed is None and self.allowed_models is not None:
-            allowed = list(self.allowed_models)
-        if allowed is not None:
-            route["allowed_models"] = list(allowed)
-        if self.session_id is not None:
-            route.setdefault("session_id", self.session_id)
-        if not out.get("tools"):
-            out.pop("tools", None)
-            out.pop("tool_choice", None)
-            out.pop("parallel_tool_calls", None)
-        out.update(route)
-        return out
+        return call_kwargs(self, kwargs, self._policy)
 
     # ------------------------------------------------------------------ chat bodies
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

@@ -186,7 +186,7 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     router.save(out)
     _console().print(
         f"onboarded {profile.name!r} from {profile.ability.n_obs} anchors "
-        f"(capability {router._capability(profile.name):.3f}); wrote {out}"
+        f"(capability {router.capability(profile.name):.3f}); wrote {out}"
     )
     return 0
 

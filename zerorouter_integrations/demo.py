@@ -160,7 +160,7 @@ def run_demo(
             "audc": audc(curve, min(single_costs), max(single_costs)),
             "policy": {
                 "lam": float(getattr(router.policy, "lam_", float("nan"))),
-                "reference": router._reference(),
+                "reference": router.effective_reference_model,
             },
             "choices": dict(zip(ids_eval, (pool[j] for j in choice))),
         }

@@ -344,7 +344,8 @@ def _message(exc: BaseException, limit: int = 500) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _tool_call_dict(tc: Any) -> dict:
+def tool_call_dict(tc: Any) -> dict:
+    """A LiteLLM / OpenAI tool call (object or dict) as a plain OpenAI ``{"id", "type", "function"}`` dict."""
     if isinstance(tc, Mapping):
         fn = tc.get("function") or {}
         return {
@@ -626,7 +627,7 @@ class Dispatcher:
             model=name,
             response=response,
             content=getattr(msg, "content", None),
-            tool_calls=[_tool_call_dict(t) for t in tcs] if tcs else [],
+            tool_calls=[tool_call_dict(t) for t in tcs] if tcs else [],
             finish_reason=getattr(choice, "finish_reason", None),
             usage=usage,
             cost_usd=cost,

@@ -185,8 +185,8 @@ def _build() -> None:
             Attempt,
             DispatchResult,
             Usage,
-            _tool_call_dict,
             classify_error,
+            tool_call_dict,
         )
 
         class ZeroRouterStrategy(CustomRoutingStrategyBase):
@@ -515,7 +515,7 @@ def _build() -> None:
                     model=self._model(kwargs),
                     response=response,
                     content=getattr(msg, "content", None),
-                    tool_calls=[_tool_call_dict(tc) for tc in tcs],
+                    tool_calls=[tool_call_dict(tc) for tc in tcs],
                     finish_reason=getattr(choices[0], "finish_reason", None) if choices else None,
                     usage=usage,
                     cost_usd=float(cost or 0.0),

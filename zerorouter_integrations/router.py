@@ -260,6 +260,12 @@ class ZeroRouter:
         L = np.tile([self._expected_latency(m, stats.get(m)) for m in pool], (len(Z), 1))
         return policy.fit(pred.quality, pred.cost_usd, L, model_names=pool)
 
+    @property
+    def effective_reference_model(self) -> str:
+        """The model quality targets and savings are measured against: ``reference_model`` when set,
+        else the routable pool model of highest mean predicted quality on the calibration prompts."""
+        return self._reference()
+
     def _reference(self) -> str:
         pool_key = tuple(self._routable_pool())
         cached = getattr(self, "_reference_cache", None)
@@ -307,6 +313,11 @@ class ZeroRouter:
             cached = (key, caps, min(windows, default=float("inf")))
             self.__dict__["_pool_caps"] = cached
         return cached[1], cached[2]
+
+    def capabilities(self, name: str) -> Any:
+        """The :class:`ModelCapabilities` of pool model ``name`` (LiteLLM's model map plus the profile's
+        overrides; cached per model)."""
+        return self._capabilities(name)
 
     def _capabilities(self, name: str) -> Any:
         from zerorouter_integrations.constraints import ModelCapabilities, capabilities_from_litellm
@@ -497,6 +508,11 @@ class ZeroRouter:
         )
         decision.latent = Z[0].tolist()  # type: ignore[attr-defined]
         return decision
+
+    def capability(self, name: str) -> float:
+        """Model ``name``'s mean predicted quality on the calibration prompts (0 without them; cached
+        in its profile)."""
+        return self._capability(name)
 
     def _capability(self, name: str) -> float:
         p = self.predictor.profiles_[name]

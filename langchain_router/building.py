@@ -1,0 +1,84 @@
+"""The core router and policies behind a ``ZeroRouterChat``: built from its fields, calibrated per option."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_router.hints import translated
+from langchain_router.options import check_policy_values
+from zerorouter_integrations.errors import ZeroRouterError
+
+__all__ = ["as_endpoint", "build_router", "calibrated_policy"]
+
+
+def build_router(chat: Any) -> Any:
+    """A ``ZeroRouter`` from the chat model's ``artifact_path`` / ``models`` / ``endpoints`` / retry fields.
+
+    ``api_key`` is given to every endpoint that has neither a key nor a key variable.
+    """
+    from zerorouter_integrations.dispatch import ModelEndpoint, RetryPolicy
+    from zerorouter_integrations.router import ZeroRouter
+
+    endpoints = None
+    if chat.endpoints is not None:
+        endpoints = {name: as_endpoint(name, ep, ModelEndpoint) for name, ep in chat.endpoints.items()}
+    retry = RetryPolicy(
+        max_retries=1 if chat.max_retries is None else int(chat.max_retries),
+        timeout_s=chat.timeout if chat.timeout is not None else 60.0,
+    )
+    kwargs = dict(
+        models=chat.models,
+        endpoints=endpoints,
+        reference_model=chat.reference_model,
+        retry=retry,
+        latency_sla_s=chat.latency_sla_s,
+    )
+    try:
+        router = (
+            ZeroRouter.load(chat.artifact_path, **kwargs)
+            if chat.artifact_path
+            else ZeroRouter.default(**kwargs)
+        )
+    except ZeroRouterError as exc:
+        raise translated(exc) from exc
+    if chat.api_key is not None:
+        key = chat.api_key.get_secret_value()
+        for name, ep in list(router.endpoints.items()):
+            if getattr(ep, "api_key", None) is None and getattr(ep, "api_key_env", None) is None:
+                router.endpoints[name] = dataclasses.replace(ep, api_key=key)
+    return router
+
+
+def calibrated_policy(router: Any, quality_target: float | None, budget: float | None, reference: Any) -> Any:
+    """A ``Policy`` for a quality target or a budget, calibrated on ``router``'s prompts (None: neither)."""
+    if quality_target is None and budget is None:
+        return None
+    if quality_target is not None and budget is not None:
+        raise ValueError(
+            f"quality_target={quality_target} and budget_usd_per_1k={budget}: give one, not both"
+        )
+    check_policy_values(quality_target, budget)
+    from zerorouter_integrations.policy import Policy
+
+    if budget is not None:
+        policy = Policy.for_budget(budget)
+    else:
+        ref = reference or router.effective_reference_model
+        policy = Policy.for_quality_target(quality_target, reference=ref)
+    return router.with_policy(policy).policy
+
+
+def as_endpoint(name: str, ep: Any, endpoint_cls: type) -> Any:
+    """``ep`` (a ``ModelEndpoint``, its dict, or a LiteLLM model string) as an ``endpoint_cls``."""
+    if isinstance(ep, endpoint_cls):
+        return ep
+    if isinstance(ep, str):
+        return endpoint_cls(name=name, litellm_model=ep)
+    if isinstance(ep, Mapping):
+        return endpoint_cls.from_dict({"name": name, **ep})
+    raise TypeError(
+        f"endpoints[{name!r}] is {type(ep).__name__}; expected a ModelEndpoint, its dict or a "
+        "LiteLLM model string"
+    )
