@@ -48,12 +48,13 @@ import numpy as np
 
 import zerorouter_integrations.evaluation as evaluation
 from zerorouter_integrations.cascade import CascadePolicy, evaluate_cascade, table_answers
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.metrics import Curve, cost_to_reach
 from zerorouter_integrations.tables import RoutingTable, load_table, split_by_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = find_data_dir()
 OUT = ROOT / "benchmarks" / "out"
 
 

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = [t for t in results["float32"] if t != "plot"]
     print("| table | prompts | precision | quality | $ / 1k | AUDC (%) | same choice | cos min / mean |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
-    from zerorouter_integrations.demo import find_data_dir
+    from zerorouter_integrations.data import find_data_dir
 
     data = find_data_dir(None)
     for name in tables:

@@ -24,7 +24,7 @@ Usage::
     python benchmarks/encoder_speed.py --int8           # + dynamic int8 ONNX (needs `pip install onnx`)
     python benchmarks/encoder_speed.py --quality-only --quality 500   # routing-quality proxy only
 
-Prompts come from /work/shared/data (``$ZEROROUTER_DATA`` overrides): zeroeval and
+Prompts come from ``../shared/data`` (``$ZEROROUTER_DATA`` overrides): zeroeval and
 routerbench_subset full prompts (few-shot, 100-1000 tokens) and their bare questions (10-200 tokens).
 """
 
@@ -44,9 +44,10 @@ from pathlib import Path
 import numpy as np
 
 import zerorouter_integrations  # noqa: F401  (offline settings first)
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir, default_model_path
 
-DATA = Path(os.environ.get("ZEROROUTER_DATA", "/work/shared/data"))
+DATA = find_data_dir()
 
 
 def load_prompts(n: int, seed: int = 0) -> list[str]:

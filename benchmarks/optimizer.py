@@ -167,13 +167,14 @@ def format_table(results: list[dict]) -> str:
 
 def _held_out_predictions(table_name: str, seed: int = 0):
     """IRT router fit on a held-out prompt split of a shared table: predictions and truth on the test part."""
+    from zerorouter_integrations.data import find_data_dir
     from zerorouter_integrations.encoder import QueryEncoder, default_cache_dir
     from zerorouter_integrations.evaluation import EvalContext, fit_and_onboard, table_features
     from zerorouter_integrations.latent.irt import IRTSpace
     from zerorouter_integrations.profiles import estimate_tokens
     from zerorouter_integrations.tables import load_table, split_by_prompt
 
-    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    data = find_data_dir()
     t = load_table(data / table_name)
     split = split_by_prompt(t, test_fraction=0.3, seed=seed)
     ids = t.prompt_ids

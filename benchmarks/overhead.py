@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 def _prompts(n: int) -> list[str]:
     from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
+    from zerorouter_integrations.data import find_data_dir
     from zerorouter_integrations.tables import load_table
 
-    data = ROOT.parent / "shared" / "data"
+    data = find_data_dir()
     held = RouterArtifact.load(DEFAULT_ARTIFACT).build["held_out_prompt_ids"]
     out = []
     for name in ("zeroeval", "routerbench_subset"):

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +75,7 @@ from typing import Any
 import numpy as np
 
 import zerorouter_integrations  # noqa: F401  (offline environment first)
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.encoder import ROUTING_ENCODER
 from zerorouter_integrations.evaluation import (
     POOL_COVERAGE,
@@ -104,7 +104,7 @@ __all__ = [
     "table_embeddings",
 ]
 
-DATA = Path(os.environ.get("ZEROROUTER_DATA", "/work/shared/data"))
+DATA = find_data_dir()
 OUT = Path(__file__).resolve().parent / "out"
 #: Held-out ("new") models per split, by table.
 N_NEW = {"zeroeval": 3, "routerbench_subset": 2, "llmrouter_ulab": 2}

@@ -11,7 +11,6 @@ call (session = the run's ``thread_id``) and pins the rest of the run to that mo
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,8 +18,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from zerorouter_integrations.data import find_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data")) / "routerbench_subset"
+DATA_DIR = find_data_dir(table="routerbench_subset")
 
 QUESTION = "What is the weather in Paris today?"
 THREAD_ID = "weather-demo"

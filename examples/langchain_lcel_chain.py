@@ -14,15 +14,16 @@ The usage callbacks report tokens (``get_usage_metadata_callback``) and calls / 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from zerorouter_integrations.data import find_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data")) / "routerbench_subset"
+DATA_DIR = find_data_dir(table="routerbench_subset")
 
 QUESTIONS = [
     "Write a function to filter odd numbers.",

@@ -10,15 +10,16 @@ nothing is loaded twice and nothing is downloaded)::
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from zerorouter_integrations.data import find_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("ZEROROUTER_DATA", ROOT.parent / "shared" / "data")) / "routerbench_subset"
+DATA_DIR = find_data_dir(table="routerbench_subset")
 
 DOCUMENTS = [
     "The router sends each request to the cheapest model that is predicted to answer it well.",

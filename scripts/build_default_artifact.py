@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zerorouter_integrations.artifact import DEFAULT_ARTIFACT  # noqa: E402
+from zerorouter_integrations.data import find_data_dir  # noqa: E402
 from zerorouter_integrations.encoder import ROUTING_ENCODER  # noqa: E402
 from zerorouter_integrations.tables import RoutingTable, load_table, split_by_prompt  # noqa: E402
 from zerorouter_integrations.training import fit_artifact  # noqa: E402
@@ -101,10 +102,15 @@ def build(data: Path, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="the shared data folder (default: ../shared/data or $ZEROROUTER_DATA)",
+    )
     ap.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT)
     args = ap.parse_args(argv)
-    build(args.data, args.out)
+    build(find_data_dir(args.data), args.out)
     return 0
 
 

@@ -91,15 +91,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------- routing-core fixtures
-DATA_DIR = _Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
 @pytest.fixture(scope="session")
 def data_dir() -> _Path:
-    """The shared benchmark data (``../shared/data`` next to the repository)."""
-    if not (DATA_DIR / "zeroeval" / "prompts.parquet").is_file():
-        pytest.fail(f"shared data not found at {DATA_DIR}", pytrace=False)
-    return DATA_DIR
+    """The shared benchmark data (``$ZEROROUTER_DATA`` or ``../shared/data`` next to the repository)."""
+    from zerorouter_integrations.data import find_data_dir
+    from zerorouter_integrations.errors import SchemaError
+
+    try:
+        return find_data_dir(table="zeroeval").parent
+    except SchemaError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

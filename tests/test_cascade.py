@@ -4,7 +4,6 @@ on the shared tables' real answers, and the offline ``zerorouter-cascade`` evalu
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,11 +24,12 @@ from zerorouter_integrations.cascade import (
     stream_cascade,
     table_answers,
 )
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import InfeasibleError, NotFittedError
 from zerorouter_integrations.features import messages_to_text
 from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = find_data_dir()
 
 QUESTION = (
     "Which planet is the largest in the solar system?\nA) Mars\nB) Jupiter\nC) Venus\nD) Earth\n"

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 import zerorouter_integrations  # noqa: F401  (offline settings)
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.encoder import CacheInfo, QueryEncoder, default_model_path
 from zerorouter_integrations.errors import ZeroRouterError
 
-DATA = Path("/work/shared/data")
+DATA = find_data_dir()
 SHORT = ["What is 2 + 2?", "", "Write a haiku about routers.", "  spaces  ", "é ü 中文 🙂"]
 
 

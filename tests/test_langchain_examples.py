@@ -33,11 +33,12 @@ from langchain_router._messages import (
     normalize_tool_choice,
     usage_to_metadata,
 )
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import AllModelsFailedError, InfeasibleError, UnknownModelError
 from zerorouter_integrations.testing.fixtures import ROUTERBENCH_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "routerbench_subset"
+DATA = find_data_dir(table="routerbench_subset")
 POOL = set(ROUTERBENCH_MODELS)
 CHEAP = "claude-instant-v1"
 OTHER = "mistralai/mistral-7b-chat"

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +31,10 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_router import ZeroRouterChat
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.testing.fixtures import ROUTERBENCH_MODELS
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset"
+DATA = find_data_dir(table="routerbench_subset")
 
 _SHARED: dict[str, Any] = {}
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import (
     InfeasibleError,
     NoAdmissibleModelError,
@@ -17,7 +17,7 @@ from zerorouter_integrations.errors import (
 )
 from zerorouter_integrations.policy import Policy, choose_rows, prompt_uniform
 
-DATA = Path("/work/shared/data/routerbench_subset")
+DATA = find_data_dir(table="routerbench_subset")
 
 
 def synthetic(n: int = 500, m: int = 10, seed: int = 0):

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import openai
@@ -16,11 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from zerorouter_integrations._env import import_litellm
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
 
-DATA = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset"
-)  # shared/ beside the repo
+DATA = find_data_dir(table="routerbench_subset")
 needs_data = pytest.mark.skipif(
     not (DATA / "prompts.parquet").is_file(), reason="routerbench_subset not present"
 )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
 from zerorouter_integrations.tables import (
     Split,
@@ -18,7 +19,7 @@ from zerorouter_integrations.tables import (
     split_by_prompt,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = find_data_dir()
 
 
 def _write(tmp: Path, prompts: pd.DataFrame, outcomes: pd.DataFrame, models: pd.DataFrame) -> Path:

@@ -8,37 +8,15 @@ with always calling the best single model. Nothing is trained or downloaded.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import SchemaError
 
 __all__ = ["find_data_dir", "run_demo"]
-
-
-def find_data_dir(explicit: Path | None = None) -> Path:
-    """The shared data folder: ``explicit``, ``$ZEROROUTER_DATA``, ``./shared/data``, ``../shared/data``, or
-    ``../shared/data`` next to this source checkout."""
-    if explicit is not None:
-        candidates: list[Path] = [Path(explicit)]
-    else:
-        cwd = Path.cwd()
-        candidates = [Path(os.environ["ZEROROUTER_DATA"])] if os.environ.get("ZEROROUTER_DATA") else []
-        candidates += [
-            cwd / "shared" / "data",
-            cwd.parent / "shared" / "data",
-            Path(__file__).resolve().parents[2] / "shared" / "data",
-        ]
-    for c in candidates:
-        if c is not None and (c / "zeroeval" / "prompts.parquet").is_file():
-            return c
-    raise SchemaError(
-        "shared benchmark data not found; pass --data DIR or set ZEROROUTER_DATA "
-        f"(looked in: {', '.join(str(c) for c in candidates if c is not None)})"
-    )
 
 
 def run_demo(

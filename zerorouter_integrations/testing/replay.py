@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import SchemaError
 
 __all__ = [
@@ -163,19 +164,32 @@ def _key(text: str) -> bytes:
     return hashlib.blake2b(text.strip().encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
+def _table_dir(d: str | Path) -> Path:
+    """A routing-table folder, or the name of a table in the shared data folder (``find_data_dir``)."""
+    path = Path(d)
+    if (path / "prompts.parquet").is_file():
+        return path
+    if len(path.parts) == 1 and not path.exists():
+        try:
+            return find_data_dir(table=str(path))
+        except SchemaError as exc:
+            raise SchemaError(
+                f"table dir {str(d)!r} is neither a routing-table folder nor a table of the shared data: {exc}"
+            ) from None
+    raise SchemaError(
+        f"table dir {str(d)!r} has no prompts.parquet; expected a routing-table folder such as "
+        "../shared/data/routerbench_subset, or a table name such as 'routerbench_subset' "
+        "(looked up in $ZEROROUTER_DATA or ../shared/data)"
+    )
+
+
 class _RecordedAnswers:
     """Index prompt text hash → prompt id, and (prompt id, model) → recorded response."""
 
     _ALT_COLUMNS = ("question_only", "question", "query")
 
     def __init__(self, table_dirs: Sequence[str | Path]):
-        self.dirs = [Path(d) for d in table_dirs]
-        for d in self.dirs:
-            if not (d / "prompts.parquet").is_file():
-                raise SchemaError(
-                    f"table dir {str(d)!r} has no prompts.parquet; expected a routing-table folder "
-                    "such as /work/shared/data/routerbench_subset"
-                )
+        self.dirs = [_table_dir(d) for d in table_dirs]
         self._lock = threading.Lock()
         self._loaded = threading.Event()
         self._error: BaseException | None = None
@@ -594,7 +608,8 @@ class ReplayServer:
         otherwise an unknown model gets HTTP 404 ``model_not_found``.
     table_dirs : sequence of path, default=()
         Routing-table folders (``prompts.parquet``, ``outcome_extras.parquet`` with a
-        ``response`` column, optional ``prompt_extras.parquet``). Loaded lazily in a background
+        ``response`` column, optional ``prompt_extras.parquet``), or names of tables in the shared
+        data folder (:func:`~zerorouter_integrations.data.find_data_dir`). Loaded lazily in a background
         thread when the server starts; the first lookup waits for it.
     responses : mapping, default=None
         Extra recorded answers: prompt text → answer for every model, or → {model: answer}.
@@ -1118,7 +1133,8 @@ def serve_replay_main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="DIR",
         help="routing-table folder with recorded responses (repeatable), e.g. "
-        "/work/shared/data/routerbench_subset",
+        "../shared/data/routerbench_subset, or a table name such as routerbench_subset "
+        "(found in $ZEROROUTER_DATA or ../shared/data)",
     )
     p.add_argument(
         "--model",
