@@ -63,8 +63,8 @@ def find_data_dir(explicit: str | os.PathLike[str] | None = None, *, table: str 
     for c in candidates:
         if _holds(c, table):
             return c / table if table is not None else c
-    what = f"table {table!r} (its prompts.parquet)" if table else "shared benchmark data (*/prompts.parquet)"
+    what = f"table {table!r} of the shared benchmark data" if table else "shared benchmark data"
     raise SchemaError(
-        f"{what} not found; pass the data folder explicitly (--data DIR) or set {DATA_ENV} "
+        f"{what} not found (no {table or '*'}/prompts.parquet); pass the data folder explicitly (--data DIR) or set {DATA_ENV} "
         f"(looked in: {', '.join(str(c) for c in candidates)})"
     )
