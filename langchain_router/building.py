@@ -14,7 +14,8 @@ __all__ = ["as_endpoint", "build_router", "calibrated_policy"]
 
 
 def build_router(chat: Any) -> Any:
-    """A ``ZeroRouter`` from the chat model's ``artifact_path`` / ``models`` / ``endpoints`` / retry fields.
+    """A ``ZeroRouter`` from the chat model's ``artifact_path`` / ``models`` / ``endpoints`` (or
+    ``litellm_config``) / retry fields.
 
     ``api_key`` is given to every endpoint that has neither a key nor a key variable.
     """
@@ -36,11 +37,17 @@ def build_router(chat: Any) -> Any:
         latency_sla_s=chat.latency_sla_s,
     )
     try:
-        router = (
-            ZeroRouter.load(chat.artifact_path, **kwargs)
-            if chat.artifact_path
-            else ZeroRouter.default(**kwargs)
-        )
+        if chat.litellm_config is not None:  # the config is the pool
+            del kwargs["models"], kwargs["endpoints"]
+            if chat.artifact_path:
+                kwargs["artifact"] = chat.artifact_path
+            router = ZeroRouter.from_litellm_config(chat.litellm_config, **kwargs)
+        else:
+            router = (
+                ZeroRouter.load(chat.artifact_path, **kwargs)
+                if chat.artifact_path
+                else ZeroRouter.default(**kwargs)
+            )
     except ZeroRouterError as exc:
         raise translated(exc) from exc
     if chat.api_key is not None:

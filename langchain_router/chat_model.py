@@ -74,6 +74,9 @@ class ZeroRouterChat(BaseChatModel):
         Restrict the pool to these models (when the adapter builds the router).
     endpoints : dict, optional
         Pool name → ``ModelEndpoint``, its ``to_dict()`` form, or a LiteLLM model string.
+    litellm_config : str, dict or list, optional
+        A LiteLLM proxy ``config.yaml`` path, its parsed dict, or a Router ``model_list``: the pool
+        (see ``ZeroRouter.from_litellm_config``). Not with ``endpoints`` / ``models``.
     model : str, default="zerorouter"
         ``"zerorouter"`` routes; a pool model name pins every call to that model. Alias ``model_name``.
     temperature, max_tokens, timeout, stop : optional
@@ -113,6 +116,8 @@ class ZeroRouterChat(BaseChatModel):
     """Pool restriction used when the adapter builds the router."""
     endpoints: dict[str, Any] | None = None
     """Pool name → ``ModelEndpoint`` / its dict / a LiteLLM model string (when building the router)."""
+    litellm_config: Any = Field(default=None, exclude=True)
+    """A LiteLLM config (path, dict or ``model_list``) to build the router's pool from."""
     model: str = Field(default=ROUTED, alias="model_name")
     """``"zerorouter"`` to route; a pool model name pins every call to it."""
     temperature: float | None = None
@@ -164,10 +169,15 @@ class ZeroRouterChat(BaseChatModel):
 
     @model_validator(mode="after")
     def _validate(self) -> ZeroRouterChat:
-        if self.router is not None and (self.artifact_path or self.models or self.endpoints):
+        if self.router is not None and (
+            self.artifact_path or self.models or self.endpoints or self.litellm_config is not None
+        ):
             raise ValueError(
-                "give either router= or artifact_path= / models= / endpoints= to build one, not both"
+                "give either router= or artifact_path= / models= / endpoints= / litellm_config= "
+                "to build one, not both"
             )
+        if self.litellm_config is not None and (self.models or self.endpoints):
+            raise ValueError("litellm_config= is the pool: give it without models= / endpoints=")
         if self.quality_target is not None and self.budget_usd_per_1k is not None:
             raise ValueError(
                 f"quality_target={self.quality_target} and budget_usd_per_1k={self.budget_usd_per_1k}: "

@@ -73,6 +73,9 @@ class ZeroRouterLLM(FunctionCallingLLM):
         Restrict the pool (only when the router is built here).
     endpoints : dict of str to ModelEndpoint, optional
         How to call each pool model (only when the router is built here).
+    litellm_config : str, dict or list, optional
+        A LiteLLM proxy ``config.yaml`` path, its parsed dict, or a Router ``model_list``: the pool
+        (see ``ZeroRouter.from_litellm_config``). Not with ``models`` / ``endpoints``.
     store : ProfileStore or str, optional
         Feedback store of a router built here (``"sqlite:///path"``, ``"redis://…"``).
     temperature : float, optional
@@ -134,6 +137,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
         artifact_path: Any = None,
         models: Sequence[str] | None = None,
         endpoints: dict[str, Any] | None = None,
+        litellm_config: Any = None,
         store: Any = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
@@ -155,8 +159,11 @@ class ZeroRouterLLM(FunctionCallingLLM):
             "artifact_path": artifact_path,
             "models": models,
             "endpoints": endpoints,
+            "litellm_config": litellm_config,
             "store": store,
         }
+        if litellm_config is not None and (models is not None or endpoints is not None):
+            raise ValueError("litellm_config= is the pool: give it without models= / endpoints=")
         if router is not None:
             given = [k for k, v in built_here.items() if v is not None]
             if given:
@@ -201,9 +208,13 @@ class ZeroRouterLLM(FunctionCallingLLM):
                     path = spec.pop("artifact_path", None)
                     if self.reference_model is not None:
                         spec["reference_model"] = self.reference_model
-                    self._router = (
-                        ZeroRouter.load(path, **spec) if path is not None else ZeroRouter.default(**spec)
-                    )
+                    config = spec.pop("litellm_config", None)
+                    if config is not None:
+                        self._router = ZeroRouter.from_litellm_config(config, artifact=path, **spec)
+                    else:
+                        self._router = (
+                            ZeroRouter.load(path, **spec) if path is not None else ZeroRouter.default(**spec)
+                        )
         return self._router
 
     def _admissible_pool(self) -> list[str]:

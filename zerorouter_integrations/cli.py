@@ -192,6 +192,22 @@ def cmd_onboard(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- route
+def router_from_config(config: str, **kwargs: Any) -> Any:
+    """``ZeroRouter.from_litellm_config`` for the CLI: skipped deployments printed to stderr, one a line."""
+    import warnings
+
+    from zerorouter_integrations.router import ZeroRouter
+
+    if not Path(config).is_file():
+        raise CLIError(f"--config {config}: file not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        router = ZeroRouter.from_litellm_config(config, **kwargs)
+    for skipped in router.config_pool.skipped:
+        sys.stderr.write(f"zerorouter: left out of routing: {skipped}\n")
+    return router
+
+
 def cmd_route(args: argparse.Namespace) -> int:
     from zerorouter_integrations.policy import Policy
     from zerorouter_integrations.router import ZeroRouter
@@ -199,7 +215,10 @@ def cmd_route(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"endpoints": {}}
     if args.models:
         kwargs["models"] = _csv_list(args.models)
-    router = ZeroRouter.load(args.artifact, **kwargs) if args.artifact else ZeroRouter.default(**kwargs)
+    if args.config:
+        router = router_from_config(args.config, artifact=args.artifact)
+    else:
+        router = ZeroRouter.load(args.artifact, **kwargs) if args.artifact else ZeroRouter.default(**kwargs)
     policy = None
     if args.budget is not None:
         policy = Policy.for_budget(args.budget)
@@ -290,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("route", help="route one prompt and print the decision table")
     p.add_argument("prompt")
+    p.add_argument("--config", help="LiteLLM config.yaml whose model_list is the pool")
     p.add_argument("--artifact")
     p.add_argument("--models", help="comma-separated pool")
     p.add_argument("--budget", type=float, help="USD per 1k requests")

@@ -102,6 +102,10 @@ class ModelEndpoint:
                     f"ModelEndpoint.{attr}={v!r} for {self.name!r}; expected a price >= 0 or None"
                 )
 
+    def pick(self) -> ModelEndpoint:
+        """The deployment one call goes to: this endpoint (a balanced endpoint draws one of several)."""
+        return self
+
     @property
     def has_custom_prices(self) -> bool:
         """Whether the endpoint's own prices are used instead of LiteLLM's map."""
@@ -543,7 +547,7 @@ class Dispatcher:
         return names
 
     def _kwargs(self, name: str, messages: list, params: dict, stream: bool) -> dict:
-        ep = self.endpoints[name]
+        ep = self.endpoints[name].pick()
         cached = self._base_kwargs.get(name)
         if cached is not None and cached[0] is ep:
             base = cached[1]

@@ -196,12 +196,33 @@ class ZeroRouter:
         self._retry = retry
         self._policy_spec = policy
         self.policy = self._fit_policy(policy)
+        self.config_pool: Any = None  # set by from_litellm_config: aliases and skipped deployments
+        self.config: Any = None  # the LiteLLMConfig it was built from
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def default(cls, **kwargs: Any) -> ZeroRouter:
         """The router shipped with the package (offline; see ``scripts/build_default_artifact.py``)."""
         return cls(RouterArtifact.load(DEFAULT_ARTIFACT), **kwargs)
+
+    @classmethod
+    def from_litellm_config(cls, config: Any, **kwargs: Any) -> ZeroRouter:
+        """A router whose pool is a LiteLLM proxy ``config.yaml`` (path) or Router ``model_list``.
+
+        See :mod:`zerorouter_integrations.litellm_config`. Deployments that cannot be routed (no
+        profile, missing ``os.environ/`` key) are left out with a warning saying what to do; they are
+        listed in ``router.config_pool.skipped``. ``kwargs`` go to the constructor (plus ``artifact=``).
+        """
+        import warnings
+
+        from zerorouter_integrations.litellm_config import router_parts
+
+        artifact, kw, pool, cfg = router_parts(config, **kwargs)
+        router = cls(artifact, **kw)
+        router.config_pool, router.config = pool, cfg
+        if pool.skipped:
+            warnings.warn(f"{cfg.source}: deployments left out of routing:\n{pool.report()}", stacklevel=2)
+        return router
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> ZeroRouter:
