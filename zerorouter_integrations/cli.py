@@ -1,6 +1,6 @@
 """``zerorouter``: the command line, thin over the library.
 
-Commands: ``demo``, ``fit``, ``onboard``, ``route``, ``eval``, ``serve-replay``. Every command checks
+Commands: ``demo``, ``fit``, ``onboard``, ``route``, ``eval``, ``serve``, ``serve-replay``. Every command checks
 its inputs and exits with status 2 and a one-line reason on bad input (missing file, wrong schema,
 unknown model); the evaluation contract is::
 
@@ -245,6 +245,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import warnings
+
+    from zerorouter_integrations.server import build_gateway, run_server
+
+    if not Path(args.config).is_file():
+        raise CLIError(f"--config {args.config}: file not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gateway = build_gateway(
+            args.config,
+            store=args.store,
+            api_key_env=args.api_key_env,
+            max_body_bytes=args.max_body_bytes,
+            timeout_s=args.timeout,
+            artifact=args.artifact,
+        )
+    for skipped in gateway.router.config_pool.skipped:
+        sys.stderr.write(f"zerorouter: left out of routing: {skipped}\n")
+    gateway.warm_up()
+    models = ", ".join(gateway.model_ids())
+    sys.stderr.write(f"zerorouter serve: http://{args.host}:{args.port}/v1 (models: {models})\n")
+    sys.stderr.flush()
+    run_server(gateway, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_serve_replay(args: argparse.Namespace, rest: list[str]) -> int:
     from zerorouter_integrations.testing.replay import serve_replay_main
 
@@ -318,6 +345,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_route)
+
+    p = sub.add_parser("serve", help="run the OpenAI-compatible routing gateway over a LiteLLM config")
+    p.add_argument(
+        "--config", required=True, help="LiteLLM config.yaml (model_list, optional zerorouter: section)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4000)
+    p.add_argument(
+        "--store", help="feedback store URL shared by replicas (sqlite:///file.db, redis://host:port/0)"
+    )
+    p.add_argument(
+        "--api-key-env", help="variable holding the key clients must send as 'Authorization: Bearer'"
+    )
+    p.add_argument(
+        "--artifact", help="router artifact (default: the config's zerorouter.artifact, else shipped)"
+    )
+    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 4 MiB)")
+    p.add_argument("--timeout", type=float, help="seconds per request, fallbacks included (default 120)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("serve-replay", help="run the local OpenAI-compatible replay server", add_help=False)
     p.set_defaults(func=cmd_serve_replay)

@@ -429,11 +429,13 @@ def onboard_command(d: Deployment, artifact: str) -> str:
 _SECTION_KWARGS = ("store", "reference_model", "latency_sla_s", "cooldown_after", "cooldown_s")
 
 
-def config_policies(cfg: LiteLLMConfig) -> dict[str, Any]:
+def config_policies(cfg: LiteLLMConfig, reference: str | None = None) -> dict[str, Any]:
     """The named policies of the ``zerorouter: policies:`` section, as unfitted :class:`Policy` objects.
 
-    Each entry is ``NAME: {budget_usd_per_1k: X}`` or ``NAME: {quality_target: Q[, reference: MODEL]}``
-    (or ``{lam: L}``).
+    Each entry is ``NAME: {budget_usd_per_1k: X}`` (average USD per 1,000 calls), or
+    ``NAME: {quality_target: Q[, reference: MODEL]}``: keep the fraction ``Q`` in (0, 1] of the
+    reference model's predicted quality (``reference`` default: the given one, the router's), or
+    ``NAME: {lam: L}``; ``mu`` (latency weight) may be added to any.
     """
     from zerorouter_integrations.policy import Policy
 
@@ -443,14 +445,27 @@ def config_policies(cfg: LiteLLMConfig) -> dict[str, Any]:
             f"{cfg.source}: zerorouter.policies is {type(raw).__name__}; expected NAME: {{...}}"
         )
     out: dict[str, Any] = {}
-    allowed = {"budget_usd_per_1k", "quality_target", "reference", "lam", "mu"}
     for name, spec in raw.items():
-        if not isinstance(spec, Mapping) or not spec or set(spec) - allowed:
+        spec = dict(spec) if isinstance(spec, Mapping) else {}
+        mu = float(spec.pop("mu", 0.0))
+        where = f"{cfg.source}: zerorouter.policies.{name}={raw[name]!r}"
+        if set(spec) == {"budget_usd_per_1k"}:
+            out[str(name)] = Policy.for_budget(float(spec["budget_usd_per_1k"]), mu=mu)
+        elif set(spec) in ({"quality_target"}, {"quality_target", "reference"}):
+            ref = spec.get("reference") or reference
+            try:
+                out[str(name)] = Policy.for_quality_target(
+                    float(spec["quality_target"]), reference=ref, mu=mu
+                )
+            except ValueError as exc:
+                raise SchemaError(f"{where}: {exc}") from None
+        elif set(spec) == {"lam"}:
+            out[str(name)] = Policy(lam=float(spec["lam"]), mu=mu)
+        else:
             raise SchemaError(
-                f"{cfg.source}: zerorouter.policies.{name}={spec!r}; expected a mapping with "
-                f"budget_usd_per_1k or quality_target (and optionally reference, mu), or lam"
+                f"{where}; expected budget_usd_per_1k, or quality_target (and optionally reference), "
+                "or lam (each optionally with mu)"
             )
-        out[str(name)] = Policy(**dict(spec))
     return out
 
 
