@@ -41,7 +41,7 @@ class ServeProcess:
             str(self.port),
             *args,
         ]
-        self._log_file = open(self.log, "w")  # noqa: SIM115 (closed in stop)
+        self._log_file = open(self.log, "w")
         self.proc = subprocess.Popen(cmd, env=full_env, stdout=self._log_file, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 240.0) -> ServeProcess:

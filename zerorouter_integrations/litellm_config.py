@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from pydantic import SecretStr
 
 from zerorouter_integrations.dispatch import ModelEndpoint
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.profile_names import closest_profile_names, resolve_profile_name
 
 __all__ = [
     "BalancedEndpoint",
@@ -56,13 +56,11 @@ __all__ = [
     "config_policies",
     "load_litellm_config",
     "onboard_command",
-    "resolve_profile_name",
     "router_parts",
 ]
 
 ENV_PREFIX = "os.environ/"
 _MODEL_INFO_KEYS = ("input_cost_per_token", "output_cost_per_token", "max_input_tokens", "max_tokens")
-_DATED = re.compile(r"^-(\d{4}-?\d{2}-?\d{2}|\d{4}|\d{2}-\d{2}(-\d{2})?|latest|preview)$")
 
 
 # ---------------------------------------------------------------------------- parsed config
@@ -319,7 +317,7 @@ class LiteLLMConfig:
                         SkippedDeployment(
                             d,
                             f"model_info.zerorouter_profile={d.zerorouter_profile!r} is not a profile of the artifact",
-                            f"use one of {_closest(d.zerorouter_profile, profiles)} or onboard it: "
+                            f"use one of {closest_profile_names(d.zerorouter_profile, profiles)} or onboard it: "
                             + onboard_command(d, artifact),
                         )
                     )
@@ -367,49 +365,6 @@ class LiteLLMConfig:
 def load_litellm_config(path_or_obj: Any) -> LiteLLMConfig:
     """Parse a LiteLLM config: a path to ``config.yaml``, a mapping, or a ``model_list``."""
     return LiteLLMConfig.load(path_or_obj)
-
-
-# ---------------------------------------------------------------------------- names
-def _variants(name: str) -> list[str]:
-    out = [name]
-    while "/" in name:  # provider prefixes: openai/gpt-4o, together_ai/meta-llama/...
-        name = name.split("/", 1)[1]
-        out.append(name)
-    return out
-
-
-def resolve_profile_name(candidates: Sequence[str], profiles: Mapping[str, Any]) -> str | None:
-    """The profile a LiteLLM model string or alias names, or ``None``.
-
-    Tried in order for each candidate: a profile name (case-insensitive, with or without provider
-    prefixes), a profile's ``litellm_model``, and a unique dated / ``-latest`` / ``-preview`` profile
-    name of it (``gpt-4o-mini`` → ``gpt-4o-mini-2024-07-18``).
-    """
-    lower = {n.lower(): n for n in profiles}
-    by_litellm: dict[str, str] = {}
-    for n, p in profiles.items():
-        lm = getattr(p, "litellm_model", None)
-        if lm:
-            for v in _variants(lm.lower()):
-                by_litellm.setdefault(v, n)
-    for cand in candidates:
-        for v in _variants(cand.lower()):
-            if v in lower:
-                return lower[v]
-        for v in _variants(cand.lower()):
-            if v in by_litellm:
-                return by_litellm[v]
-        for v in _variants(cand.lower()):
-            dated = [n for low, n in lower.items() if low.startswith(v) and _DATED.match(low[len(v) :])]
-            if len(dated) == 1:
-                return dated[0]
-    return None
-
-
-def _closest(name: str, profiles: Mapping[str, Any], n: int = 5) -> list[str]:
-    import difflib
-
-    return difflib.get_close_matches(name, list(profiles), n=n, cutoff=0.3) or sorted(profiles)[:n]
 
 
 def onboard_command(d: Deployment, artifact: str) -> str:
