@@ -212,7 +212,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from zerorouter_integrations.policy import Policy
     from zerorouter_integrations.router import ZeroRouter
 
-    kwargs: dict[str, Any] = {"endpoints": {}}
+    kwargs: dict[str, Any] = {}  # the default endpoints, as in Python: both route among dispatchable models
     if args.models:
         kwargs["models"] = _csv_list(args.models)
     if args.config:

@@ -96,6 +96,15 @@ def _positive_int(v: Any) -> int | None:
     return iv if iv > 0 else None
 
 
+#: Flags LiteLLM decides per provider rather than per model (its ``supports_*`` helpers and
+#: ``get_supported_openai_params``), used where the price map's entry does not set them.
+_PROVIDER_FLAGS: dict[str, dict[str, bool]] = {
+    "fireworks_ai": {"supports_function_calling": True, "supports_response_schema": True},
+    "nebius": {"supports_response_schema": True},
+    "replicate": {"supports_response_format": False},
+}
+
+
 def capabilities_from_litellm(
     litellm_model: str, overrides: Mapping[str, Any] | None = None
 ) -> ModelCapabilities:
@@ -117,46 +126,29 @@ def capabilities_from_litellm(
 
     Notes
     -----
-    Uses ``litellm.get_model_info`` (``max_input_tokens``, falling back to ``max_tokens``;
-    ``max_output_tokens``), ``litellm.supports_function_calling``, ``litellm.supports_vision``,
-    ``litellm.supports_response_schema`` and ``litellm.get_supported_openai_params`` (for
-    ``response_format``). LiteLLM is imported lazily, with its offline price map.
+    Reads LiteLLM's local price map directly (:func:`~zerorouter_integrations.catalog.model_info`:
+    ``max_input_tokens``, falling back to ``max_tokens``; ``max_output_tokens``; the
+    ``supports_function_calling``, ``supports_vision`` and ``supports_response_schema`` flags), without
+    importing LiteLLM, so deciding never pays its import. ``response_format`` (JSON mode) is assumed
+    supported unless the map says ``supports_response_format: false``.
     """
-    from zerorouter_integrations._env import import_litellm
+    from zerorouter_integrations.catalog import model_info, provider_of
 
-    litellm = import_litellm()
-    try:
-        info = litellm.get_model_info(litellm_model)
-    except Exception:
-        info = None
-
+    info = model_info(litellm_model)
+    if info is not None:
+        info = {**_PROVIDER_FLAGS.get(provider_of(litellm_model) or "", {}), **info}
     if info is None:
         caps = PERMISSIVE
     else:
-
-        def flag(fn_name: str, key: str) -> bool:
-            fn = getattr(litellm, fn_name, None)
-            if fn is not None:
-                try:
-                    return bool(fn(model=litellm_model))
-                except Exception:
-                    pass
-            return bool(info.get(key))
-
         context = _positive_int(info.get("max_input_tokens")) or _positive_int(info.get("max_tokens"))
-        json_schema = flag("supports_response_schema", "supports_response_schema")
-        try:
-            params = litellm.get_supported_openai_params(model=litellm_model)
-        except Exception:
-            params = None
-        response_format = True if params is None else ("response_format" in params or json_schema)
+        json_schema = bool(info.get("supports_response_schema"))
         caps = ModelCapabilities(
             context_window=context,
             max_output_tokens=_positive_int(info.get("max_output_tokens")),
-            supports_tools=flag("supports_function_calling", "supports_function_calling"),
-            supports_vision=flag("supports_vision", "supports_vision"),
+            supports_tools=bool(info.get("supports_function_calling")),
+            supports_vision=bool(info.get("supports_vision")),
             supports_json_schema=json_schema,
-            supports_response_format=response_format,
+            supports_response_format=json_schema or bool(info.get("supports_response_format", True)),
         )
     if overrides:
         merged = {**caps.to_dict(), **dict(overrides)}

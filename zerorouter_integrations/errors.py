@@ -44,14 +44,27 @@ class NotFittedError(ZeroRouterError, ValueError, AttributeError):
 class UnknownModelError(ZeroRouterError, KeyError):
     """A model name is not in the router's pool."""
 
-    def __init__(self, model: str, known: Sequence[str]):
+    def __init__(self, model: str, known: Sequence[str], hint: str | None = None):
+        from zerorouter_integrations.names import closest_matches
+
         self.model = model
         self.known = list(known)
-        shown = ", ".join(sorted(self.known)[:20]) + (" …" if len(self.known) > 20 else "")
-        super().__init__(f"unknown model {model!r}; the pool has: {shown}")
+        self.hint = hint
+        #: The known names ``model`` most resembles, best first (difflib).
+        self.suggestions = closest_matches(str(model), self.known)
+        if self.suggestions:
+            shown = f"closest: {', '.join(self.suggestions)} (of {len(self.known)} known)"
+        elif len(self.known) <= 10:
+            shown = f"known: {', '.join(sorted(self.known)) or 'none'}"
+        else:
+            shown = f"no known name resembles it ({len(self.known)} known)"
+        super().__init__(f"unknown model {model!r}; {shown}" + (f"; {hint}" if hint else ""))
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable although __init__ takes other arguments than args
+        return (self.__class__, (self.model, self.known, self.hint), self.__dict__)
 
 
 class NoAdmissibleModelError(ZeroRouterError):

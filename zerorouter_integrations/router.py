@@ -15,6 +15,7 @@ own anchors through it; :meth:`record_quality` refines a model's ability from a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
+from zerorouter_integrations.catalog import BENCHMARK_ONLY, dispatch_model, missing_credentials, resolve
 from zerorouter_integrations.errors import NoAdmissibleModelError, SchemaError, UnknownModelError
 from zerorouter_integrations.features import PromptFeaturizer, messages_to_text
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
@@ -147,11 +149,8 @@ class ZeroRouter:
         self.artifact = artifact
         self.predictor = artifact.predictor
         all_models = list(self.predictor.profiles_)
-        if models is not None:
-            for name in models:
-                if name not in self.predictor.profiles_:
-                    raise UnknownModelError(name, all_models)
-            self._pool = list(dict.fromkeys(models))
+        if models is not None:  # undated names, provider prefixes, -latest aliases (catalog.resolve)
+            self._pool = list(dict.fromkeys(resolve(name, self.predictor.profiles_) for name in models))
         else:
             self._pool = all_models
         self.store = store if isinstance(store, ProfileStore) else open_store(store or ":memory:")
@@ -161,19 +160,18 @@ class ZeroRouter:
 
             for name in self._pool:
                 p = self.predictor.profiles_[name]
-                if p.litellm_model:
+                litellm_model = dispatch_model(name, p.litellm_model)  # the catalog's current string
+                if litellm_model:
                     self.endpoints[name] = ModelEndpoint(
                         name=name,
-                        litellm_model=p.litellm_model,
+                        litellm_model=litellm_model,
                         input_cost_per_token=p.input_usd_per_token,
                         output_cost_per_token=p.output_usd_per_token,
                         **_endpoint_kwargs(p.dispatch),
                     )
         else:
             for name, ep in endpoints.items():
-                if name not in self.predictor.profiles_:
-                    raise UnknownModelError(name, all_models)
-                self.endpoints[name] = ep
+                self.endpoints[resolve(name, self.predictor.profiles_)] = ep
         if encoder is None:
             from zerorouter_integrations.encoder import QueryEncoder
 
@@ -627,8 +625,10 @@ class ZeroRouter:
             from zerorouter_integrations.dispatch import Dispatcher, RetryPolicy
 
             if not self.endpoints:
+                only = [m for m in self._pool if m in BENCHMARK_ONLY]
                 raise SchemaError(
                     "no model of the pool has a LiteLLM endpoint; pass endpoints={name: ModelEndpoint(…)}"
+                    + (f" (benchmark-only: {', '.join(only)})" if only else "")
                 )
             from zerorouter_integrations._env import import_litellm
 
@@ -682,7 +682,16 @@ class ZeroRouter:
         if forced is not None:
             from zerorouter_integrations.decision import Candidate, RoutingDecision
 
+            if forced not in self.endpoints and self.endpoints:
+                with contextlib.suppress(UnknownModelError):  # undated name, provider prefix, alias
+                    forced = resolve(forced, self.endpoints)
             if forced not in self.endpoints:
+                reason = BENCHMARK_ONLY.get(forced)
+                if reason is not None:
+                    raise SchemaError(
+                        f"model {forced!r} is benchmark-only ({reason}) and cannot be dispatched; serve it "
+                        "yourself and pass endpoints={name: ModelEndpoint(...)}"
+                    )
                 raise UnknownModelError(forced, list(self.endpoints))
             p = self.predictor.profiles_[forced]
             decision = RoutingDecision(
@@ -699,6 +708,9 @@ class ZeroRouter:
             decision.latent = None  # type: ignore[attr-defined]
             del p
             return msgs, decision, [forced], params
+        lacking = self._lacking_credentials()
+        if lacking:  # skip models whose provider has no key rather than trying each in turn
+            routing["denied_models"] = [*(routing.get("denied_models") or ()), *lacking]
         decision = self.route(
             msgs,
             tools=params.get("tools"),
@@ -707,6 +719,26 @@ class ZeroRouter:
             **routing,
         )
         return msgs, decision, decision.ranking, params
+
+    def _lacking_credentials(self) -> list[str]:
+        """Routable models whose endpoint lacks its provider's key (see ``catalog.missing_credentials``);
+        raises when that is every one of them, naming what to set."""
+        pool = self._routable_pool()
+        missing = {m: missing_credentials(self.endpoints[m]) for m in pool if m in self.endpoints}
+        lacking = [m for m, names in missing.items() if names]
+        if lacking and len(lacking) == len(pool):
+            by_var: dict[str, list[str]] = {}
+            for m in lacking:
+                by_var.setdefault(" + ".join(missing[m]), []).append(m)
+            detail = "; ".join(
+                f"{var} for {', '.join(ms[:3])}{' …' if len(ms) > 3 else ''} ({len(ms)})"
+                for var, ms in sorted(by_var.items(), key=lambda t: -len(t[1]))
+            )
+            raise NoAdmissibleModelError(
+                f"no model of the pool has credentials: set {detail}; or pass "
+                "endpoints={name: ModelEndpoint(..., api_key=...)}"
+            )
+        return lacking
 
     def _finish(self, decision: Any, result: Any) -> RoutedResponse:
         if decision.session_id is not None and decision.policy.get("mode") != "forced":
