@@ -50,7 +50,11 @@ def litellm_log(server, tmp_path_factory):
         def log_failure_event(self, kwargs, response_obj, start_time, end_time):
             self._write(kwargs)
 
+        active = True  # LiteLLM copies callbacks into its own lists: switch off instead of removing
+
         def _write(self, kwargs):
+            if not self.active:
+                return
             with path.open("a") as fh:
                 fh.write(json.dumps(kwargs["standard_logging_object"], default=str) + "\n")
 
@@ -84,6 +88,7 @@ def litellm_log(server, tmp_path_factory):
         while time.monotonic() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 4):
             time.sleep(0.05)
     finally:
+        logger.active = False
         litellm.callbacks = before
     with path.open("a") as fh:
         fh.write("{not json\n")
