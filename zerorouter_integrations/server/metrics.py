@@ -75,7 +75,7 @@ class GatewayMetrics:
             self.cost[m] = self.cost.get(m, 0.0) + float(response.cost_usd)
             self.saving_usd += saving
             self.reference_cost_usd += saving + float(response.cost_usd)
-            if response.attempts:
+            if any(a.model != m for a in response.attempts):  # another model failed first
                 self.fallbacks += 1
             h = self.hist.setdefault(m, [0] * (len(LATENCY_BUCKETS) + 1))
             h[int(np.searchsorted(LATENCY_BUCKETS, lat))] += 1
@@ -205,7 +205,7 @@ class GatewayMetrics:
             family(
                 "zerorouter_fallbacks_total",
                 "counter",
-                "Calls answered after another model failed.",
+                "Calls answered by a model after another one failed.",
                 [("", float(self.fallbacks))],
             )
             family(
