@@ -17,8 +17,8 @@ from zerorouter_integrations.litellm_config import (
     BalancedEndpoint,
     LiteLLMConfig,
     config_policies,
+    resolve_profile_name,
 )
-from zerorouter_integrations.profile_names import resolve_profile_name
 from zerorouter_integrations.router import ZeroRouter
 from zerorouter_integrations.testing import ReplayServer
 

@@ -43,9 +43,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from zerorouter_integrations.catalog import resolve
 from zerorouter_integrations.dispatch import ModelEndpoint
-from zerorouter_integrations.errors import SchemaError
-from zerorouter_integrations.profile_names import closest_profile_names, resolve_profile_name
+from zerorouter_integrations.errors import SchemaError, UnknownModelError
+from zerorouter_integrations.names import closest_matches
 
 __all__ = [
     "BalancedEndpoint",
@@ -56,6 +57,7 @@ __all__ = [
     "config_policies",
     "load_litellm_config",
     "onboard_command",
+    "resolve_profile_name",
     "router_parts",
 ]
 
@@ -317,7 +319,7 @@ class LiteLLMConfig:
                         SkippedDeployment(
                             d,
                             f"model_info.zerorouter_profile={d.zerorouter_profile!r} is not a profile of the artifact",
-                            f"use one of {closest_profile_names(d.zerorouter_profile, profiles)} or onboard it: "
+                            f"use one of {closest_matches(d.zerorouter_profile, profiles, cutoff=0.3)} or onboard it: "
                             + onboard_command(d, artifact),
                         )
                     )
@@ -365,6 +367,17 @@ class LiteLLMConfig:
 def load_litellm_config(path_or_obj: Any) -> LiteLLMConfig:
     """Parse a LiteLLM config: a path to ``config.yaml``, a mapping, or a ``model_list``."""
     return LiteLLMConfig.load(path_or_obj)
+
+
+def resolve_profile_name(candidates: Sequence[str], profiles: Mapping[str, Any]) -> str | None:
+    """The profile the first resolvable candidate names (``catalog.resolve``: dated names, provider
+    prefixes, ``-latest`` aliases, LiteLLM strings), or ``None``."""
+    for cand in candidates:
+        try:
+            return resolve(cand, profiles)
+        except UnknownModelError:
+            continue
+    return None
 
 
 def onboard_command(d: Deployment, artifact: str) -> str:
