@@ -429,14 +429,60 @@ async def test_astream_escalation_streams_live(router, policy, server):
     assert resp.cost_usd == pytest.approx(sum(first.detail["cost_usd"].values()) + esc.detail["cost_usd"])
 
 
-def test_default_policy_takes_the_router_target(router):
-    from zerorouter_integrations.cascade import _resolve_policy
+def test_the_decision_carries_the_plan_the_executor_runs(router, policy, server):
+    from zerorouter_integrations.decision import RoutingDecision
+    from zerorouter_integrations.plan import CascadePlan, SinglePlan
 
-    pol = _resolve_policy(router, True)
-    assert pol is _resolve_policy(router, None)  # cached per router
+    expected = _cascade_plan(router, policy)
+    decision = router.route(QUESTION, cascade=policy)
+    plan = decision.plan
+    assert isinstance(plan, CascadePlan) and plan.first == expected.first
+    assert plan.escalation[0] == plan.escalate_to == expected.escalate_to
+    assert set(plan.escalation) == set(decision.ranking) - set(plan.first)
+    assert decision.policy["mode"] == "cascade" and "cascade" in str(decision)
+    d = decision.to_dict()
+    assert d["plan"]["plan"] == "cascade" and d["plan"]["first"] == plan.first
+    assert RoutingDecision.from_dict(d).plan.threshold_agree == pytest.approx(plan.threshold_agree)
+    assert server.requests == []  # deciding calls nobody
+    ANSWERS.update({plan.first[0]: "A", plan.first[1]: "C", plan.escalate_to: "D"})
+    resp = router.complete(QUESTION, cascade=policy)
+    assert [r.model for r in server.requests][-1] == plan.escalation[0] == resp.model
+    single = router.route(QUESTION)
+    assert isinstance(single.plan, SinglePlan) and single.plan.models == single.ranking
+    assert (
+        single.to_dict()["plan"]["plan"] == "single" and single.to_dict()["plan"]["models"] == single.ranking
+    )
+    code = router.route(CODE_REQUEST, cascade=policy).plan
+    assert isinstance(code, SinglePlan) and code.cascade and "not comparable" in code.reason
+
+
+def test_escalation_falls_back_down_the_plan_then_to_the_first_stage(policy, server):
+    from zerorouter_integrations.testing.fixtures import replay_router
+
+    router = replay_router(server)  # its own store: the failures below put models in cooldown
+    plan = router.route(QUESTION, cascade=policy).plan
+    ANSWERS.update({plan.first[0]: "A", plan.first[1]: "C"})
+    for name in plan.escalation[:2]:
+        server.set_behaviour(name, ModelBehaviour(fail_rate=1.0, fail_status=500))
+    resp = router.complete(QUESTION, cascade=policy, request_id="fb-1")
+    assert len(plan.escalation) > 2
+    assert resp.model == plan.escalation[2] and resp.decision.stages[-1].outcome == "answered"
+    for name in plan.escalation:
+        server.set_behaviour(name, ModelBehaviour(fail_rate=1.0, fail_status=500))
+    resp = router.complete(QUESTION, cascade=policy)
+    assert resp.model == plan.first[0] and resp.content == "The answer is A."
+    assert resp.decision.stages[-1].kind == "escalation" and resp.decision.stages[-1].outcome == "failed"
+    assert {a.model for a in resp.attempts} >= set(plan.escalation)
+
+
+def test_default_policy_takes_the_router_target(router):
+    from zerorouter_integrations.cascade import resolve_policy
+
+    pol = resolve_policy(router, True)
+    assert pol is resolve_policy(router, None)  # cached per router
     cal = pol.calibration_
     assert cal["kind"] == "reference" and cal["relative_error"] <= 0.01
-    assert cal["reference"] == router._reference()
+    assert cal["reference"] == router.effective_reference_model
     budget = CascadePolicy(budget_usd_per_1k=0.5).fit_router(router)
     assert budget.calibration_["relative_error"] <= 0.01
 

@@ -39,6 +39,47 @@ def _decision(**kw) -> RoutingDecision:
     return RoutingDecision(**base)
 
 
+def test_plans_round_trip_and_show_in_the_table():
+    from zerorouter_integrations.plan import CascadePlan, SinglePlan, accept_answers, plan_from_dict
+
+    d = _decision(plan=SinglePlan(["gpt-4o-mini", "gpt-4o", "llama-3-8b"]))
+    assert "plan: gpt-4o-mini, fallbacks gpt-4o, llama-3-8b" in str(d)
+    back = RoutingDecision.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert back.plan == d.plan and back.plan.order == ["gpt-4o-mini", "gpt-4o", "llama-3-8b"]
+    cp = CascadePlan(
+        mode="cascade",
+        first=["llama-3-8b", "gpt-4o-mini"],
+        escalate_to="gpt-4o",
+        kind="choice",
+        lam=np.float64(12.5),
+        expected_quality=0.8,
+        expected_cost_usd=3e-4,
+        expected_latency_s=1.5,
+        threshold_agree=0.7,
+        threshold_disagree=0.9,
+        confidence_agree=0.95,
+        confidence_disagree=0.4,
+        quality={"llama-3-8b": 0.6, "gpt-4o-mini": 0.8},
+        escalation=["gpt-4o"],
+        extractor=lambda text: text,
+    )
+    d = _decision(plan=cp)
+    text = str(d)
+    assert "plan: cascade llama-3-8b + gpt-4o-mini" in text and "escalate to gpt-4o" in text
+    js = json.loads(json.dumps(d.to_dict()))
+    assert js["plan"]["extractor"] == "custom" and js["plan"]["lam"] == 12.5
+    again = plan_from_dict(js["plan"])
+    assert again.first == cp.first and again.extractor == "auto" and again.order == [*cp.first, "gpt-4o"]
+    ok, why = accept_answers(cp, {"llama-3-8b": "b", "gpt-4o-mini": "b"})
+    assert ok and why["agreement"] and why["answer_model"] == "llama-3-8b"
+    ok, why = accept_answers(cp, {"llama-3-8b": "a", "gpt-4o-mini": "b"})
+    assert not ok and "disagree" in why["reason"]
+    ok, why = accept_answers(cp, {"llama-3-8b": None, "gpt-4o-mini": "b"})
+    assert not ok and why["answer_model"] == "gpt-4o-mini" and why["confidence"] == 0.8
+    with pytest.raises(ValueError, match="plan='other'"):
+        plan_from_dict({"plan": "other"})
+
+
 def test_table_text_names_models_reasons_and_saving():
     d = _decision(
         session_id="s-1",

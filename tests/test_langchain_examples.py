@@ -299,7 +299,7 @@ def test_routing_options_via_config(llm: ZeroRouterChat) -> None:
 
 
 def test_session_escalates_only(llm: ZeroRouterChat, router: Any) -> None:
-    strongest = max(router.models, key=router._capability)
+    strongest = max(router.models, key=router.capability)
     first = llm.invoke(
         "Write a function to filter odd numbers.", session_id="sticky-1", allowed_models=[strongest]
     )
@@ -455,7 +455,7 @@ async def test_middleware_routes_once_per_run_across_runs(router: Any) -> None:
         assert decisions[0]["session_id"] == "mw-thread-2"
     first_model = runs[0][0].response_metadata["model_name"]
     second = runs[1][0].response_metadata
-    assert router._capability(second["model_name"]) >= router._capability(first_model)  # escalate-only
+    assert router.capability(second["model_name"]) >= router.capability(first_model)  # escalate-only
     assert runs[1][0].tool_calls[0]["args"] == {"city": "Oslo"}
 
 

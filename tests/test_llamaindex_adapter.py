@@ -165,12 +165,12 @@ def test_llm_parameters_reach_the_model(router, server):
 
 def test_metadata_follows_the_pool(router):
     llm = ZeroRouterLLM(router)
-    windows = [c.context_window for c in (router._capabilities(m) for m in router.models) if c.context_window]
+    windows = [c.context_window for c in (router.capabilities(m) for m in router.models) if c.context_window]
     assert llm.metadata.context_window == (min(windows) if windows else 4096)
     assert llm.metadata.model_name == "zerorouter"
     small = ZeroRouterLLM(router, allowed_models=["claude-v2"], max_tokens=77).metadata
     assert small.num_output == 77
-    assert small.context_window == (router._capabilities("claude-v2").context_window or 4096)
+    assert small.context_window == (router.capabilities("claude-v2").context_window or 4096)
 
 
 def test_function_calling_flag_needs_every_pool_model(server):

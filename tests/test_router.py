@@ -97,7 +97,7 @@ def test_routing_options_and_bypass(router, rb_prompts):
 def test_plain_prompts_keep_the_context_window_check(router, rb_prompts):
     """A plain request that fits every context window skips the per-model constraint pass; one that
     does not is still filtered, with the reason named."""
-    windows = {m: router._capabilities(m).context_window for m in router.models}
+    windows = {m: router.capabilities(m).context_window for m in router.models}
     known = {m: w for m, w in windows.items() if w}
     assert known, "the replay pool's LiteLLM names should carry context windows"
     smallest = min(known.values())
@@ -179,7 +179,7 @@ def test_errors_cool_a_model_down_and_it_comes_back(server, rb_prompts, tmp_path
 
 
 def test_stickiness_escalates_only(router, rb_prompts):
-    caps = {m: router._capability(m) for m in router.models}
+    caps = {m: router.capability(m) for m in router.models}
     top = max(caps, key=caps.get)
     router.complete(rb_prompts[5], session_id="conv-1", model=None) if False else None
     r = router.complete(rb_prompts[5], session_id="conv-1", allowed_models=[top])

@@ -15,14 +15,21 @@ import json
 import math
 import re
 from collections.abc import Callable
+from typing import Any
 
 __all__ = [
+    "ANSWER_KINDS",
     "Extractor",
     "answers_agree",
+    "answers_match",
+    "canonical_answer",
+    "detect_answer_kind",
+    "extract_answer",
     "extract_choice",
     "extract_final",
     "extract_json_answer",
     "extract_number",
+    "extractor_for",
     "grade",
     "normalize_answer",
 ]
@@ -177,3 +184,115 @@ def grade(response: str, reference: str | None, *, extractor: Extractor | None =
             extractor = extract_final
     got = extractor(response or "")
     return 1.0 if answers_agree(got, ref) else 0.0
+
+
+# ---------------------------------------------------------------- comparing two answers (cascades)
+
+#: Answer kinds a cascade can compare, and the extractor of each.
+ANSWER_KINDS: dict[str, Callable[[str], str | None]] = {
+    "choice": extract_choice,
+    "choice2": extract_choice,
+    "number": extract_number,
+    "json": lambda text: extract_json_answer(text) or extract_final(text),
+    "short": extract_final,
+}
+
+_JSON_ANSWER = re.compile(
+    r"[\"'`]answer[\"'`]\s*:|\banswer\b[^\n]{0,40}\bjson\b|\bjson\b[^\n]{0,80}\banswer\b", re.I
+)
+_CHOICE_LINE = re.compile(r"^\s*\(?[A-Ea-e][\).:]\s+\S", re.M)
+_CHOICE_LETTER = re.compile(r"^\s*\(?([A-Ea-e])[\).:]\s+\S", re.M)
+_CHOICE_ASK = re.compile(
+    r"single (?:choice|letter)|letter of the correct|answer with (?:the |a )?(?:letter|option)|"
+    r"\(?[A-E]\)?\s*(?:,|or)\s*\(?[B-E]\)?\s*(?:,|or)",
+    re.I,
+)
+_CODE_ASK = re.compile(
+    r"\bwrite (?:a |an |the )?(?:python |java |c\+\+ |js |javascript )?(?:function|program|"
+    r"script|class|code|method|query)|```|\bdef \w+\(|\bimplement\b",
+    re.I,
+)
+_SHORT_ASK = re.compile(
+    r"final answer|\\boxed|answer (?:only|with (?:a|one|the)|in (?:one|a single))|"
+    r"only (?:the|a) (?:number|answer|word|name)|single (?:word|number)|"
+    r"how (?:many|much)|what is the value|calculate|compute|evaluate|solve",
+    re.I,
+)
+_NUMERIC_ASK = re.compile(
+    r"how (?:many|much)|what is the (?:sum|product|total|value|number)|calculate|compute", re.I
+)
+
+
+def detect_answer_kind(text: str) -> str | None:
+    """Which extractor compares two answers to this prompt, or ``None`` when answers are not comparable.
+
+    ``"json"`` when the prompt asks for a JSON ``answer`` field, ``"choice"`` for multiple-choice
+    questions (``"choice2"`` when the last question has only two options: two wrong answers then
+    always agree), ``None`` for code or open-ended requests, ``"number"`` for numeric questions, and
+    ``"short"`` when the prompt asks for a short final answer. Decided from the prompt alone, before
+    any model is called.
+    """
+    if not text:
+        return None
+    tail = text[-3000:]
+    if _JSON_ANSWER.search(tail):
+        return "json"
+    if len(_CHOICE_LINE.findall(tail)) >= 2 or _CHOICE_ASK.search(tail):
+        blocks = [b for b in re.split(r"\n\s*\n", tail) if _CHOICE_LINE.search(b)]
+        letters = {x.upper() for x in _CHOICE_LETTER.findall(blocks[-1])} if blocks else set()
+        return "choice2" if len(letters) == 2 else "choice"
+    if _CODE_ASK.search(tail):
+        return None
+    if _NUMERIC_ASK.search(tail) and re.search(r"\d", tail):
+        return "number"
+    if _SHORT_ASK.search(tail):
+        return "short"
+    return None
+
+
+def extractor_for(kind: str | None, extractor: Any = "auto") -> Callable[[str], str | None] | None:
+    """The extractor of an answer kind (``extractor`` callable wins; ``None`` kind → no extractor)."""
+    if callable(extractor):
+        return extractor
+    if kind is None:
+        return None
+    if kind not in ANSWER_KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; expected one of {sorted(ANSWER_KINDS)} or None")
+    return ANSWER_KINDS[kind]
+
+
+def canonical_answer(answer: Any) -> str | None:
+    """A comparable form of an extracted answer: normalized (:func:`answers.normalize_answer`),
+    white space removed, quotes unified; ``None`` for a missing or empty answer."""
+    if answer is None or (isinstance(answer, float) and math.isnan(answer)):
+        return None
+    s = normalize_answer(str(answer))
+    if s is None:
+        return None
+    s = re.sub(r"\s+", "", s).replace("'", '"')
+    return s or None
+
+
+def answers_match(a: str | None, b: str | None) -> bool:
+    """Two canonical answers agree: both present and equal (numbers compared as numbers)."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    try:
+        fa, fb = float(a), float(b)
+    except (TypeError, ValueError):
+        return False
+    return abs(fa - fb) <= 1e-6 * max(1.0, abs(fb))
+
+
+def extract_answer(text: str | None, kind: str | None, extractor: Any = "auto") -> str | None:
+    """The canonical answer in ``text`` for an answer kind (``None`` when there is none or it cannot be
+    extracted; an extractor that raises counts as no answer)."""
+    fn = extractor_for(kind, extractor)
+    if fn is None or not text:
+        return None
+    try:
+        return canonical_answer(fn(text))
+    except Exception:
+        return None

@@ -44,36 +44,33 @@ answers recorded in a routing table's ``outcome_extras.parquet``.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import copy
 import inspect
 import math
-import re
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from zerorouter_integrations.answers import (
-    extract_choice,
-    extract_final,
-    extract_json_answer,
-    extract_number,
-    normalize_answer,
+    ANSWER_KINDS,
+    answers_match,
+    canonical_answer,
+    detect_answer_kind,
+    extract_answer,
+    extractor_for,
 )
 from zerorouter_integrations.errors import (
-    AllModelsFailedError,
     InfeasibleError,
     NoAdmissibleModelError,
     NotFittedError,
     SchemaError,
     UnknownModelError,
 )
+from zerorouter_integrations.plan import CascadePlan, accept_answers
 from zerorouter_integrations.policy import _index_uniform, prompt_uniform
 
 __all__ = [
@@ -89,124 +86,14 @@ __all__ = [
     "detect_answer_kind",
     "evaluate_cascade",
     "extractor_for",
+    "plan_cascade",
+    "resolve_policy",
     "run_cascade",
     "stream_cascade",
     "table_answers",
 ]
 
 _EPS = 1e-4
-
-# ------------------------------------------------------------------------------------------------
-# answers: kinds, extraction, comparison
-# ------------------------------------------------------------------------------------------------
-
-#: Answer kinds a cascade can compare, and the extractor of each.
-ANSWER_KINDS: dict[str, Callable[[str], str | None]] = {
-    "choice": extract_choice,
-    "choice2": extract_choice,
-    "number": extract_number,
-    "json": lambda text: extract_json_answer(text) or extract_final(text),
-    "short": extract_final,
-}
-
-_JSON_ANSWER = re.compile(
-    r"[\"'`]answer[\"'`]\s*:|\banswer\b[^\n]{0,40}\bjson\b|\bjson\b[^\n]{0,80}\banswer\b", re.I
-)
-_CHOICE_LINE = re.compile(r"^\s*\(?[A-Ea-e][\).:]\s+\S", re.M)
-_CHOICE_LETTER = re.compile(r"^\s*\(?([A-Ea-e])[\).:]\s+\S", re.M)
-_CHOICE_ASK = re.compile(
-    r"single (?:choice|letter)|letter of the correct|answer with (?:the |a )?(?:letter|option)|"
-    r"\(?[A-E]\)?\s*(?:,|or)\s*\(?[B-E]\)?\s*(?:,|or)",
-    re.I,
-)
-_CODE_ASK = re.compile(
-    r"\bwrite (?:a |an |the )?(?:python |java |c\+\+ |js |javascript )?(?:function|program|"
-    r"script|class|code|method|query)|```|\bdef \w+\(|\bimplement\b",
-    re.I,
-)
-_SHORT_ASK = re.compile(
-    r"final answer|\\boxed|answer (?:only|with (?:a|one|the)|in (?:one|a single))|"
-    r"only (?:the|a) (?:number|answer|word|name)|single (?:word|number)|"
-    r"how (?:many|much)|what is the value|calculate|compute|evaluate|solve",
-    re.I,
-)
-_NUMERIC_ASK = re.compile(
-    r"how (?:many|much)|what is the (?:sum|product|total|value|number)|calculate|compute", re.I
-)
-
-
-def detect_answer_kind(text: str) -> str | None:
-    """Which extractor compares two answers to this prompt, or ``None`` when answers are not comparable.
-
-    ``"json"`` when the prompt asks for a JSON ``answer`` field, ``"choice"`` for multiple-choice
-    questions (``"choice2"`` when the last question has only two options: two wrong answers then
-    always agree), ``None`` for code or open-ended requests, ``"number"`` for numeric questions, and
-    ``"short"`` when the prompt asks for a short final answer. Decided from the prompt alone, before
-    any model is called.
-    """
-    if not text:
-        return None
-    tail = text[-3000:]
-    if _JSON_ANSWER.search(tail):
-        return "json"
-    if len(_CHOICE_LINE.findall(tail)) >= 2 or _CHOICE_ASK.search(tail):
-        blocks = [b for b in re.split(r"\n\s*\n", tail) if _CHOICE_LINE.search(b)]
-        letters = {x.upper() for x in _CHOICE_LETTER.findall(blocks[-1])} if blocks else set()
-        return "choice2" if len(letters) == 2 else "choice"
-    if _CODE_ASK.search(tail):
-        return None
-    if _NUMERIC_ASK.search(tail) and re.search(r"\d", tail):
-        return "number"
-    if _SHORT_ASK.search(tail):
-        return "short"
-    return None
-
-
-def extractor_for(kind: str | None, extractor: Any = "auto") -> Callable[[str], str | None] | None:
-    """The extractor of an answer kind (``extractor`` callable wins; ``None`` kind → no extractor)."""
-    if callable(extractor):
-        return extractor
-    if kind is None:
-        return None
-    if kind not in ANSWER_KINDS:
-        raise ValueError(f"unknown answer kind {kind!r}; expected one of {sorted(ANSWER_KINDS)} or None")
-    return ANSWER_KINDS[kind]
-
-
-def canonical_answer(answer: Any) -> str | None:
-    """A comparable form of an extracted answer: normalized (:func:`answers.normalize_answer`),
-    white space removed, quotes unified; ``None`` for a missing or empty answer."""
-    if answer is None or (isinstance(answer, float) and math.isnan(answer)):
-        return None
-    s = normalize_answer(str(answer))
-    if s is None:
-        return None
-    s = re.sub(r"\s+", "", s).replace("'", '"')
-    return s or None
-
-
-def answers_match(a: str | None, b: str | None) -> bool:
-    """Two canonical answers agree: both present and equal (numbers compared as numbers)."""
-    if a is None or b is None:
-        return False
-    if a == b:
-        return True
-    try:
-        fa, fb = float(a), float(b)
-    except (TypeError, ValueError):
-        return False
-    return abs(fa - fb) <= 1e-6 * max(1.0, abs(fb))
-
-
-def _extract(text: str | None, kind: str | None, extractor: Any) -> str | None:
-    fn = extractor_for(kind, extractor)
-    if fn is None or not text:
-        return None
-    try:
-        return canonical_answer(fn(text))
-    except Exception:
-        return None
-
 
 # ------------------------------------------------------------------------------------------------
 # agreement model
@@ -540,61 +427,6 @@ class _Choice:
     Q: np.ndarray  # (n,) expected quality of the chosen plan
     C: np.ndarray  # (n,) expected cost
     L: np.ndarray  # (n,) expected latency
-
-
-@dataclass
-class CascadePlan:
-    """The plan for one request (see :meth:`CascadePolicy.plan`).
-
-    Attributes
-    ----------
-    mode : {"single", "cascade"}
-    first : list of str
-        ``[model]`` for a single plan; ``[primary, second]`` for a cascade.
-    escalate_to : str or None
-        The escalation target of a cascade.
-    kind : str or None
-        Answer kind compared in the first stage.
-    lam : float
-        The λ this request uses (either end of a mixed calibration).
-    expected_quality, expected_cost_usd, expected_latency_s : float
-        Of the whole plan (a cascade counts its expected escalation).
-    p_agree : float or None
-        Predicted probability that the two cheap answers agree.
-    accept_if_agree, accept_if_disagree : bool or None
-        The λ-optimal second-stage rule under the predicted probabilities.
-    threshold_agree, threshold_disagree : float or None
-        Accept thresholds: the escalation's net value ``q(E | ·) − λ·c_E − μ·l_E``.
-    confidence_agree, confidence_disagree : float or None
-        Predicted probability that the cheap answer is right, given agreement / disagreement.
-    reason : str
-        Why this plan.
-    """
-
-    mode: str
-    first: list[str]
-    escalate_to: str | None
-    kind: str | None
-    lam: float
-    expected_quality: float
-    expected_cost_usd: float
-    expected_latency_s: float
-    p_agree: float | None = None
-    accept_if_agree: bool | None = None
-    accept_if_disagree: bool | None = None
-    threshold_agree: float | None = None
-    threshold_disagree: float | None = None
-    confidence_agree: float | None = None
-    confidence_disagree: float | None = None
-    quality: dict[str, float] = field(default_factory=dict)
-    cost_usd: dict[str, float] = field(default_factory=dict)
-    latency_s: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        from zerorouter_integrations.decision import _json_safe
-
-        return _json_safe(dict(self.__dict__))
 
 
 def _pairs(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1330,6 +1162,9 @@ class CascadePolicy:
     ) -> tuple[bool, dict[str, Any]]:
         """The second-stage decision of a cascade from the first stage's extracted answers.
 
+        The rule is :func:`~zerorouter_integrations.plan.accept_answers` with this policy's
+        ``logprob_weight``.
+
         Parameters
         ----------
         plan : CascadePlan
@@ -1346,62 +1181,13 @@ class CascadePolicy:
         """
         if plan.mode != "cascade":
             raise ValueError("accept() needs a cascade plan")
-        a, b = plan.first
-        ans_a, ans_b = answers.get(a), answers.get(b)
-        answer_model = a if ans_a is not None or ans_b is None else b
-        agree = answers_match(ans_a, ans_b)
-        if agree:
-            conf, thr = float(plan.confidence_agree), float(plan.threshold_agree)
-        elif ans_a is None and ans_b is None:
-            return False, {
-                "agreement": False,
-                "confidence": 0.0,
-                "threshold": plan.threshold_disagree,
-                "answer_model": None,
-                "reason": "no first-stage model gave a comparable answer",
-            }
-        elif ans_a is None or ans_b is None:
-            # one answer only: its model's own predicted quality is the confidence
-            conf = float(plan.quality.get(answer_model, 0.0))
-            thr = float(plan.threshold_disagree)
-        else:
-            conf, thr = float(plan.confidence_disagree), float(plan.threshold_disagree)
-        tp = (token_probs or {}).get(answer_model)
-        if tp is not None and self.logprob_weight:
-            prior = float(plan.quality.get(answer_model, 0.5))
-            conf = float(_expit(_logit(conf) + float(self.logprob_weight) * (_logit(tp) - _logit(prior))))
-        accepted = conf >= thr
-        if agree:
-            why = (
-                f"answers agree; confidence {conf:.3f} ≥ threshold {thr:.3f}"
-                if accepted
-                else f"answers agree but confidence {conf:.3f} < threshold {thr:.3f} (escalation is worth its cost)"
-            )
-        elif ans_a is None or ans_b is None:
-            why = (
-                f"only {answer_model} answered; confidence {conf:.3f} "
-                + ("≥" if accepted else "<")
-                + f" threshold {thr:.3f}"
-            )
-        else:
-            why = (
-                f"answers disagree ({ans_a!r} vs {ans_b!r}); confidence {conf:.3f} "
-                + ("≥" if accepted else "<")
-                + f" threshold {thr:.3f}"
-            )
-        return bool(accepted), {
-            "agreement": bool(agree),
-            "confidence": conf,
-            "threshold": thr,
-            "answer_model": answer_model,
-            "reason": why,
-        }
+        return accept_answers(plan, answers, token_probs, logprob_weight=float(self.logprob_weight or 0.0))
 
     # ---- against a router
     def fit_router(self, router: Any) -> CascadePolicy:
         """Calibrate on the router's calibration prompts (taking the router's own target when none is set)."""
-        pool = router._routable_pool()
-        calib = router._calibration()
+        pool = router.routable_models
+        calib = router.calibration()
         target = self
         if self._target_kind() is None:
             target = CascadePolicy.from_policy(
@@ -1432,7 +1218,7 @@ class CascadePolicy:
             L = None
             if target.mu:
                 stats = router.store.all_stats()
-                L = np.tile([router._expected_latency(mm, stats.get(mm)) for mm in pool], (len(Z), 1))
+                L = np.tile([router.expected_latency(mm, stats.get(mm)) for mm in pool], (len(Z), 1))
             target.fit(pred.quality, pred.cost_usd, L, sd=pred.quality_sd, model_names=pool)
         if target is not self:
             for k, v in vars(target).items():
@@ -1445,17 +1231,19 @@ class CascadePolicy:
 # running a cascade through a router
 # ------------------------------------------------------------------------------------------------
 
-_DEFAULT_POLICIES: weakref.WeakKeyDictionary[Any, CascadePolicy] = weakref.WeakKeyDictionary()
+_DEFAULT_POLICIES: weakref.WeakKeyDictionary[Any, tuple[Any, CascadePolicy]] = weakref.WeakKeyDictionary()
 
 
-def _resolve_policy(router: Any, policy: Any) -> CascadePolicy:
+def resolve_policy(router: Any, policy: Any) -> CascadePolicy:
+    """The fitted cascade policy for ``router``: ``None`` / ``True`` → the router's own target,
+    calibrated on its calibration prompts (cached per router and per-query policy); an unfitted
+    ``CascadePolicy`` is fitted the same way."""
     if policy is None or policy is True:
-        cached = _DEFAULT_POLICIES.get(router)
-        if cached is None or getattr(cached, "_router_policy", None) is not router.policy:
-            cached = CascadePolicy().fit_router(router)
-            cached._router_policy = router.policy
-            _DEFAULT_POLICIES[router] = cached
-        return cached
+        entry = _DEFAULT_POLICIES.get(router)
+        if entry is None or entry[0] is not router.policy:
+            entry = (router.policy, CascadePolicy().fit_router(router))
+            _DEFAULT_POLICIES[router] = entry
+        return entry[1]
     if not isinstance(policy, CascadePolicy):
         raise TypeError(f"cascade policy must be a CascadePolicy, True or None; got {policy!r}")
     if not hasattr(policy, "lam_"):
@@ -1463,52 +1251,24 @@ def _resolve_policy(router: Any, policy: Any) -> CascadePolicy:
     return policy
 
 
-def _token_prob(response: Any) -> float | None:
-    """Probability of the answer's tokens (exp of the mean token log-probability), when returned."""
-    try:
-        lp = response.choices[0].logprobs
-    except (AttributeError, IndexError, TypeError):
-        return None
-    if lp is None:
-        return None
-    content = lp.get("content") if isinstance(lp, Mapping) else getattr(lp, "content", None)
-    if not content:
-        return None
-    vals = []
-    for t in content:
-        v = t.get("logprob") if isinstance(t, Mapping) else getattr(t, "logprob", None)
-        if v is not None and math.isfinite(float(v)):
-            vals.append(float(v))
-    if not vals:
-        return None
-    return float(math.exp(sum(vals) / len(vals)))
+def plan_cascade(
+    router: Any,
+    decision: Any,
+    policy: Any,
+    text: str,
+    comparable: bool = True,
+    latency_sla_s: float | None = None,
+) -> Any:
+    """Give ``decision`` its cascade-mode plan (a :class:`CascadePlan`, or a single-model plan when the
+    cascade policy prefers one) over the decision's ranked candidates; returns the decision.
 
+    ``comparable=False`` (tool calls) never cascades; ``text`` is the request's text (answer kind,
+    stable mixing key).
+    """
+    from zerorouter_integrations.plan import SinglePlan
 
-@dataclass
-class _Setup:
-    msgs: list[dict[str, Any]]
-    decision: Any
-    params: dict[str, Any]
-    plan: CascadePlan | None
-    order: list[str]
-    policy: CascadePolicy
-    kind: str | None
-    t0: float
-
-
-def _setup(router: Any, messages: Any, policy: Any, kwargs: dict[str, Any]) -> _Setup:
-    from zerorouter_integrations.features import messages_to_text
-
-    t0 = time.perf_counter()
-    pol = _resolve_policy(router, policy)
-    kwargs = dict(kwargs)
-    if "routing_policy" in kwargs:  # the per-query Policy that ranks the candidates (ZeroRouter's policy=)
-        kwargs["policy"] = kwargs.pop("routing_policy")
-    msgs, decision, order, params = router._prepare(messages, kwargs)
-    if decision.policy.get("mode") == "forced":
-        return _Setup(msgs, decision, params, None, list(order), pol, None, t0)
-    text = messages_to_text(msgs)
-    if params.get("tools") or params.get("functions"):
+    pol = resolve_policy(router, policy)
+    if not comparable:
         kind = None  # tool calls are not compared
     elif callable(pol.extractor):
         kind = "custom"
@@ -1523,193 +1283,47 @@ def _setup(router: Any, messages: Any, policy: Any, kwargs: dict[str, Any]) -> _
         sd=[cd.quality_sd for cd in cands],
         kind=kind,
         key=text,
-        latency_sla_s=kwargs.get("latency_sla_s", getattr(router, "latency_sla_s", None)),
+        latency_sla_s=latency_sla_s,
     )
     if plan.mode == "single":
-        order = [plan.first[0]] + [m for m in decision.ranking if m != plan.first[0]]
+        decision.plan = SinglePlan(
+            [plan.first[0]] + [m for m in decision.ranking if m != plan.first[0]],
+            reason=plan.reason,
+            cascade=True,
+            kind=kind,
+            expected_quality=plan.expected_quality,
+            expected_cost_usd=plan.expected_cost_usd,
+        )
     else:
         e = plan.escalate_to
-        order = [e] + [m for m in decision.ranking if m not in (e, *plan.first)]
+        plan.escalation = [e] + [m for m in decision.ranking if m not in (e, *plan.first)]
+        plan.logprob_weight = float(pol.logprob_weight or 0.0)
+        plan.chunk_chars = int(pol.chunk_chars)
+        plan.extractor = pol.extractor
+        decision.plan = plan
     decision.policy = {
         "mode": "cascade",
         "lam": plan.lam,
         "mu": pol.mu_,
         **{k: v for k, v in (getattr(pol, "calibration_", None) or {}).items() if k in ("kind", "target")},
     }
-    return _Setup(msgs, decision, params, plan, order, pol, kind, t0)
+    return decision
 
 
-def _sum_usage(results: Sequence[Any]) -> Any:
-    from zerorouter_integrations.dispatch import Usage
-
-    u = Usage()
-    for r in results:
-        ru = r.usage
-        u.input_tokens += ru.input_tokens
-        u.output_tokens += ru.output_tokens
-        u.total_tokens += ru.total_tokens
-        u.cache_read_tokens += ru.cache_read_tokens
-        u.reasoning_tokens += ru.reasoning_tokens
-    return u
-
-
-def _combine(final: Any, results: Sequence[Any], attempts: list[Any], t0: float) -> Any:
-    """One DispatchResult for the whole cascade: the final answer, usage and cost of every stage."""
-    from zerorouter_integrations.dispatch import DispatchResult
-
-    latency = time.perf_counter() - t0
-    return DispatchResult(
-        model=final.model,
-        response=final.response,
-        content=final.content,
-        tool_calls=final.tool_calls,
-        finish_reason=final.finish_reason,
-        usage=_sum_usage(results),
-        cost_usd=float(sum(r.cost_usd for r in results)),
-        latency_s=latency,
-        ttft_s=latency
-        if final.ttft_s is None or final.ttft_s == final.latency_s
-        else (latency - final.latency_s + final.ttft_s),
-        attempts=attempts,
-        cost_known=all(getattr(r, "cost_known", True) for r in results),
-    )
-
-
-def _first_stage_record(
-    st: _Setup, outs: Sequence[Any]
-) -> tuple[dict[str, Any], dict[str, str | None], dict[str, float | None], list[Any], list[Any]]:
-    """Answers, token probabilities, successful results and failed attempts of the first stage."""
-    plan = st.plan
-    results: dict[str, Any] = {}
-    answers: dict[str, str | None] = {}
-    probs: dict[str, float | None] = {}
-    attempts: list[Any] = []
-    for name, out in zip(plan.first, outs):
-        if isinstance(out, AllModelsFailedError):
-            attempts.extend(out.attempts)
-            answers[name] = None
-            continue
-        if isinstance(out, BaseException):
-            raise out
-        results[name] = out
-        attempts.extend(out.attempts)
-        answers[name] = None if out.tool_calls else _extract(out.content, st.kind, st.policy.extractor)
-        probs[name] = _token_prob(out.response)
-    return results, answers, probs, attempts, list(results.values())
-
-
-def _cascade_stage(
-    st: _Setup,
-    results: Mapping[str, Any],
-    answers: Mapping[str, Any],
-    accepted: bool,
-    detail: Mapping[str, Any],
-) -> Any:
-    from zerorouter_integrations.decision import Stage
-
-    plan = st.plan
-    return Stage(
-        kind="cascade",
-        models=list(plan.first),
-        outcome="accepted" if accepted else "escalated",
-        detail={
-            "answer_kind": st.kind,
-            "answers": dict(answers),
-            "contents": {m: (r.content or "")[:200] for m, r in results.items()},
-            "failed": [m for m in plan.first if m not in results],
-            "agreement": detail.get("agreement"),
-            "confidence": detail.get("confidence"),
-            "threshold": detail.get("threshold"),
-            "accepted_model": detail.get("answer_model") if accepted else None,
-            "reason": detail.get("reason"),
-            "escalate_to": plan.escalate_to,
-            "lam": plan.lam,
-            "p_agree": plan.p_agree,
-            "expected_quality": plan.expected_quality,
-            "expected_cost_usd": plan.expected_cost_usd,
-            "expected_latency_s": plan.expected_latency_s,
-            "cost_usd": {m: r.cost_usd for m, r in results.items()},
-            "latency_s": {m: r.latency_s for m, r in results.items()},
-        },
-    )
-
-
-def _single_stage(st: _Setup, result: Any) -> Any:
-    from zerorouter_integrations.decision import Stage
-
-    plan = st.plan
-    return Stage(
-        kind="route",
-        models=[result.model],
-        outcome="answered",
-        detail={
-            "reason": plan.reason if plan is not None else "model= bypassed routing",
-            "answer_kind": st.kind,
-            "expected_quality": None if plan is None else plan.expected_quality,
-            "expected_cost_usd": None if plan is None else plan.expected_cost_usd,
-            "cost_usd": result.cost_usd,
-            "latency_s": result.latency_s,
-        },
-    )
-
-
-def _escalation_stage(st: _Setup, result: Any | None, error: BaseException | None = None) -> Any:
-    from zerorouter_integrations.decision import Stage
-
-    if result is None:
-        return Stage(
-            kind="escalation",
-            models=list(st.order),
-            outcome="failed",
-            detail={
-                "error": str(error)[:500] if error else None,
-                "reason": "every escalation model failed; the first-stage answer is returned",
-            },
-        )
-    return Stage(
-        kind="escalation",
-        models=[result.model],
-        outcome="answered",
-        detail={
-            "target": st.plan.escalate_to,
-            "served_by": result.model,
-            "cost_usd": result.cost_usd,
-            "latency_s": result.latency_s,
-        },
-    )
-
-
-def _finish(router: Any, st: _Setup, final: Any, results: Sequence[Any], attempts: list[Any]) -> Any:
-    combined = _combine(final, results, attempts, st.t0)
-    st.decision.chosen = final.model
-    return router._finish(st.decision, combined)
-
-
-def _decide_after_first(st: _Setup, outs: Sequence[Any]) -> tuple[bool, Any, list[Any], list[Any], Any]:
-    """(accepted, accepted result or None, successful results, attempts, cascade Stage)."""
-    results, answers, probs, attempts, done = _first_stage_record(st, outs)
-    accepted, detail = st.policy.accept(st.plan, answers, probs)
-    if accepted and detail.get("answer_model") not in results:
-        accepted = False
-    stage = _cascade_stage(st, results, answers, accepted, detail)
-    st.decision.stages.append(stage)
-    final = results[detail["answer_model"]] if accepted else None
-    return accepted, final, done, attempts, stage
-
-
-def _fallback_result(done: Sequence[Any], st: _Setup) -> Any | None:
-    """When escalation failed: the primary's first-stage answer, else the other one."""
-    by = {r.model: r for r in done}
-    for name in st.plan.first:
-        if name in by:
-            return by[name]
-    return None
+def _cascade_kwargs(policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(kwargs)
+    if "routing_policy" in kwargs:  # the per-query Policy that ranks the candidates (ZeroRouter's policy=)
+        kwargs["policy"] = kwargs.pop("routing_policy")
+    kwargs["cascade"] = True if policy is None or policy is True else policy
+    return kwargs
 
 
 def run_cascade(
     router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
 ) -> Any:
     """Answer with a cascade: plan, run the cheap first stage concurrently, accept or escalate.
+
+    The same as ``router.complete(messages, cascade=policy or True, **kwargs)``.
 
     Parameters
     ----------
@@ -1727,75 +1341,14 @@ def run_cascade(
     RoutedResponse
         ``usage`` and ``cost_usd`` sum every call of every stage; ``decision.stages`` lists them.
     """
-    st = _setup(router, messages, policy, kwargs)
-    disp = router._get_dispatcher()
-    if st.plan is None or st.plan.mode == "single":
-        result = disp.complete(st.order, st.msgs, **st.params)
-        st.decision.stages.append(_single_stage(st, result))
-        return router._finish(st.decision, result)
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=len(st.plan.first), thread_name_prefix="zerorouter-cascade"
-    ) as pool:
-        futs = [pool.submit(_call_one, disp, name, st.msgs, st.params) for name in st.plan.first]
-        outs = [f.result() for f in futs]
-    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
-    if accepted:
-        return _finish(router, st, final, done, attempts)
-    try:
-        esc = disp.complete(st.order, st.msgs, **st.params)
-    except AllModelsFailedError as exc:
-        fb = _fallback_result(done, st)
-        st.decision.stages.append(_escalation_stage(st, None, exc))
-        if fb is None:
-            raise AllModelsFailedError(attempts + exc.attempts) from exc
-        return _finish(router, st, fb, done, attempts + exc.attempts)
-    st.decision.stages.append(_escalation_stage(st, esc))
-    return _finish(router, st, esc, [*done, esc], attempts + esc.attempts)
-
-
-def _call_one(disp: Any, name: str, msgs: list[dict[str, Any]], params: dict[str, Any]) -> Any:
-    try:
-        return disp.complete([name], msgs, **params)
-    except AllModelsFailedError as exc:
-        return exc
-
-
-async def _acall_one(disp: Any, name: str, msgs: list[dict[str, Any]], params: dict[str, Any]) -> Any:
-    try:
-        return await disp.acomplete([name], msgs, **params)
-    except AllModelsFailedError as exc:
-        return exc
+    return router.complete(messages, **_cascade_kwargs(policy, kwargs))
 
 
 async def arun_cascade(
     router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
 ) -> Any:
     """Async twin of :func:`run_cascade` (the first stage runs under ``asyncio.gather``)."""
-    st = await asyncio.to_thread(_setup, router, messages, policy, kwargs)
-    disp = router._get_dispatcher()
-    if st.plan is None or st.plan.mode == "single":
-        result = await disp.acomplete(st.order, st.msgs, **st.params)
-        st.decision.stages.append(_single_stage(st, result))
-        return router._finish(st.decision, result)
-    outs = await asyncio.gather(*(_acall_one(disp, name, st.msgs, st.params) for name in st.plan.first))
-    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
-    if accepted:
-        return _finish(router, st, final, done, attempts)
-    try:
-        esc = await disp.acomplete(st.order, st.msgs, **st.params)
-    except AllModelsFailedError as exc:
-        fb = _fallback_result(done, st)
-        st.decision.stages.append(_escalation_stage(st, None, exc))
-        if fb is None:
-            raise AllModelsFailedError(attempts + exc.attempts) from exc
-        return _finish(router, st, fb, done, attempts + exc.attempts)
-    st.decision.stages.append(_escalation_stage(st, esc))
-    return _finish(router, st, esc, [*done, esc], attempts + esc.attempts)
-
-
-def _chunks(text: str, size: int) -> list[str]:
-    size = max(1, int(size))
-    return [text[i : i + size] for i in range(0, len(text), size)] if text else []
+    return await router.acomplete(messages, **_cascade_kwargs(policy, kwargs))
 
 
 def stream_cascade(
@@ -1807,122 +1360,15 @@ def stream_cascade(
     is then yielded in chunks of ``policy.chunk_chars`` characters. An escalated request streams the
     escalation model's answer live. A single-model plan streams live from the start.
     """
-    from zerorouter_integrations.dispatch import StreamEnd
-    from zerorouter_integrations.router import RoutedChunk
-
-    st = _setup(router, messages, policy, kwargs)
-    disp = router._get_dispatcher()
-    if st.plan is None or st.plan.mode == "single":
-        for ev in disp.stream(st.order, st.msgs, **st.params):
-            if isinstance(ev, StreamEnd):
-                st.decision.stages.append(_single_stage(st, ev.result))
-                yield RoutedChunk(
-                    model=ev.result.model, final=True, response=router._finish(st.decision, ev.result)
-                )
-            else:
-                yield RoutedChunk(
-                    content=ev.content_delta or "",
-                    tool_call_deltas=list(ev.tool_call_deltas or []),
-                    model=ev.model,
-                    raw=ev.raw,
-                )
-        return
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=len(st.plan.first), thread_name_prefix="zerorouter-cascade"
-    ) as pool:
-        futs = [pool.submit(_call_one, disp, name, st.msgs, st.params) for name in st.plan.first]
-        outs = [f.result() for f in futs]
-    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
-    if accepted:
-        yield from _replay_accepted(router, st, final, done, attempts)
-        return
-    esc_result = None
-    try:
-        for ev in disp.stream(st.order, st.msgs, **st.params):
-            if isinstance(ev, StreamEnd):
-                esc_result = ev.result
-            else:
-                yield RoutedChunk(
-                    content=ev.content_delta or "",
-                    tool_call_deltas=list(ev.tool_call_deltas or []),
-                    model=ev.model,
-                    raw=ev.raw,
-                )
-    except AllModelsFailedError as exc:
-        fb = _fallback_result(done, st)
-        st.decision.stages.append(_escalation_stage(st, None, exc))
-        if fb is None:
-            raise AllModelsFailedError(attempts + exc.attempts) from exc
-        yield from _replay_accepted(router, st, fb, done, attempts + exc.attempts)
-        return
-    st.decision.stages.append(_escalation_stage(st, esc_result))
-    resp = _finish(router, st, esc_result, [*done, esc_result], attempts + esc_result.attempts)
-    yield RoutedChunk(model=esc_result.model, final=True, response=resp)
-
-
-def _replay_accepted(
-    router: Any, st: _Setup, final: Any, done: Sequence[Any], attempts: list[Any]
-) -> Iterator[Any]:
-    from zerorouter_integrations.router import RoutedChunk
-
-    for piece in _chunks(final.content or "", st.policy.chunk_chars):
-        yield RoutedChunk(content=piece, model=final.model)
-    yield RoutedChunk(model=final.model, final=True, response=_finish(router, st, final, done, attempts))
+    yield from router.stream(messages, **_cascade_kwargs(policy, kwargs))
 
 
 async def astream_cascade(
     router: Any, messages: Any, *, policy: CascadePolicy | bool | None = None, **kwargs: Any
 ) -> AsyncIterator[Any]:
     """Async twin of :func:`stream_cascade`."""
-    from zerorouter_integrations.dispatch import StreamEnd
-    from zerorouter_integrations.router import RoutedChunk
-
-    st = await asyncio.to_thread(_setup, router, messages, policy, kwargs)
-    disp = router._get_dispatcher()
-    if st.plan is None or st.plan.mode == "single":
-        async for ev in disp.astream(st.order, st.msgs, **st.params):
-            if isinstance(ev, StreamEnd):
-                st.decision.stages.append(_single_stage(st, ev.result))
-                yield RoutedChunk(
-                    model=ev.result.model, final=True, response=router._finish(st.decision, ev.result)
-                )
-            else:
-                yield RoutedChunk(
-                    content=ev.content_delta or "",
-                    tool_call_deltas=list(ev.tool_call_deltas or []),
-                    model=ev.model,
-                    raw=ev.raw,
-                )
-        return
-    outs = await asyncio.gather(*(_acall_one(disp, name, st.msgs, st.params) for name in st.plan.first))
-    accepted, final, done, attempts, _ = _decide_after_first(st, outs)
-    if accepted:
-        for chunk in _replay_accepted(router, st, final, done, attempts):
-            yield chunk
-        return
-    esc_result = None
-    try:
-        async for ev in disp.astream(st.order, st.msgs, **st.params):
-            if isinstance(ev, StreamEnd):
-                esc_result = ev.result
-            else:
-                yield RoutedChunk(
-                    content=ev.content_delta or "",
-                    tool_call_deltas=list(ev.tool_call_deltas or []),
-                    model=ev.model,
-                    raw=ev.raw,
-                )
-    except AllModelsFailedError as exc:
-        fb = _fallback_result(done, st)
-        st.decision.stages.append(_escalation_stage(st, None, exc))
-        if fb is None:
-            raise AllModelsFailedError(attempts + exc.attempts) from exc
-        for chunk in _replay_accepted(router, st, fb, done, attempts + exc.attempts):
-            yield chunk
-        return
-    st.decision.stages.append(_escalation_stage(st, esc_result))
-    resp = _finish(router, st, esc_result, [*done, esc_result], attempts + esc_result.attempts)
-    yield RoutedChunk(model=esc_result.model, final=True, response=resp)
+    async for chunk in router.astream(messages, **_cascade_kwargs(policy, kwargs)):
+        yield chunk
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1982,7 +1428,7 @@ def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, l
         if parsed and not callable(extractor):
             A[r, c] = canonical_answer(v)
         else:
-            A[r, c] = _extract(str(v), kinds[r], extractor)
+            A[r, c] = extract_answer(str(v), kinds[r], extractor)
     if not any(v is not None for v in A.ravel()):
         return (
             f"no comparable recorded answer in table {table.name!r}; the cascade cannot be evaluated offline"

@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-import numpy as np
-
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.jsonsafe import json_safe
 from zerorouter_integrations.latency import expected_latency_s, p95_latency_s, sla_mask
+from zerorouter_integrations.plan import CascadePlan, Plan, SinglePlan, plan_from_dict
 
 __all__ = [
     "Candidate",
@@ -36,26 +36,6 @@ __all__ = [
     "p95_latency_s",
     "sla_mask",
 ]
-
-
-def _json_safe(v: Any) -> Any:
-    """Recursively turn numpy scalars/arrays and non-finite floats into JSON-safe values."""
-    if isinstance(v, Mapping):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_json_safe(x) for x in v.tolist()]
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if v is None or isinstance(v, (int, str)):
-        return v
-    return str(v)
 
 
 @dataclass
@@ -86,7 +66,7 @@ class Candidate:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe({f.name: getattr(self, f.name) for f in fields(self)})
+        return json_safe({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Candidate:
@@ -115,7 +95,7 @@ class Stage:
     detail: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(
+        return json_safe(
             {
                 "kind": self.kind,
                 "models": list(self.models),
@@ -166,6 +146,9 @@ class RoutingDecision:
         Steps of a multi-stage decision.
     routing_time_s : float or None
         Time spent deciding, seconds.
+    plan : SinglePlan or CascadePlan or None
+        What the executor runs (:mod:`zerorouter_integrations.plan`): the ranked candidates with
+        their fallbacks, or a cascade's first stage, acceptance rule and escalation.
     """
 
     request_id: str
@@ -180,6 +163,7 @@ class RoutingDecision:
     sticky: bool = False
     stages: list[Stage] = field(default_factory=list)
     routing_time_s: float | None = None
+    plan: Plan | None = None
 
     # ------------------------------------------------------------------ derived values
 
@@ -212,7 +196,7 @@ class RoutingDecision:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``json.dumps`` works on it); derived values are included for readers
         and ignored by :meth:`from_dict`."""
-        return _json_safe(
+        return json_safe(
             {
                 "request_id": self.request_id,
                 "chosen": self.chosen,
@@ -226,6 +210,7 @@ class RoutingDecision:
                 "sticky": self.sticky,
                 "stages": [s.to_dict() for s in self.stages],
                 "routing_time_s": self.routing_time_s,
+                "plan": None if self.plan is None else self.plan.to_dict(),
                 "ranking": self.ranking,
                 "expected_saving_usd": self.expected_saving_usd,
                 "expected_saving_fraction": self.expected_saving_fraction,
@@ -249,6 +234,7 @@ class RoutingDecision:
                 sticky=bool(d.get("sticky", False)),
                 stages=[Stage.from_dict(s) for s in d.get("stages") or []],
                 routing_time_s=d.get("routing_time_s"),
+                plan=plan_from_dict(d["plan"]) if d.get("plan") else None,
             )
         except KeyError as e:
             raise SchemaError(f"RoutingDecision dict lacks the field {e.args[0]!r}") from e
@@ -282,6 +268,18 @@ class RoutingDecision:
             )
         return rows
 
+    def _plan_text(self) -> str | None:
+        p = self.plan
+        if isinstance(p, CascadePlan) and p.mode == "cascade":
+            return (
+                f"plan: cascade {' + '.join(p.first)} → accept when the answers' confidence reaches "
+                f"{_fmt_num(p.threshold_agree, '.3f')} (agree) / {_fmt_num(p.threshold_disagree, '.3f')} "
+                f"(disagree), else escalate to {', '.join(p.escalation or [str(p.escalate_to)])}"
+            )
+        if isinstance(p, SinglePlan) and len(p.models) > 1:
+            return f"plan: {p.models[0]}, fallbacks {', '.join(p.models[1:])}"
+        return None
+
     def _saving_text(self) -> str | None:
         s = self.expected_saving_usd
         if s is None:
@@ -313,6 +311,9 @@ class RoutingDecision:
                 f"session {self.session_id}"
                 + (" (sticky: lower-capability models removed)" if self.sticky else "")
             )
+        plan = self._plan_text()
+        if plan:
+            out.append(plan)
         for st in self.stages:
             out.append(f"stage {st.kind}: {', '.join(st.models)} → {st.outcome}")
         saving = self._saving_text()

@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,14 @@ from zerorouter_integrations.catalog import BENCHMARK_ONLY, dispatch_model, miss
 from zerorouter_integrations.errors import NoAdmissibleModelError, SchemaError, UnknownModelError
 from zerorouter_integrations.features import PromptFeaturizer, messages_to_text
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
+from zerorouter_integrations.responses import RoutedChunk, RoutedResponse
 
 __all__ = ["RoutedChunk", "RoutedResponse", "ZeroRouter"]
 
 Messages = Sequence[Mapping[str, Any]] | str
+
+#: Routing options of ``complete`` & co. (the rest, except ``model`` and ``cascade``, goes to LiteLLM).
+_ROUTE_KEYS = ("allowed_models", "denied_models", "session_id", "policy", "latency_sla_s", "request_id")
 
 
 def _as_messages(messages: Messages) -> list[dict[str, Any]]:
@@ -51,53 +54,6 @@ def _as_messages(messages: Messages) -> list[dict[str, Any]]:
             raise ValueError(f"message {i} must be a dict with a 'role' (and 'content'), got {m!r:.80}")
         out.append(m if isinstance(m, dict) else dict(m))
     return out
-
-
-@dataclass
-class RoutedResponse:
-    """A completed call: the answer plus where it went, what it cost and how long it took."""
-
-    content: str | None
-    tool_calls: list[dict[str, Any]]
-    finish_reason: str | None
-    model: str
-    decision: Any  # RoutingDecision
-    usage: Any  # dispatch.Usage
-    cost_usd: float
-    latency_s: float
-    ttft_s: float | None
-    request_id: str
-    attempts: list[Any] = field(default_factory=list)
-    response: Any = None  # the raw LiteLLM ModelResponse
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return {
-            "content": self.content,
-            "tool_calls": self.tool_calls,
-            "finish_reason": self.finish_reason,
-            "model": self.model,
-            "decision": self.decision.to_dict(),
-            "usage": asdict(self.usage),
-            "cost_usd": self.cost_usd,
-            "latency_s": self.latency_s,
-            "ttft_s": self.ttft_s,
-            "request_id": self.request_id,
-            "attempts": [asdict(a) for a in self.attempts],
-        }
-
-
-@dataclass
-class RoutedChunk:
-    """One streamed piece. The last chunk of a stream has ``final`` set and carries ``response``."""
-
-    content: str = ""
-    tool_call_deltas: list[Any] = field(default_factory=list)
-    model: str | None = None
-    final: bool = False
-    response: RoutedResponse | None = None
-    raw: Any = None
 
 
 class ZeroRouter:
@@ -190,7 +146,7 @@ class ZeroRouter:
         self.stickiness = SessionStickiness(self.store)
         self._caps_cache: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._dispatcher = None
+        self._executor: Any = None
         self._retry = retry
         self._policy_spec = policy
         self.policy = self._fit_policy(policy)
@@ -240,7 +196,17 @@ class ZeroRouter:
     def profiles(self) -> dict[str, ModelProfile]:
         return {m: self.predictor.profiles_[m] for m in self._pool}
 
+    @property
+    def routable_models(self) -> list[str]:
+        """The pool models that can be called: those with an endpoint (all of them when none has one)."""
+        return self._routable_pool()
+
     # ------------------------------------------------------------------ policy
+    def calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The calibration prompts policies are fitted on: ``(latent coordinates, input tokens)``, from
+        the artifact's calibration set (else its anchors), or None when it has neither."""
+        return self._calibration()
+
     def _calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
         a = self.artifact
         if a.calibration_Z is not None:
@@ -368,13 +334,50 @@ class ZeroRouter:
         policy: Any = None,
         latency_sla_s: float | None = None,
         request_id: str | None = None,
+        cascade: Any = None,
     ) -> Any:
-        """Decide which model should answer, without calling it. Returns a ``RoutingDecision``."""
-        msgs = _as_messages(messages)
+        """Decide which model should answer, without calling it. Returns a ``RoutingDecision``.
+
+        Its ``plan`` is what :meth:`complete` would execute: the ranked candidates with their fallbacks,
+        or, with ``cascade=True`` (or a ``CascadePolicy``), the cascade plan for this request.
+        """
+        return self._route(
+            _as_messages(messages),
+            tools=tools,
+            response_format=response_format,
+            max_tokens=max_tokens,
+            allowed_models=allowed_models,
+            denied_models=denied_models,
+            session_id=session_id,
+            policy=policy,
+            latency_sla_s=latency_sla_s,
+            request_id=request_id,
+            cascade=cascade,
+            comparable=not tools,
+        )
+
+    def _route(
+        self,
+        msgs: list[dict[str, Any]],
+        *,
+        tools: Sequence[Any] | None,
+        response_format: Any,
+        max_tokens: int | None,
+        cascade: Any,
+        comparable: bool,
+        allowed_models: Sequence[str] | None = None,
+        denied_models: Sequence[str] | None = None,
+        session_id: str | None = None,
+        policy: Any = None,
+        latency_sla_s: float | None = None,
+        request_id: str | None = None,
+    ) -> Any:
+        from zerorouter_integrations.plan import SinglePlan
+
         text = messages_to_text(msgs)
         t0 = time.perf_counter()
         x = self.featurizer.transform_one(text)
-        return self._decide(
+        decision = self._decide(
             msgs,
             x[None, :],
             text,
@@ -389,6 +392,14 @@ class ZeroRouter:
             request_id=request_id,
             t0=t0,
         )
+        if cascade:
+            from zerorouter_integrations.cascade import plan_cascade
+
+            sla = latency_sla_s if latency_sla_s is not None else self.latency_sla_s
+            plan_cascade(self, decision, None if cascade is True else cascade, text, comparable, sla)
+        else:
+            decision.plan = SinglePlan(decision.ranking)
+        return decision
 
     async def aroute(self, messages: Messages, **kwargs: Any) -> Any:
         """Async twin of :meth:`route` (the encoder runs in a worker thread)."""
@@ -544,6 +555,11 @@ class ZeroRouter:
         p.capability = float(q.mean())
         return p.capability
 
+    def expected_latency(self, name: str, stats: Any = None) -> float:
+        """Expected latency of a call to ``name`` in seconds: the observed EWMA in ``stats`` (its
+        :class:`ObservedStats`) when feedback has seen the model, else its profile's prior."""
+        return self._expected_latency(name, stats)
+
     def _expected_latency(self, name: str, st: Any) -> float:
         """Observed EWMA of the whole call's latency when feedback has seen the model, else the prior
         ``TTFT + expected output tokens ÷ tokens per second`` of its profile."""
@@ -619,10 +635,14 @@ class ZeroRouter:
             model_names=pool,
         )
 
-    # ------------------------------------------------------------------ dispatch
-    def _get_dispatcher(self) -> Any:
-        if self._dispatcher is None:
-            from zerorouter_integrations.dispatch import Dispatcher, RetryPolicy
+    # ------------------------------------------------------------------ executing
+    @property
+    def executor(self) -> Any:
+        """The :class:`~zerorouter_integrations.executor.Executor` that runs this router's plans (built
+        on first use, which imports LiteLLM)."""
+        if self._executor is None:
+            from zerorouter_integrations.dispatch import RetryPolicy
+            from zerorouter_integrations.executor import Executor
 
             if not self.endpoints:
                 only = [m for m in self._pool if m in BENCHMARK_ONLY]
@@ -633,92 +653,43 @@ class ZeroRouter:
             from zerorouter_integrations._env import import_litellm
 
             import_litellm()  # pay LiteLLM's import here, not inside the first call's measured latency
-            self._dispatcher = Dispatcher(
+            self._executor = Executor(
                 self.endpoints,
+                store=self.store,
+                stickiness=self.stickiness,
+                capability=self._capability,
                 retry=self._retry or RetryPolicy(),
-                on_success=self._on_success,
-                on_error=self._on_error,
+                feedback_alpha=self.feedback_alpha,
+                cooldown_after=self.cooldown_after,
+                cooldown_s=self.cooldown_s,
             )
-        return self._dispatcher
+        return self._executor
 
-    def _on_success(self, model: str, result: Any) -> None:
-        self.store.record_call(
-            model,
-            latency_s=result.latency_s,
-            ttft_s=result.ttft_s,
-            input_tokens=result.usage.input_tokens,
-            output_tokens=result.usage.output_tokens,
-            cost_usd=result.cost_usd if getattr(result, "cost_known", True) else None,
-            alpha=self.feedback_alpha,
-        )
-
-    def _on_error(self, model: str, attempt: Any) -> None:
-        self.store.record_error(
-            model,
-            error_type=attempt.error_type,
-            cooldown_after=self.cooldown_after,
-            cooldown_s=self.cooldown_s,
-            alpha=self.feedback_alpha,
-        )
-
-    def _split_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-        route_keys = (
-            "allowed_models",
-            "denied_models",
-            "session_id",
-            "policy",
-            "latency_sla_s",
-            "request_id",
-        )
-        routing = {k: kwargs.pop(k) for k in route_keys if k in kwargs}
-        model = kwargs.pop("model", None)
-        return routing, kwargs, model
-
-    def _prepare(
+    def _decide_call(
         self, messages: Messages, kwargs: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], Any, list[str], dict]:
-        routing, params, forced = self._split_kwargs(dict(kwargs))
+    ) -> tuple[list[dict[str, Any]], Any, dict[str, Any], float]:
+        """Decide one call: (messages, the decision with its plan, LiteLLM parameters, start time)."""
+        t0 = time.perf_counter()
+        params = dict(kwargs)
+        cascade = params.pop("cascade", None)
+        routing = {k: params.pop(k) for k in _ROUTE_KEYS if k in params}
+        forced = params.pop("model", None)
         msgs = _as_messages(messages)
         if forced is not None:
-            from zerorouter_integrations.decision import Candidate, RoutingDecision
-
-            if forced not in self.endpoints and self.endpoints:
-                with contextlib.suppress(UnknownModelError):  # undated name, provider prefix, alias
-                    forced = resolve(forced, self.endpoints)
-            if forced not in self.endpoints:
-                reason = BENCHMARK_ONLY.get(forced)
-                if reason is not None:
-                    raise SchemaError(
-                        f"model {forced!r} is benchmark-only ({reason}) and cannot be dispatched; serve it "
-                        "yourself and pass endpoints={name: ModelEndpoint(...)}"
-                    )
-                raise UnknownModelError(forced, list(self.endpoints))
-            p = self.predictor.profiles_[forced]
-            decision = RoutingDecision(
-                request_id=routing.get("request_id") or uuid.uuid4().hex,
-                chosen=forced,
-                candidates=[Candidate(forced, float("nan"), None, float("nan"), None, 0.0)],
-                removed={},
-                policy={"mode": "forced"},
-                reference_model=None,
-                reference_cost_usd=None,
-                reference_quality=None,
-                session_id=routing.get("session_id"),
-            )
-            decision.latent = None  # type: ignore[attr-defined]
-            del p
-            return msgs, decision, [forced], params
+            return msgs, self._forced_decision(forced, routing), params, t0
         lacking = self._lacking_credentials()
         if lacking:  # skip models whose provider has no key rather than trying each in turn
             routing["denied_models"] = [*(routing.get("denied_models") or ()), *lacking]
-        decision = self.route(
+        decision = self._route(
             msgs,
             tools=params.get("tools"),
             response_format=params.get("response_format"),
             max_tokens=params.get("max_tokens"),
+            cascade=cascade,
+            comparable=not (params.get("tools") or params.get("functions")),
             **routing,
         )
-        return msgs, decision, decision.ranking, params
+        return msgs, decision, params, t0
 
     def _lacking_credentials(self) -> list[str]:
         """Routable models whose endpoint lacks its provider's key (see ``catalog.missing_credentials``);
@@ -740,105 +711,63 @@ class ZeroRouter:
             )
         return lacking
 
-    def _finish(self, decision: Any, result: Any) -> RoutedResponse:
-        if decision.session_id is not None and decision.policy.get("mode") != "forced":
-            self.stickiness.record(decision.session_id, result.model, self._capability(result.model))
-        latent = getattr(decision, "latent", None)
-        if latent is not None:
-            self.store.put_request(decision.request_id, {"model": result.model, "latent": latent})
-        return RoutedResponse(
-            content=result.content,
-            tool_calls=result.tool_calls,
-            finish_reason=result.finish_reason,
-            model=result.model,
-            decision=decision,
-            usage=result.usage,
-            cost_usd=result.cost_usd,
-            latency_s=result.latency_s,
-            ttft_s=result.ttft_s,
-            request_id=decision.request_id,
-            attempts=result.attempts,
-            response=result.response,
+    def _forced_decision(self, forced: str, routing: Mapping[str, Any]) -> Any:
+        from zerorouter_integrations.decision import Candidate, RoutingDecision
+        from zerorouter_integrations.plan import SinglePlan
+
+        if forced not in self.endpoints and self.endpoints:
+            with contextlib.suppress(UnknownModelError):  # undated name, provider prefix, alias
+                forced = resolve(forced, self.endpoints)
+        if forced not in self.endpoints:
+            reason = BENCHMARK_ONLY.get(forced)
+            if reason is not None:
+                raise SchemaError(
+                    f"model {forced!r} is benchmark-only ({reason}) and cannot be dispatched; serve it "
+                    "yourself and pass endpoints={name: ModelEndpoint(...)}"
+                )
+            raise UnknownModelError(forced, list(self.endpoints))
+        decision = RoutingDecision(
+            request_id=routing.get("request_id") or uuid.uuid4().hex,
+            chosen=forced,
+            candidates=[Candidate(forced, float("nan"), None, float("nan"), None, 0.0)],
+            removed={},
+            policy={"mode": "forced"},
+            reference_model=None,
+            reference_cost_usd=None,
+            reference_quality=None,
+            session_id=routing.get("session_id"),
+            plan=SinglePlan([forced], mode="forced", reason="model= bypassed routing"),
         )
+        decision.latent = None  # type: ignore[attr-defined]
+        return decision
 
     def complete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
-        """Route, call the chosen model through LiteLLM (falling back down the ranking), record feedback.
+        """Decide (a plan), then execute it: call the chosen model through LiteLLM (falling back down the
+        ranking), or run the cascade; record feedback.
 
         Keyword arguments are LiteLLM parameters (``temperature``, ``max_tokens``, ``tools``, ``tool_choice``,
         ``response_format``, ``stop``, ``timeout``, …) plus the routing options ``allowed_models``,
-        ``denied_models``, ``session_id``, ``policy``, ``latency_sla_s``, ``request_id``, and ``model=`` to
-        bypass routing.
+        ``denied_models``, ``session_id``, ``policy``, ``latency_sla_s``, ``request_id``, ``cascade``
+        (``True`` or a ``CascadePolicy``), and ``model=`` to bypass routing.
         """
-        cascade, kwargs = _pop_cascade(kwargs)
-        if cascade is not None:
-            from zerorouter_integrations.cascade import run_cascade
-
-            return run_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs)
-        msgs, decision, order, params = self._prepare(messages, kwargs)
-        result = self._get_dispatcher().complete(order, msgs, **params)
-        return self._finish(decision, result)
+        msgs, decision, params, t0 = self._decide_call(messages, kwargs)
+        return self.executor.complete(decision, msgs, params, t0)
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
         """Async twin of :meth:`complete`."""
-        cascade, kwargs = _pop_cascade(kwargs)
-        if cascade is not None:
-            from zerorouter_integrations.cascade import arun_cascade
-
-            return await arun_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs)
-        msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
-        result = await self._get_dispatcher().acomplete(order, msgs, **params)
-        return self._finish(decision, result)
+        msgs, decision, params, t0 = await asyncio.to_thread(self._decide_call, messages, kwargs)
+        return await self.executor.acomplete(decision, msgs, params, t0)
 
     def stream(self, messages: Messages, **kwargs: Any) -> Iterator[RoutedChunk]:
         """Stream the routed answer: content chunks, then one final chunk with the :class:`RoutedResponse`."""
-        from zerorouter_integrations.dispatch import StreamEnd
-
-        cascade, kwargs = _pop_cascade(kwargs)
-        if cascade is not None:
-            from zerorouter_integrations.cascade import stream_cascade
-
-            yield from stream_cascade(self, messages, policy=None if cascade is True else cascade, **kwargs)
-            return
-        msgs, decision, order, params = self._prepare(messages, kwargs)
-        for event in self._get_dispatcher().stream(order, msgs, **params):
-            if isinstance(event, StreamEnd):
-                yield RoutedChunk(
-                    model=event.result.model, final=True, response=self._finish(decision, event.result)
-                )
-            else:
-                yield RoutedChunk(
-                    content=event.content_delta or "",
-                    tool_call_deltas=list(event.tool_call_deltas or []),
-                    model=event.model,
-                    raw=event.raw,
-                )
+        msgs, decision, params, t0 = self._decide_call(messages, kwargs)
+        yield from self.executor.stream(decision, msgs, params, t0)
 
     async def astream(self, messages: Messages, **kwargs: Any) -> AsyncIterator[RoutedChunk]:
         """Async twin of :meth:`stream`."""
-        from zerorouter_integrations.dispatch import StreamEnd
-
-        cascade, kwargs = _pop_cascade(kwargs)
-        if cascade is not None:
-            from zerorouter_integrations.cascade import astream_cascade
-
-            async for chunk in astream_cascade(
-                self, messages, policy=None if cascade is True else cascade, **kwargs
-            ):
-                yield chunk
-            return
-        msgs, decision, order, params = await asyncio.to_thread(self._prepare, messages, kwargs)
-        async for event in self._get_dispatcher().astream(order, msgs, **params):
-            if isinstance(event, StreamEnd):
-                yield RoutedChunk(
-                    model=event.result.model, final=True, response=self._finish(decision, event.result)
-                )
-            else:
-                yield RoutedChunk(
-                    content=event.content_delta or "",
-                    tool_call_deltas=list(event.tool_call_deltas or []),
-                    model=event.model,
-                    raw=event.raw,
-                )
+        msgs, decision, params, t0 = await asyncio.to_thread(self._decide_call, messages, kwargs)
+        async for chunk in self.executor.astream(decision, msgs, params, t0):
+            yield chunk
 
     # ------------------------------------------------------------------ feedback on quality
     def record_quality(self, request_id: str, score: float) -> ModelProfile:
@@ -902,7 +831,7 @@ class ZeroRouter:
                 self._pool.append(profile.name)
             if endpoint is not None:
                 self.endpoints[profile.name] = endpoint
-                self._dispatcher = None
+                self._executor = None
             self._caps_cache.pop(profile.name, None)
             self.__dict__.pop("_pool_caps", None)
             self.__dict__.pop("_prior_latency_arrays", None)
@@ -915,21 +844,6 @@ class ZeroRouter:
 
     def __repr__(self) -> str:
         return f"ZeroRouter(models={len(self._pool)}, endpoints={len(self.endpoints)}, policy={_policy_summary(self.policy)})"
-
-
-def _pop_cascade(kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Split ``cascade=`` (``True`` or a ``CascadePolicy``) off the call's kwargs.
-
-    Returns ``(None, kwargs)`` when no cascade is asked for (or ``model=`` bypasses routing), else
-    ``(True or the CascadePolicy, kwargs)``; a per-query ``policy=`` becomes the cascade's ``routing_policy``.
-    """
-    kwargs = dict(kwargs)
-    cascade = kwargs.pop("cascade", None)
-    if not cascade or kwargs.get("model") is not None:
-        return None, kwargs
-    if "policy" in kwargs:
-        kwargs["routing_policy"] = kwargs.pop("policy")
-    return cascade, kwargs
 
 
 def _endpoint_kwargs(dispatch: Mapping[str, Any]) -> dict[str, Any]:
