@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+import zerorouter_integrations.eval_context as eval_context
 import zerorouter_integrations.evaluation as evaluation
 from zerorouter_integrations.cascade import CascadePolicy, evaluate_cascade, table_answers
 from zerorouter_integrations.data import find_data_dir
@@ -134,7 +135,7 @@ def run_table(name: str, splits: int, emb_dir: Path | None, first_seed: int = 0)
     reports = []
     for s in range(first_seed, first_seed + splits):
         memo = _Memo()
-        evaluation.fit_and_onboard = memo
+        evaluation.fit_and_onboard = eval_context.fit_and_onboard = memo  # the cascade replay's too
         try:
             t0 = time.perf_counter()
             rep = evaluation.evaluate(
@@ -148,7 +149,7 @@ def run_table(name: str, splits: int, emb_dir: Path | None, first_seed: int = 0)
             rep.elapsed = time.perf_counter() - t0  # type: ignore[attr-defined]
             rep.split_seed = s  # type: ignore[attr-defined]
         finally:
-            evaluation.fit_and_onboard = memo.orig
+            evaluation.fit_and_onboard = eval_context.fit_and_onboard = memo.orig
         reports.append(rep)
     return reports
 

@@ -24,6 +24,7 @@ from zerorouter_integrations.cascade import (
     stream_cascade,
     table_answers,
 )
+from zerorouter_integrations.cascade_menus import build_menus, choose
 from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import InfeasibleError, NotFittedError
 from zerorouter_integrations.features import messages_to_text
@@ -220,10 +221,10 @@ def test_calibration_lands_within_one_percent(target):
     assert cal["binding"] and cal["relative_error"] <= 0.01, cal
     assert 0 < cal["cascade_share"] < 1
     # the achieved value is what the fitted policy does on the calibration set
-    pl = pol._menus(Q, C, None, None, kinds, names=[f"m{j}" for j in range(6)])
-    from zerorouter_integrations.policy import _index_uniform
+    pl = build_menus(pol, Q, C, None, None, kinds, names=[f"m{j}" for j in range(6)])
+    from zerorouter_integrations.policy import index_uniform
 
-    ch = pol._choose(pl, pol._lams(_index_uniform(len(Q))), 0.0)
+    ch = choose(pl, pol._lams(index_uniform(len(Q))), 0.0)
     achieved = ch.C.mean() if "budget_usd_per_1k" in target else ch.Q.mean()
     assert achieved == pytest.approx(cal["achieved"], rel=1e-9)
 
@@ -288,15 +289,15 @@ def test_default_prior_keeps_the_escalation_quality_at_the_dear_end():
     kinds = ["choice"] * 300
     pol = CascadePolicy(lam=0.0)
     pol.agreement_ = AgreementModel()
-    pl = pol._menus(Q, C, None, None, kinds)
-    ch = pol._choose(pl, 0.0, 0.0)
+    pl = build_menus(pol, Q, C, None, None, kinds)
+    ch = choose(pl, 0.0, 0.0)
     E = pl.E
     assert (E == Q.argmax(axis=1)).all()
     assert not ch.is_pair.any() and (ch.model == E).all()
     # the independence prior instead cascades and accepts agreeing cheap answers predicted worse than E
     pol0 = CascadePolicy(lam=0.0, agreement=AgreementModel(rho=0.0, beta=0.0))
     pol0.agreement_ = pol0.agreement
-    ch0 = pol0._choose(pol0._menus(Q, C, None, None, kinds), 0.0, 0.0)
+    ch0 = choose(build_menus(pol0, Q, C, None, None, kinds), 0.0, 0.0)
     assert ch0.is_pair.mean() > 0.5 and ch0.acc_agree[ch0.is_pair].all()
 
 

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from zerorouter_integrations.cascade_replay import EVAL_ROUTERS as CASCADE_EVAL_ROUTERS
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.eval_context import EvalContext, fit_and_onboard
 from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.latent.base import LatentSpace
 from zerorouter_integrations.metrics import (
@@ -41,7 +43,6 @@ from zerorouter_integrations.metrics import (
     sweep_choices,
     upper_hull,
 )
-from zerorouter_integrations.predictor import QualityPredictor
 from zerorouter_integrations.profiles import estimate_tokens
 from zerorouter_integrations.tables import RoutingTable, Split
 
@@ -405,9 +406,7 @@ def evaluate(
         raise SchemaError("split has no test prompts; put the prompts to evaluate on in 'test_prompt_ids'")
     if anchors < 1:
         raise ValueError(f"anchors must be ≥ 1, got {anchors!r}")
-    from zerorouter_integrations import cascade as _cascade
-
-    available = {**ROUTERS, **_cascade.EVAL_ROUTERS, **(extra_routers or {})}
+    available = {**ROUTERS, **CASCADE_EVAL_ROUTERS, **(extra_routers or {})}
     for name in routers:
         if name not in available:
             raise SchemaError(f"unknown router {name!r}; expected one of {sorted(available)}")
@@ -518,62 +517,6 @@ def evaluate(
         oracle_curve=oracle_curve,
         unavailable=unavailable,
     )
-
-
-@dataclass
-class EvalContext:
-    """What a router sees during evaluation (training part and the new models' anchor access)."""
-
-    table: RoutingTable
-    features: np.ndarray
-    train_idx: np.ndarray
-    eval_idx: np.ndarray
-    models: list[str]
-    known: list[str]
-    new_models: list[str]
-    pool: list[str]
-    S_all: np.ndarray
-    C_all: np.ndarray
-    tokens_all: np.ndarray
-    prices: dict[str, tuple[float | None, float | None]]
-    anchors: int
-    seed: int
-
-
-def fit_and_onboard(
-    ctx: EvalContext, space: LatentSpace, *, anchors: int | None = None, anchor_seed: int | None = None
-) -> QualityPredictor:
-    """Fit ``space`` on the known models' training outcomes, pick anchors, onboard every other pool model."""
-    known_cols = [ctx.models.index(m) for m in ctx.known]
-    tr = ctx.train_idx
-    pred = QualityPredictor(space).fit(
-        ctx.features[tr],
-        ctx.S_all[np.ix_(tr, known_cols)],
-        ctx.known,
-        costs=ctx.C_all[np.ix_(tr, known_cols)],
-        input_tokens=ctx.tokens_all[tr],
-        prices=ctx.prices,
-    )
-    to_onboard = [m for m in ctx.pool if m not in pred.profiles_]
-    if to_onboard:
-        k = ctx.anchors if anchors is None else anchors
-        Z_train = pred.space_.training_coordinates()
-        chosen = pred.space_.select_anchors(Z_train, k, seed=ctx.seed if anchor_seed is None else anchor_seed)
-        anchor_rows = tr[chosen]
-        Z_anchor = Z_train[chosen]
-        for name in to_onboard:
-            j = ctx.models.index(name)
-            y = ctx.S_all[anchor_rows, j]
-            ok = ~np.isnan(y)
-            pred.onboard(
-                name,
-                Z_anchor[ok],
-                y[ok],
-                costs=ctx.C_all[anchor_rows, j][ok],
-                input_tokens=ctx.tokens_all[anchor_rows][ok],
-                prices=ctx.prices.get(name),
-            )
-    return pred
 
 
 def _finite(x: float | None) -> float | None:

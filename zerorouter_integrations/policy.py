@@ -66,7 +66,7 @@ def prompt_uniform(key: Hashable) -> float:
 _INDEX_U_CACHE = 1024  # rows of the golden-ratio sequence kept precomputed (per-request calls)
 
 
-def _index_uniform(n: int) -> np.ndarray:
+def index_uniform(n: int) -> np.ndarray:
     """Golden-ratio low-discrepancy sequence: a deterministic, well-spread u per row index."""
     if n <= len(_INDEX_U):
         return _INDEX_U[:n]
@@ -557,7 +557,7 @@ class Policy:
     @staticmethod
     def _uniforms(n: int, keys: Sequence[Hashable] | None) -> np.ndarray:
         if keys is None:
-            return _index_uniform(n)
+            return index_uniform(n)
         keys = list(keys)
         if len(keys) != n:
             raise ValueError(f"keys has {len(keys)} entries; Q has {n} rows")
