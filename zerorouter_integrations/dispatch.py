@@ -24,14 +24,24 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from zerorouter_integrations._env import import_litellm
+from zerorouter_integrations.dispatch_errors import classify_error, error_message
+from zerorouter_integrations.dispatch_stream import StreamState, tool_call_dict
+from zerorouter_integrations.dispatch_types import (
+    Attempt,
+    DispatchResult,
+    ModelEndpoint,
+    RetryPolicy,
+    StreamDelta,
+    StreamEnd,
+    StreamEvent,
+    Usage,
+)
 from zerorouter_integrations.errors import (
     AllModelsFailedError,
     NoAdmissibleModelError,
-    SchemaError,
     UnknownModelError,
 )
 
@@ -46,428 +56,13 @@ __all__ = [
     "StreamEvent",
     "Usage",
     "classify_error",
+    "tool_call_dict",
 ]
 
 logger = logging.getLogger(__name__)
 
 _perf = time.perf_counter
 
-
-# --------------------------------------------------------------------------------------------
-# Types
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelEndpoint:
-    """How to call one pool model through LiteLLM.
-
-    Parameters
-    ----------
-    name : str
-        Pool name used by the router, e.g. ``"gpt-4o-mini"``.
-    litellm_model : str
-        LiteLLM model string, e.g. ``"openai/gpt-4o-mini"``.
-    api_base, api_key : str or None
-        Passed to LiteLLM when set.
-    api_key_env : str or None
-        Name of an environment variable read at call time (used when ``api_key`` is None).
-    input_cost_per_token, output_cost_per_token : float or None
-        Custom prices in USD; when either is set they override LiteLLM's price map.
-    extra : mapping
-        Further keyword arguments for ``litellm.completion`` (per-call params win).
-    """
-
-    name: str
-    litellm_model: str
-    api_base: str | None = None
-    api_key: str | None = None
-    api_key_env: str | None = None
-    input_cost_per_token: float | None = None
-    output_cost_per_token: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"ModelEndpoint.name={self.name!r}; expected a non-empty string")
-        if not isinstance(self.litellm_model, str) or not self.litellm_model:
-            raise ValueError(
-                f"ModelEndpoint.litellm_model={self.litellm_model!r} for {self.name!r}; expected a "
-                "LiteLLM model string such as 'openai/gpt-4o-mini'"
-            )
-        for attr in ("input_cost_per_token", "output_cost_per_token"):
-            v = getattr(self, attr)
-            if v is not None and not (isinstance(v, (int, float)) and v >= 0):
-                raise ValueError(
-                    f"ModelEndpoint.{attr}={v!r} for {self.name!r}; expected a price >= 0 or None"
-                )
-
-    def pick(self) -> ModelEndpoint:
-        """The deployment one call goes to: this endpoint (a balanced endpoint draws one of several)."""
-        return self
-
-    @property
-    def has_custom_prices(self) -> bool:
-        """Whether the endpoint's own prices are used instead of LiteLLM's map."""
-        return self.input_cost_per_token is not None or self.output_cost_per_token is not None
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (``from_dict`` inverts it)."""
-        d = asdict(self)
-        d["extra"] = dict(self.extra)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelEndpoint:
-        """Build from :meth:`to_dict` output; unknown keys raise :class:`SchemaError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SchemaError(f"unknown ModelEndpoint key(s) {unknown}; expected some of {sorted(known)}")
-        missing = [k for k in ("name", "litellm_model") if k not in d]
-        if missing:
-            raise SchemaError(f"ModelEndpoint dict lacks {missing}; got keys {sorted(d)}")
-        kw = dict(d)
-        kw["extra"] = dict(kw.get("extra") or {})
-        return cls(**kw)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries per model for retryable errors, and the per-call timeout.
-
-    Parameters
-    ----------
-    max_retries : int, default=1
-        Extra tries on the same model after a retryable error (timeout, 429, 5xx, connection).
-    backoff_s : float, default=0.1
-        Sleep before retry ``i`` (0-based) is ``backoff_s * 2**i``.
-    timeout_s : float or None, default=60.0
-        Passed as ``timeout`` unless the call gives its own.
-    """
-
-    max_retries: int = 1
-    backoff_s: float = 0.1
-    timeout_s: float | None = 60.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"RetryPolicy.max_retries={self.max_retries!r}; expected an integer >= 0")
-        if self.backoff_s < 0:
-            raise ValueError(f"RetryPolicy.backoff_s={self.backoff_s!r}; expected >= 0")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ValueError(f"RetryPolicy.timeout_s={self.timeout_s!r}; expected > 0 or None")
-
-
-@dataclass
-class Usage:
-    """Token counts of one call (``cache_read_tokens`` ⊂ input, ``reasoning_tokens`` ⊂ output)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cache_read_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @classmethod
-    def from_litellm(cls, u: Any) -> Usage:
-        """From a LiteLLM / OpenAI ``usage`` object or dict (missing fields are 0)."""
-        if u is None:
-            return cls()
-        get = u.get if isinstance(u, Mapping) else lambda k, _d=None: getattr(u, k, _d)
-        inp = int(get("prompt_tokens", 0) or 0)
-        out = int(get("completion_tokens", 0) or 0)
-        total = int(get("total_tokens", 0) or 0) or inp + out
-        cached = reasoning = 0
-        ptd = get("prompt_tokens_details", None)
-        if ptd is not None:
-            cached = int(
-                (ptd.get("cached_tokens") if isinstance(ptd, Mapping) else getattr(ptd, "cached_tokens", 0))
-                or 0
-            )
-        ctd = get("completion_tokens_details", None)
-        if ctd is not None:
-            reasoning = int(
-                (
-                    ctd.get("reasoning_tokens")
-                    if isinstance(ctd, Mapping)
-                    else getattr(ctd, "reasoning_tokens", 0)
-                )
-                or 0
-            )
-        return cls(inp, out, total, cached, reasoning)
-
-
-@dataclass
-class Attempt:
-    """One failed try: which model, what kind of error, its message and HTTP status, how long it took.
-
-    ``error_type`` is one of ``"timeout"``, ``"rate_limit"``, ``"server_error"``,
-    ``"connection_error"``, ``"bad_request"``, ``"context_window_exceeded"``, ``"content_policy"``,
-    ``"authentication"``, ``"permission_denied"``, ``"not_found"``, ``"unprocessable"``,
-    ``"error"`` (anything else).
-    """
-
-    model: str
-    error_type: str
-    message: str
-    status_code: int | None
-    latency_s: float
-    retryable: bool = False
-
-
-@dataclass
-class DispatchResult:
-    """A successful call: who served it, what it said, what it cost, and the failed tries before it."""
-
-    model: str
-    response: Any
-    content: str | None
-    tool_calls: list[dict]
-    finish_reason: str | None
-    usage: Usage
-    cost_usd: float
-    latency_s: float
-    ttft_s: float | None
-    attempts: list[Attempt]
-    cost_known: bool = True
-
-
-@dataclass
-class StreamDelta:
-    """A piece of a stream: new text and/or tool-call deltas (OpenAI format, with ``index``)."""
-
-    model: str
-    content_delta: str
-    tool_call_deltas: list[dict]
-    raw: Any
-
-
-@dataclass
-class StreamEnd:
-    """Last event of a stream: the assembled result."""
-
-    result: DispatchResult
-
-
-StreamEvent = StreamDelta | StreamEnd
-
-
-# --------------------------------------------------------------------------------------------
-# Error classification
-# --------------------------------------------------------------------------------------------
-
-_EXC: dict[str, tuple[type, ...]] = {}
-
-
-def _exc_classes() -> dict[str, tuple[type, ...]]:
-    if _EXC:
-        return _EXC
-    litellm = import_litellm()
-    import httpx
-    import openai
-
-    def cls(*names: str, mod: Any = litellm) -> tuple[type, ...]:
-        return tuple(c for n in names if isinstance(c := getattr(mod, n, None), type))
-
-    _EXC.update(
-        context=cls("ContextWindowExceededError"),
-        policy=cls("ContentPolicyViolationError"),
-        timeout=cls("Timeout")
-        + cls("APITimeoutError", mod=openai)
-        + (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException),
-        rate=cls("RateLimitError") + cls("RateLimitError", mod=openai),
-        auth=cls("AuthenticationError") + cls("AuthenticationError", mod=openai),
-        perm=cls("PermissionDeniedError") + cls("PermissionDeniedError", mod=openai),
-        notfound=cls("NotFoundError") + cls("NotFoundError", mod=openai),
-        bad=cls("BadRequestError") + cls("BadRequestError", mod=openai),
-        unproc=cls("UnprocessableEntityError") + cls("UnprocessableEntityError", mod=openai),
-        conn=cls("APIConnectionError")
-        + cls("APIConnectionError", mod=openai)
-        + (ConnectionError, httpx.TransportError),
-        server=cls("InternalServerError", "ServiceUnavailableError", "BadGatewayError")
-        + cls("InternalServerError", mod=openai),
-    )
-    return _EXC
-
-
-def classify_error(exc: BaseException) -> tuple[str, int | None, bool]:
-    """Classify a LiteLLM / OpenAI / transport exception.
-
-    Returns
-    -------
-    (error_type, status_code, retryable)
-        See :class:`Attempt` for the error types.
-    """
-    E = _exc_classes()
-    status = getattr(exc, "status_code", None)
-    try:
-        status = int(status) if status is not None else None
-    except (TypeError, ValueError):
-        status = None
-    msg = str(exc).lower()
-    if isinstance(exc, E["context"]):
-        return "context_window_exceeded", status or 400, False
-    if isinstance(exc, E["policy"]):
-        return "content_policy", status or 400, False
-    if isinstance(exc, E["timeout"]):
-        return "timeout", status, True
-    if isinstance(exc, E["rate"]) or status == 429:
-        return "rate_limit", 429, True
-    if isinstance(exc, E["auth"]) or status == 401:
-        return "authentication", status or 401, False
-    if isinstance(exc, E["perm"]) or status == 403:
-        return "permission_denied", status or 403, False
-    if isinstance(exc, E["notfound"]) or status == 404:
-        return "not_found", status or 404, False
-    if isinstance(exc, E["unproc"]) or status == 422:
-        return "unprocessable", status or 422, False
-    if isinstance(exc, E["bad"]) or status == 400:
-        return "bad_request", status or 400, False
-    if status in (408, 409):
-        return ("timeout" if status == 408 else "server_error"), status, True
-    if (
-        isinstance(exc, E["conn"])
-        or "connection error" in msg
-        or "connection reset" in msg
-        or "connection refused" in msg
-    ):
-        return "connection_error", status, True
-    if isinstance(exc, E["server"]) or (status is not None and status >= 500):
-        return "server_error", status, True
-    return "error", status, False
-
-
-def _message(exc: BaseException, limit: int = 500) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --------------------------------------------------------------------------------------------
-# Response helpers
-# --------------------------------------------------------------------------------------------
-
-
-def tool_call_dict(tc: Any) -> dict:
-    """A LiteLLM / OpenAI tool call (object or dict) as a plain OpenAI ``{"id", "type", "function"}`` dict."""
-    if isinstance(tc, Mapping):
-        fn = tc.get("function") or {}
-        return {
-            "id": tc.get("id"),
-            "type": tc.get("type") or "function",
-            "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or ""},
-        }
-    fn = tc.function
-    return {
-        "id": tc.id,
-        "type": getattr(tc, "type", None) or "function",
-        "function": {"name": fn.name, "arguments": fn.arguments or ""},
-    }
-
-
-def _tool_delta_dict(tc: Any, pos: int) -> dict:
-    if isinstance(tc, Mapping):
-        fn = tc.get("function") or {}
-        idx = tc.get("index")
-        return {
-            "index": pos if idx is None else idx,
-            "id": tc.get("id"),
-            "type": tc.get("type"),
-            "function": {"name": fn.get("name"), "arguments": fn.get("arguments")},
-        }
-    fn = getattr(tc, "function", None)
-    idx = getattr(tc, "index", None)
-    return {
-        "index": pos if idx is None else idx,
-        "id": getattr(tc, "id", None),
-        "type": getattr(tc, "type", None),
-        "function": {"name": getattr(fn, "name", None), "arguments": getattr(fn, "arguments", None)},
-    }
-
-
-class _StreamState:
-    """Accumulates one stream: content, tool calls merged by index, finish reason, usage, TTFT."""
-
-    __slots__ = (
-        "created",
-        "finish_reason",
-        "id",
-        "model",
-        "parts",
-        "resp_model",
-        "t0",
-        "tools",
-        "ttft",
-        "usage",
-        "yielded",
-    )
-
-    def __init__(self, model: str, t0: float):
-        self.model = model
-        self.t0 = t0
-        self.ttft: float | None = None
-        self.parts: list[str] = []
-        self.tools: dict[int, dict] = {}
-        self.finish_reason: str | None = None
-        self.usage: Any = None
-        self.yielded = False
-        self.id: str | None = None
-        self.created: int | None = None
-        self.resp_model: str | None = None
-
-    def feed(self, chunk: Any) -> StreamDelta | None:
-        if self.id is None:
-            self.id = getattr(chunk, "id", None)
-            self.created = getattr(chunk, "created", None)
-            self.resp_model = getattr(chunk, "model", None)
-        u = getattr(chunk, "usage", None)
-        if u is not None:
-            self.usage = u
-        choices = getattr(chunk, "choices", None)
-        if not choices:
-            return None
-        ch = choices[0]
-        if ch.finish_reason:
-            self.finish_reason = ch.finish_reason
-        delta = ch.delta
-        if delta is None:
-            return None
-        text = getattr(delta, "content", None)
-        tcs = getattr(delta, "tool_calls", None)
-        if not text and not tcs:
-            return None
-        if self.ttft is None:
-            self.ttft = _perf() - self.t0
-        tool_deltas: list[dict] = []
-        if text:
-            self.parts.append(text)
-        if tcs:
-            for pos, tc in enumerate(tcs):
-                d = _tool_delta_dict(tc, pos)
-                tool_deltas.append(d)
-                acc = self.tools.get(d["index"])
-                if acc is None:
-                    acc = self.tools[d["index"]] = {
-                        "id": d["id"] or "",
-                        "type": "function",
-                        "function": {"name": "", "arguments": ""},
-                    }
-                elif d["id"] and not acc["id"]:
-                    acc["id"] = d["id"]
-                fn = d["function"]
-                if fn["name"]:
-                    acc["function"]["name"] = acc["function"]["name"] or fn["name"]
-                if fn["arguments"]:
-                    acc["function"]["arguments"] += fn["arguments"]
-        return StreamDelta(self.model, text or "", tool_deltas, chunk)
-
-    def tool_calls(self) -> list[dict]:
-        return [self.tools[i] for i in sorted(self.tools)]
-
-
-# --------------------------------------------------------------------------------------------
-# Dispatcher
-# --------------------------------------------------------------------------------------------
 
 _litellm_mod: Any = None
 _SKIP_MCP: bool = False
@@ -581,7 +176,7 @@ class Dispatcher:
 
     def _failed(self, name: str, exc: BaseException, latency: float, attempts: list[Attempt]) -> Attempt:
         etype, status, retryable = classify_error(exc)
-        att = Attempt(name, etype, _message(exc), status, latency, retryable)
+        att = Attempt(name, etype, error_message(exc), status, latency, retryable)
         attempts.append(att)
         if self.on_error is not None:
             try:
@@ -641,7 +236,7 @@ class Dispatcher:
             cost_known=known,
         )
 
-    def _stream_result(self, st: _StreamState, attempts: list[Attempt]) -> DispatchResult:
+    def _stream_result(self, st: StreamState, attempts: list[Attempt]) -> DispatchResult:
         litellm = _ll()
         latency = _perf() - st.t0
         content = "".join(st.parts)
@@ -757,7 +352,7 @@ class Dispatcher:
         for name in names:
             kw = self._kwargs(name, messages, params, stream=True)
             for i in range(self.retry.max_retries + 1):
-                st = _StreamState(name, _perf())
+                st = StreamState(name, _perf())
                 try:
                     for chunk in completion(**kw):
                         delta = st.feed(chunk)
@@ -786,7 +381,7 @@ class Dispatcher:
         for name in names:
             kw = self._kwargs(name, messages, params, stream=True)
             for i in range(self.retry.max_retries + 1):
-                st = _StreamState(name, _perf())
+                st = StreamState(name, _perf())
                 try:
                     async for chunk in await acompletion(**kw):
                         delta = st.feed(chunk)
