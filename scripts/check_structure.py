@@ -46,7 +46,6 @@ ALLOW: dict[str, str] = {
     ),
     "size:zerorouter_integrations/evaluation.py": "to be removed in issue 13",
     "size:zerorouter_integrations/optimizer.py": "to be removed in issue 13",
-    "size:zerorouter_integrations/policy.py": "to be removed in issue 13",
     "size:zerorouter_integrations/litellm_ext.py": "to be removed in issue 13",
     "size:zerorouter_integrations/tables.py": "to be removed in issue 13",
     "size:zerorouter_integrations/testing/replay.py": "to be removed in issue 13",
