@@ -45,7 +45,6 @@ ALLOW: dict[str, str] = {
         "LiteLLM Routers before 1.110 expose their candidate deployments only through this private method (feature-detected, see the module docstring)"
     ),
     "size:zerorouter_integrations/evaluation.py": "to be removed in issue 13",
-    "size:zerorouter_integrations/optimizer.py": "to be removed in issue 13",
     "size:zerorouter_integrations/litellm_ext.py": "to be removed in issue 13",
     "size:zerorouter_integrations/tables.py": "to be removed in issue 13",
     "size:zerorouter_integrations/testing/replay.py": "to be removed in issue 13",
