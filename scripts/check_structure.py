@@ -44,12 +44,9 @@ ALLOW: dict[str, str] = {
     "private:zerorouter_integrations/litellm_ext.py:_common_checks_available_deployment": (
         "LiteLLM Routers before 1.110 expose their candidate deployments only through this private method (feature-detected, see the module docstring)"
     ),
-    "size:zerorouter_integrations/evaluation.py": "to be removed in issue 13",
     "size:zerorouter_integrations/litellm_ext.py": "to be removed in issue 13",
     "size:zerorouter_integrations/tables.py": "to be removed in issue 13",
     "size:zerorouter_integrations/testing/replay.py": "to be removed in issue 13",
-    "private:zerorouter_integrations/onboarding.py:_add_profile": "to be removed in issue 13",
-    "private:zerorouter_integrations/onboarding.py:_fit_cost": "to be removed in issue 13",
 }
 
 

@@ -96,13 +96,13 @@ def onboard(
     tokens = np.array([estimate_tokens(p) for p in prompts], dtype=float)
     prices = (input_usd_per_token, output_usd_per_token)
     ability = router.predictor.space_.fit_ability(Z, y)
-    from zerorouter_integrations.predictor import _fit_cost
+    from zerorouter_integrations.predictor import fit_cost
     from zerorouter_integrations.profiles import CostModel
 
     if costs is None and None not in prices:
         cost = CostModel.from_prices(prices[0], prices[1], expected_output_tokens or 200.0)
     else:
-        cost = _fit_cost(None if costs is None else np.asarray(costs, dtype=float), tokens, prices)
+        cost = fit_cost(None if costs is None else np.asarray(costs, dtype=float), tokens, prices)
     profile = ModelProfile(
         name=model,
         ability=ability,
@@ -116,7 +116,7 @@ def onboard(
     )
     if latency_prior:
         profile.latency_prior = dict(latency_prior)
-    router._add_profile(profile, endpoint)
+    router.add_profile(profile, endpoint)
     return profile
 
 

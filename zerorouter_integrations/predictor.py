@@ -83,7 +83,7 @@ class QualityPredictor:
         self.profiles_ = ProfileDict()
         for j in keep:
             name = models[j]
-            cost = _fit_cost(
+            cost = fit_cost(
                 costs[:, j] if costs is not None else None, input_tokens, (prices or {}).get(name)
             )
             pin, pout = (prices or {}).get(name, (None, None))
@@ -116,7 +116,7 @@ class QualityPredictor:
         """
         check_is_fitted(self, "space_")
         ability = self.space_.fit_ability(np.asarray(Z, dtype=float), np.asarray(scores, dtype=float))
-        cost = _fit_cost(costs, input_tokens, prices)
+        cost = fit_cost(costs, input_tokens, prices)
         pin, pout = prices if prices is not None else (None, None)
         profile = ModelProfile(
             name=name,
@@ -259,11 +259,13 @@ class _StackedPool:
         return hit
 
 
-def _fit_cost(
+def fit_cost(
     costs: np.ndarray | None,
     input_tokens: np.ndarray | None,
     prices: tuple[float | None, float | None] | None,
 ) -> CostModel:
+    """A model's cost model: fitted on observed ``costs`` per call against ``input_tokens`` when given,
+    else from its ``(input, output)`` USD-per-token ``prices``, else an empty one."""
     if costs is not None and input_tokens is not None:
         c = np.asarray(costs, dtype=float)
         ok = ~np.isnan(c)

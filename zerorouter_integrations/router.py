@@ -460,7 +460,9 @@ class ZeroRouter(Deciding):
 
         return onboard_live(self, model, endpoint, k=k, **kwargs)
 
-    def _add_profile(self, profile: ModelProfile, endpoint: Any = None) -> None:
+    def add_profile(self, profile: ModelProfile, endpoint: Any = None) -> None:
+        """Add (or replace) ``profile`` in the pool, with its LiteLLM ``endpoint`` when given; caches are
+        reset and the policy recalibrated on the new pool (what :meth:`onboard` ends with)."""
         with self._lock:
             self.predictor.profiles_[profile.name] = profile
             if profile.name not in self._pool:
