@@ -135,7 +135,7 @@ def test_without_keys_nothing_is_attempted_and_the_error_names_what_to_set(no_ke
     msg = str(ei.value)
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "TOGETHERAI_API_KEY"):
         assert var in msg
-    assert r._dispatcher is None  # no provider was called
+    assert r._executor is None  # no provider was called (the executor is built on the first call)
 
 
 def test_only_models_with_credentials_are_called(no_keys):
