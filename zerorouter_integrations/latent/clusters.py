@@ -6,7 +6,11 @@
   overall rate.
 * :class:`LearnedMapSpace`: the learned cluster map: a softmax map ``Z = softmax(X V)`` trained so
   that ``P(good) = Z · ψ_m`` fits the known models' outcomes; a new model's ψ is the Z-weighted
-  average of its anchor scores, smoothed the same way.
+  average of its anchor scores, smoothed the same way. The map has many more parameters than a
+  small table has prompts, so its clusters can separate the training outcomes better than they
+  separate new prompts: the prediction is shrunk toward the model's overall rate,
+  ``P = r̄ + α (Z · ψ − r̄)``, with ``α ∈ [0, 1]`` chosen on training prompts the map did not see
+  (``α = 0`` is the per-model mean, so on those prompts it can never do worse than the mean).
 
 Routing with either is UniRoute's rule ``argmin_m err_m(x) + λ·cost_m`` with ``err = 1 − P(good)``.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
@@ -31,6 +35,35 @@ def _cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.n
     mass = Z.sum(axis=0)
     rate = (Z.T @ y + smoothing * overall) / (mass + smoothing)
     return rate, mass, overall
+
+
+def _validated_shrinkage(
+    Z_fit: np.ndarray, Y_fit: np.ndarray, Z_val: np.ndarray, Y_val: np.ndarray, smoothing: float
+) -> float:
+    """``α ∈ [0, 1]`` minimizing the held-out log loss of ``r̄ + α (Z · rate − r̄)`` over all models.
+
+    Rates and overall rates come from the fit rows; the loss is pooled over every observed
+    (validation prompt, model) pair.
+    """
+    cluster, overall, target = [], [], []
+    for j in range(Y_fit.shape[1]):
+        obs_f, obs_v = ~np.isnan(Y_fit[:, j]), ~np.isnan(Y_val[:, j])
+        if not obs_f.any() or not obs_v.any():
+            continue
+        rate, _mass, r_bar = _cluster_rates(Z_fit[obs_f], Y_fit[obs_f, j], smoothing)
+        cluster.append(Z_val[obs_v] @ rate)
+        overall.append(np.full(int(obs_v.sum()), r_bar))
+        target.append(Y_val[obs_v, j])
+    if not target:
+        return 1.0
+    p_c, p_o, y = np.concatenate(cluster), np.concatenate(overall), np.concatenate(target)
+
+    def loss(alpha: float) -> float:
+        p = np.clip(p_o + alpha * (p_c - p_o), 1e-6, 1 - 1e-6)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    res = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-3})
+    return float(np.clip(res.x, 0.0, 1.0))
 
 
 class _ClusterAbilityMixin:
@@ -48,6 +81,11 @@ class _ClusterAbilityMixin:
         rate, mass = ability.array("rate"), ability.array("mass")
         p = Z @ rate
         sd = np.sqrt(Z @ (rate * (1 - rate) / (mass + self.smoothing + 1.0)))
+        shrink = float(getattr(self, "shrink_", 1.0))
+        if shrink != 1.0:
+            overall = float(ability.params["overall"])
+            p = overall + shrink * (p - overall)
+            sd = shrink * sd
         return p, sd
 
 
@@ -123,9 +161,19 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
     smoothing : float, default=2.0
     reg : float, default=1.0
         L2 penalty on the map ``V`` (standardized features).
-    temperature : float, default=1.0
     max_iter : int, default=300
+    validation_fraction : float, default=0.2
+        Share of the training prompts held out of the map's fit to choose the shrinkage ``shrink_``
+        (``α``) of predictions toward each model's overall rate (the per-cluster rates are then
+        estimated on every training prompt). ``0`` fits the map on every prompt without shrinkage.
     seed : int, default=0
+
+    Attributes
+    ----------
+    V_ : ndarray (d × K)
+        The map from standardized features to cluster logits.
+    shrink_ : float
+        ``α``: the share of the cluster prediction's departure from the overall rate that is kept.
     """
 
     kind = "learned_map"
@@ -137,34 +185,64 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
         smoothing: float = 2.0,
         reg: float = 1.0,
         max_iter: int = 300,
+        validation_fraction: float = 0.2,
         seed: int = 0,
     ):
         self.n_clusters = n_clusters
         self.smoothing = smoothing
         self.reg = reg
         self.max_iter = max_iter
+        self.validation_fraction = validation_fraction
         self.seed = seed
 
     def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> LearnedMapSpace:
-        from sklearn.cluster import KMeans
-
         X, Y = validate_xy(X, Y, models)
+        if not 0.0 <= float(self.validation_fraction) < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         self.x_mean_ = X.mean(axis=0)
         self.x_scale_ = X.std(axis=0) + 1e-8
         Xs = (X - self.x_mean_) / self.x_scale_
+        n = len(Xs)
+        n_val = int(round(float(self.validation_fraction) * n))
+        self.shrink_ = 1.0
+        if n_val >= 10 and n - n_val >= 10:
+            perm = np.random.default_rng(self.seed).permutation(n)
+            val, fit_rows = perm[:n_val], perm[n_val:]
+            self.V_ = self._fit_map(Xs[fit_rows], Y[fit_rows])
+            self.shrink_ = _validated_shrinkage(
+                softmax(Xs[fit_rows] @ self.V_, axis=1),
+                Y[fit_rows],
+                softmax(Xs[val] @ self.V_, axis=1),
+                Y[val],
+                self.smoothing,
+            )
+        else:
+            self.V_ = self._fit_map(Xs, Y)
+        self.train_Z_ = self.transform(X)
+        self.models_ = list(models)
+        self.abilities_ = {}
+        M = ~np.isnan(Y)
+        for j, name in enumerate(self.models_):
+            obs = M[:, j]
+            self.abilities_[name] = self.fit_ability(self.train_Z_[obs], Y[obs, j])
+        return self
+
+    def _fit_map(self, Xs: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """The map ``V`` fit on standardized features ``Xs`` and scores ``Y``, initialized from K-means."""
+        from sklearn.cluster import KMeans
+
         n, d = Xs.shape
         m = Y.shape[1]
-        K = min(int(self.n_clusters), n)
         M = ~np.isnan(Y)
         Yf = np.where(M, Y, 0.0)
         Mf = M.astype(float)
-        n_obs = int(M.sum())
-
-        # Initialize from K-means: V maps onto the centroids, ψ from per-cluster rates.
-        km = KMeans(n_clusters=K, n_init=2, random_state=self.seed).fit(Xs)
-        V0 = km.cluster_centers_.T * 0.5
+        n_obs = max(int(M.sum()), 1)
+        # V maps onto the K-means centroids, ψ from the per-cluster rates under that map.
+        K = min(int(self.n_clusters), n)
+        V0 = KMeans(n_clusters=K, n_init=2, random_state=self.seed).fit(Xs).cluster_centers_.T * 0.5
         Z0 = softmax(Xs @ V0, axis=1)
-        col = np.nanmean(Y, axis=0)
+        seen = M.sum(axis=0)
+        col = np.where(seen > 0, Yf.sum(axis=0) / np.maximum(seen, 1), 0.5)  # a model unseen in the fit rows
         P0 = np.clip((Z0.T @ Yf + 2 * col) / (Z0.T @ Mf + 2), 1e-3, 1 - 1e-3).T  # (m, K)
         psi0 = np.log(P0 / (1 - P0))
 
@@ -191,15 +269,8 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
             method="L-BFGS-B",
             options={"maxiter": int(self.max_iter)},
         )
-        self.V_, _ = unpack(opt.x)
         self.n_iter_ = int(opt.nit)
-        self.train_Z_ = self.transform(X)
-        self.models_ = list(models)
-        self.abilities_ = {}
-        for j, name in enumerate(self.models_):
-            obs = M[:, j]
-            self.abilities_[name] = self.fit_ability(self.train_Z_[obs], Y[obs, j])
-        return self
+        return unpack(opt.x)[0]
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "V_")
