@@ -1,6 +1,7 @@
 """``zerorouter``: the command line, thin over the library.
 
-Commands: ``demo``, ``fit``, ``onboard``, ``route``, ``eval``, ``serve``, ``serve-replay``. Every command checks
+Commands: ``demo``, ``fit`` (also ``fit --from-logs``), ``onboard``, ``route``, ``route-batch``, ``eval``,
+``serve``, ``serve-replay``. Every command checks
 its inputs and exits with status 2 and a one-line reason on bad input (missing file, wrong schema,
 unknown model); the evaluation contract is::
 
@@ -67,12 +68,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "logreg",
         "zerorouter-cascade",
     ]
+    features = None
+    if args.engine == "ray":
+        from zerorouter_integrations.batch_ray import table_features_ray
+
+        features = table_features_ray(table, concurrency=args.concurrency)
     report = evaluate(
         table,
         split,
         routers=routers,
         anchors=args.anchors,
         seed=args.seed,
+        features=features,
         encoder=_encoder(None if not args.json else False),
         show_progress=None if not args.json else False,
     )
@@ -98,6 +105,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from zerorouter_integrations.tables import Split
     from zerorouter_integrations.training import fit_artifact
 
+    if args.from_logs:
+        from zerorouter_integrations.cli_logs import cmd_fit_from_logs
+
+        return cmd_fit_from_logs(args)
+    if not args.table_dir:
+        raise CLIError(
+            "give a TABLE_DIR to fit on, or --from-logs LOGS... to refine a prior with your traffic"
+        )
     table = _load_table(args.table_dir)
     split = Split.load(args.split) if args.split else Split()
     split.validate_against(table)
@@ -279,6 +294,8 @@ def cmd_serve_replay(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from zerorouter_integrations.cli_logs import add_from_logs_arguments, add_route_batch_parser
+
     ap = argparse.ArgumentParser(
         prog="zerorouter",
         description="Route LLM requests to the cheapest model that will "
@@ -309,15 +326,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where prompts are encoded")
+    p.add_argument("--concurrency", type=int, default=2, help="Ray actors with --engine ray")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("fit", help="fit the ZeroRouter latent space and profiles on a routing table")
-    p.add_argument("table_dir")
+    p = sub.add_parser(
+        "fit", help="fit the ZeroRouter latent space and profiles on a routing table, or refine one from logs"
+    )
+    p.add_argument("table_dir", nargs="?")
     p.add_argument("--out", required=True, help="artifact path to write (.json.gz)")
     p.add_argument("--split", help="exclude this split's test prompts and new models from fitting")
     p.add_argument("--router", default="zerorouter")
     p.add_argument("--anchors", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    add_from_logs_arguments(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("onboard", help="add a model from a scored anchor file, or live through LiteLLM")
@@ -364,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 4 MiB)")
     p.add_argument("--timeout", type=float, help="seconds per request, fallbacks included (default 120)")
     p.set_defaults(func=cmd_serve)
+
+    add_route_batch_parser(sub)
 
     p = sub.add_parser("serve-replay", help="run the local OpenAI-compatible replay server", add_help=False)
     p.set_defaults(func=cmd_serve_replay)

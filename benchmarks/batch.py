@@ -1,0 +1,145 @@
+"""Batch routing throughput: ``route-batch`` rows/s, local engine vs Ray Data on 2 cores, and peak memory.
+
+Prompts are drawn (with replacement, each given a distinct id and a numbered suffix so no two texts
+are equal) from the shared tables' prompts, written to a Parquet file, and routed with the shipped
+default by :func:`zerorouter_integrations.batch.route_parquet`:
+
+* ``local``: one process, the encoder on all cores, batches streamed from and to Parquet;
+* ``ray``: a local Ray instance with ``num_cpus=2`` and 2 actors (one encoder thread each).
+
+``rows/s`` is rows over wall time (router and encoder start-up included: that is what a run
+costs). ``peak RSS`` is the largest resident memory of the process tree (driver, raylet and workers
+for Ray) sampled every 0.2 s from ``/proc``. Memory is *flat* when the peak does not grow with the
+number of rows: each engine runs at ``--rows`` and at a quarter of it.
+
+    python benchmarks/batch.py [--rows 100000] [--batch-size 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from zerorouter_integrations.batch import route_parquet  # noqa: E402
+from zerorouter_integrations.data import find_data_dir  # noqa: E402
+from zerorouter_integrations.tables import load_table  # noqa: E402
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory (MiB) of ``root`` and all its descendants, from /proc."""
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                parent[int(d)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/statm") as fh:
+                rss[int(d)] = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    keep, total = {root}, 0
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in keep and pid not in keep:
+                keep.add(pid)
+                changed = True
+    for pid in keep:
+        total += rss.get(pid, 0)
+    return total / 2**20
+
+
+class PeakMemory:
+    """Samples the process tree's RSS in a thread; ``peak`` in MiB."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss_mb(os.getpid()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _tree_rss_mb(os.getpid()))
+
+
+def make_input(n: int, folder: Path, data: str | None) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    texts = []
+    for name in ("routerbench_subset", "zeroeval", "llmrouter_ulab"):
+        texts += load_table(find_data_dir(data, table=name)).texts()
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(texts), n)
+    df = pd.DataFrame(
+        {
+            "prompt_id": [f"q{i}" for i in range(n)],
+            "prompt": [f"{texts[j]}\n(#{i})" for i, j in enumerate(pick)],
+        }
+    )
+    path = folder / f"prompts-{n}.parquet"
+    df.to_parquet(path)
+    return path
+
+
+def run(engine: str, path: Path, out: Path, batch_size: int) -> tuple[float, float]:
+    with PeakMemory() as mem:
+        if engine == "ray":
+            import ray
+
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            try:
+                stats = route_parquet(path, out, engine="ray", batch_size=batch_size, concurrency=2)
+            finally:
+                ray.shutdown()
+        else:
+            stats = route_parquet(path, out, engine="local", batch_size=batch_size, show_progress=False)
+    return stats.rows_per_s, mem.peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--engines", default="local,ray")
+    ap.add_argument("--data")
+    args = ap.parse_args(argv)
+    sizes = sorted({max(args.rows // 4, 1), args.rows})
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        inputs = {n: make_input(n, folder, args.data) for n in sizes}
+        print("| engine | rows | rows/s | peak RSS (MiB) |")
+        print("| --- | --- | --- | --- |")
+        for engine in args.engines.split(","):
+            for n in sizes:
+                t0 = time.perf_counter()
+                rps, peak = run(engine, inputs[n], folder / f"out-{engine}-{n}.parquet", args.batch_size)
+                print(
+                    f"| {engine} | {n:,} | {rps:,.0f} | {peak:,.0f} |  ({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

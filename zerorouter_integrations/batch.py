@@ -1,0 +1,339 @@
+"""Offline batch routing: a Parquet file of prompts in, the router's choice per prompt out.
+
+``INPUT.parquet`` has a ``prompt_id`` column and either ``prompt`` (text) or ``messages`` (a JSON
+chat, or a list of ``{"role", "content"}``). ``OUT.parquet`` keeps ``prompt_id`` and adds ``model``
+(the choice), ``predicted_quality``, ``predicted_cost_usd`` and ``policy`` (the policy used, as JSON).
+
+The decision is the router's per-query policy over its whole pool (:meth:`Policy.choose
+<zerorouter_integrations.policy.Policy.choose>` on the predicted quality and cost), with the prompt
+id as the key of a mixed calibration, so a row's choice never depends on which rows share its batch
+or which worker ran it. Offline there are no live request constraints (tools, context windows) or
+observed latencies; this is the choice :meth:`ZeroRouter.route` makes for a plain text request with a
+fresh store.
+
+:class:`BatchRouter` is the one piece of work: a picklable callable on a pandas batch that loads the
+router (and its encoder) once. The local engine (:func:`route_parquet` with ``engine="local"``)
+streams the input through it in batches, writing as it goes, so memory stays flat; the Ray engine
+(:mod:`zerorouter_integrations.batch_ray`) runs the same class as a Ray Data actor pool.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zerorouter_integrations.errors import SchemaError
+
+__all__ = ["OUTPUT_COLUMNS", "BatchRouter", "BatchStats", "batch_texts", "decide", "route_parquet"]
+
+#: Columns of the output, in order.
+OUTPUT_COLUMNS = ("prompt_id", "model", "predicted_quality", "predicted_cost_usd", "policy")
+ENGINES = ("local", "ray")
+
+
+def _router(artifact: Any, models: Sequence[str] | None, policy: Any, encoder: Any = None) -> Any:
+    from zerorouter_integrations.artifact import RouterArtifact
+    from zerorouter_integrations.router import ZeroRouter
+
+    kwargs: dict[str, Any] = {"endpoints": {}, "policy": policy, "encoder": encoder}
+    if models is not None:
+        kwargs["models"] = list(models)
+    if isinstance(artifact, ZeroRouter):
+        return artifact
+    if isinstance(artifact, RouterArtifact):
+        return ZeroRouter(artifact, **kwargs)
+    if artifact is None:
+        return ZeroRouter.default(**kwargs)
+    return ZeroRouter.load(artifact, **kwargs)
+
+
+def policy_label(policy: Any) -> str:
+    """The policy as compact JSON: its parameters and the calibrated ``λ`` (and mix)."""
+    params = {k: v for k, v in policy.get_params().items() if v is not None}
+    for key in ("lam_", "lam_alt_", "mix_"):
+        v = getattr(policy, key, None)
+        if v is not None:
+            params[key.rstrip("_")] = float(v)
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def decide(
+    router_or_artifact: Any,
+    X: np.ndarray,
+    tokens: np.ndarray,
+    *,
+    keys: Sequence[str],
+    models: Sequence[str] | None = None,
+    policy: Any = None,
+) -> dict[str, Any]:
+    """Choices for prompts with features ``X``: ``{"model", "predicted_quality", "predicted_cost_usd", "policy"}``.
+
+    ``router_or_artifact`` is a :class:`~zerorouter_integrations.router.ZeroRouter`, a
+    :class:`~zerorouter_integrations.artifact.RouterArtifact`, an artifact path or ``None`` (the
+    shipped default); ``models`` restricts the pool and ``policy`` replaces the default policy
+    (both only when a router is built here).
+    """
+    router = _router(router_or_artifact, models, policy)
+    pool = router.models
+    pred = router.predictor.predict(X, input_tokens=tokens, models=pool)
+    idx = router.policy.choose(pred.quality, pred.cost_usd, keys=list(keys))
+    rows = np.arange(len(idx))
+    return {
+        "model": [pool[i] for i in idx],
+        "predicted_quality": pred.quality[rows, idx],
+        "predicted_cost_usd": pred.cost_usd[rows, idx],
+        "policy": policy_label(router.policy),
+    }
+
+
+def batch_texts(batch: Any) -> list[str]:
+    """Prompt texts of a pandas batch: ``prompt``, or ``messages`` (JSON text or a list of messages)."""
+    from zerorouter_integrations.features import messages_to_text
+
+    if "prompt" in batch.columns:
+        values = batch["prompt"].tolist()
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+        if bad is not None:
+            raise SchemaError(
+                f"column 'prompt' row {bad} (prompt_id {batch['prompt_id'].iloc[bad]!r}) holds "
+                f"{values[bad]!r:.60}; expected text"
+            )
+        return values
+    if "messages" not in batch.columns:
+        raise SchemaError(
+            f"the input needs a 'prompt' (text) or 'messages' (JSON chat) column; found {list(batch.columns)}"
+        )
+    out = []
+    for i, v in enumerate(batch["messages"].tolist()):
+        try:
+            msgs = json.loads(v) if isinstance(v, str) else v
+            if hasattr(msgs, "tolist"):
+                msgs = msgs.tolist()
+            out.append(messages_to_text([dict(m) for m in msgs]))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise SchemaError(
+                f"column 'messages' row {i} (prompt_id {batch['prompt_id'].iloc[i]!r}) is not a chat "
+                f"(a JSON list of {{'role', 'content'}} objects): {exc}"
+            ) from None
+    return out
+
+
+class BatchRouter:
+    """Route a pandas batch (``prompt_id`` + ``prompt``/``messages``) to the :data:`OUTPUT_COLUMNS`.
+
+    Parameters
+    ----------
+    artifact : str, path or None
+        Router artifact to load (``None``: the shipped default).
+    models : sequence of str, optional
+        Restrict the pool.
+    policy : mapping, optional
+        ``{"budget_usd_per_1k": x}`` or ``{"quality_target": q, "reference": name}``; default: the
+        router's default policy.
+    num_threads : int, optional
+        Encoder threads (Ray actors use one each).
+    """
+
+    def __init__(
+        self,
+        artifact: str | Path | None = None,
+        *,
+        models: Sequence[str] | None = None,
+        policy: Mapping[str, Any] | None = None,
+        num_threads: int | None = None,
+    ):
+        self.artifact = None if artifact is None else str(artifact)
+        self.models = None if models is None else list(models)
+        self.policy = dict(policy) if policy else None
+        self.num_threads = num_threads
+        self._state: Any = None
+
+    def _load(self) -> Any:
+        if self._state is None:
+            from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
+            from zerorouter_integrations.encoder import QueryEncoder
+            from zerorouter_integrations.policy import Policy
+
+            art = RouterArtifact.load(self.artifact or DEFAULT_ARTIFACT)
+            settings = {k: v for k, v in art.encoder.items() if k in ("max_seq_length", "precision")}
+            encoder = QueryEncoder(
+                **settings, num_threads=self.num_threads, cache_size=0, show_progress=False
+            )
+            pol = None
+            if self.policy:
+                pol = (
+                    Policy.for_budget(self.policy["budget_usd_per_1k"])
+                    if "budget_usd_per_1k" in self.policy
+                    else Policy.for_quality_target(
+                        self.policy["quality_target"], reference=self.policy.get("reference")
+                    )
+                )
+            self._state = _router(art, self.models, pol, encoder)
+        return self._state
+
+    def __call__(self, batch: Any) -> Any:
+        import pandas as pd
+
+        from zerorouter_integrations.profiles import estimate_tokens
+
+        router = self._load()
+        if "prompt_id" not in batch.columns:
+            raise SchemaError(f"the input needs a 'prompt_id' column; found {list(batch.columns)}")
+        texts = batch_texts(batch)
+        X = router.featurizer.transform(texts)
+        tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
+        keys = [str(k) for k in batch["prompt_id"].tolist()]
+        out = decide(router, X, tokens, keys=keys)
+        return pd.DataFrame(
+            {
+                "prompt_id": batch["prompt_id"].to_numpy(),
+                "model": out["model"],
+                "predicted_quality": out["predicted_quality"],
+                "predicted_cost_usd": out["predicted_cost_usd"],
+                "policy": [out["policy"]] * len(texts),
+            },
+            columns=list(OUTPUT_COLUMNS),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_state"] = None  # workers load their own router
+        return state
+
+
+@dataclass
+class BatchStats:
+    """What a batch run did: rows, seconds, rows per second, engine."""
+
+    rows: int
+    seconds: float
+    engine: str
+    out: Path
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _input_columns(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise SchemaError(f"{path}: input file not found")
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except Exception as exc:
+        raise SchemaError(f"{path}: cannot read as Parquet: {exc}") from exc
+    if "prompt_id" not in names or not ({"prompt", "messages"} & set(names)):
+        raise SchemaError(
+            f"{path}: expected a 'prompt_id' column and a 'prompt' or 'messages' column; found {names}"
+        )
+    return ["prompt_id", "prompt" if "prompt" in names else "messages"]
+
+
+def route_parquet(
+    input_path: str | Path,
+    out_path: str | Path,
+    *,
+    engine: str = "local",
+    artifact: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    policy: Mapping[str, Any] | None = None,
+    batch_size: int = 1024,
+    concurrency: int = 2,
+    num_threads: int | None = None,
+    show_progress: bool | None = None,
+) -> BatchStats:
+    """Route every row of ``input_path`` and write ``out_path`` (Parquet, written atomically).
+
+    ``engine="ray"`` needs the ``ray`` extra (``pip install 'zerorouter-integrations[ray]'``) and runs
+    ``concurrency`` actors with one encoder thread each on the current (or a local) Ray instance.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
+    src, dst = Path(input_path), Path(out_path)
+    columns = _input_columns(src)
+    fn_kwargs = {"artifact": artifact, "models": models, "policy": policy}
+    t0 = time.perf_counter()
+    if engine == "ray":
+        from zerorouter_integrations.batch_ray import route_parquet_ray
+
+        rows = route_parquet_ray(
+            src,
+            dst,
+            columns,
+            BatchRouter,
+            fn_kwargs,
+            write_batches,
+            batch_size=batch_size,
+            concurrency=concurrency,
+        )
+    else:
+        rows = _route_local(
+            src, dst, columns, BatchRouter(**fn_kwargs, num_threads=num_threads), batch_size, show_progress
+        )
+    return BatchStats(rows=rows, seconds=time.perf_counter() - t0, engine=engine, out=dst)
+
+
+def write_batches(dst: Path, frames: Any) -> int:
+    """Write an iterable of output frames into one Parquet file, atomically; returns the row count."""
+    import os
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    os.close(fd)
+    rows, writer = 0, None
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += len(frame)
+        if writer is None:
+            import pandas as pd
+
+            pq.write_table(pa.Table.from_pandas(pd.DataFrame(columns=list(OUTPUT_COLUMNS))), tmp)
+        else:
+            writer.close()
+            writer = None
+        os.replace(tmp, dst)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return rows
+
+
+def _route_local(
+    src: Path, dst: Path, columns: list[str], fn: BatchRouter, batch_size: int, show_progress: bool | None
+) -> int:
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    pf = pq.ParquetFile(src)
+    bar = tqdm(total=pf.metadata.num_rows, desc="route-batch", unit="row", disable=show_progress is False)
+
+    def frames():
+        for rb in pf.iter_batches(batch_size=batch_size, columns=columns):
+            out = fn(rb.to_pandas())
+            bar.update(len(out))
+            yield out
+
+    try:
+        return write_batches(dst, frames())
+    finally:
+        bar.close()
