@@ -98,19 +98,50 @@ def test_cli_route_batch_with_a_budget(prompts, tmp_path, capsys):
     assert json.loads(df["policy"].iloc[0])["budget_usd_per_1k"] == 0.5
 
 
+RAY_SCRIPT = """
+import sys
+import ray
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+try:
+{body}
+finally:
+    ray.shutdown()
+"""
+
+
+def run_on_ray(body: str, tmp_path) -> None:
+    """Run ``body`` on a fresh local Ray instance (num_cpus=2) in its own interpreter.
+
+    Ray's workers do not start under pytest's output capture here, so the Ray side runs as a plain
+    script (the repository first on its path), with a timeout instead of a hang.
+    """
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = tmp_path / "on_ray.py"
+    script.write_text(RAY_SCRIPT.format(body=textwrap.indent(textwrap.dedent(body), "    ")))
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @needs_ray
 def test_ray_engine_gives_the_local_rows(prompts, local_out, tmp_path):
-    import ray
-
     _, path = prompts
     _, out = local_out
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    try:
-        ray_out = tmp_path / "ray.parquet"
-        stats = route_parquet(path, ray_out, engine="ray", batch_size=32, concurrency=2)
-    finally:
-        ray.shutdown()
-    assert stats.engine == "ray" and stats.rows == len(out)
+    ray_out = tmp_path / "ray.parquet"
+    run_on_ray(
+        f"""
+        from zerorouter_integrations.batch import route_parquet
+        stats = route_parquet({str(path)!r}, {str(ray_out)!r}, engine="ray", batch_size=32, concurrency=2)
+        assert stats.engine == "ray", stats
+        """,
+        tmp_path,
+    )
     got = pd.read_parquet(ray_out)
     assert got["prompt_id"].tolist() == out["prompt_id"].tolist()
     assert got["model"].tolist() == out["model"].tolist()
@@ -119,19 +150,22 @@ def test_ray_engine_gives_the_local_rows(prompts, local_out, tmp_path):
 
 
 @needs_ray
-def test_eval_features_on_ray_equal_the_local_ones(data_dir):
-    import ray
-
-    from zerorouter_integrations.batch_ray import table_features_ray
+def test_eval_features_on_ray_equal_the_local_ones(data_dir, tmp_path):
     from zerorouter_integrations.encoder import ROUTING_ENCODER, QueryEncoder
     from zerorouter_integrations.evaluation import table_features
 
     t = load_table(data_dir / "routerbench_subset")
     small = t.subset(prompt_ids=t.prompt_ids[:40])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
-    try:
-        got = table_features_ray(small, concurrency=2)
-    finally:
-        ray.shutdown()
+    feats = tmp_path / "features.npy"
+    run_on_ray(
+        f"""
+        import numpy as np
+        from zerorouter_integrations.batch_ray import table_features_ray
+        from zerorouter_integrations.tables import load_table
+        t = load_table({str(data_dir / "routerbench_subset")!r})
+        np.save({str(feats)!r}, table_features_ray(t.subset(prompt_ids=t.prompt_ids[:40]), concurrency=2))
+        """,
+        tmp_path,
+    )
     want = table_features(small, encoder=QueryEncoder(**ROUTING_ENCODER), show_progress=False)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(feats), want, rtol=1e-5, atol=1e-6)
