@@ -77,10 +77,11 @@ def make_int8(encoder: QueryEncoder, variant: str) -> QueryEncoder:
     """Swap an ONNX encoder's session for a dynamically int8-quantized copy (experiment only)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from zerorouter_integrations.encoder import _OnnxBackend, _ort_session
+    from zerorouter_integrations.encoder_model import ort_session
+    from zerorouter_integrations.encoder_onnx import OnnxBackend
 
     # A private backend object: loaded backends are shared between equal encoders.
-    impl = _OnnxBackend(
+    impl = OnnxBackend(
         encoder._model_spec(), encoder.max_seq_length, encoder.num_threads, default_cache_dir()
     )
     attention = [
@@ -103,7 +104,7 @@ def make_int8(encoder: QueryEncoder, variant: str) -> QueryEncoder:
         )
     finally:
         logging.getLogger().setLevel(root_level)
-    impl.session = _ort_session(dst, encoder.num_threads or len(os.sched_getaffinity(0)))
+    impl.session = ort_session(dst, encoder.num_threads or len(os.sched_getaffinity(0)))
     encoder._impl = impl
     return encoder
 

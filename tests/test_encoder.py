@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import multiprocessing
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -263,7 +267,9 @@ def test_int8_precision_is_a_quantized_onnx_model_close_to_float32(
     """``precision="int8"`` quantizes the export once beside it (atomically), embeds within cosine
     0.98 of float32 on real prompts, and is told apart from float32 everywhere it matters."""
     pytest.importorskip("onnx")
-    enc = QueryEncoder(precision="int8", cache_size=0)
+    enc = QueryEncoder(
+        default_model_path(), precision="int8", cache_size=0
+    )  # the export, not the shipped file
     assert enc.fingerprint == onnx_encoder.fingerprint + "-int8"
     e8 = enc.encode(real_prompts)
     e32 = onnx_encoder.encode(real_prompts)
@@ -282,3 +288,34 @@ def test_int8_precision_is_a_quantized_onnx_model_close_to_float32(
         QueryEncoder(precision="fp16")
     batch_mates = enc.encode([real_prompts[0], "short", real_prompts[5]])
     np.testing.assert_array_equal(batch_mates[0], e8[0])  # an embedding never depends on its batch
+
+
+def test_shipped_int8_model_is_the_exporters_output(onnx_cache_dir: Path, real_prompts: list[str]):
+    """The int8 MiniLM shipped in the package (scripts/build_encoder.py) is what the exporter and
+    quantizer make from the bundled weights: the same file, the same embeddings and fingerprint, and
+    it loads with no export, no torch, nothing written to the cache."""
+    pytest.importorskip("onnx")
+    from zerorouter_integrations.encoder_model import SHIPPED_DIR
+
+    exported = QueryEncoder(default_model_path(), precision="int8", max_seq_length=64, cache_size=0)
+    shipped = QueryEncoder(precision="int8", max_seq_length=64, cache_size=0)
+    assert shipped._load().model_file == SHIPPED_DIR / "model.int8.onnx"
+    assert exported._load().model_file.parent.parent.parent == onnx_cache_dir
+    assert shipped.fingerprint == exported.fingerprint
+    np.testing.assert_array_equal(shipped.encode(real_prompts), exported.encode(real_prompts))
+    meta = json.loads((SHIPPED_DIR / "meta.json").read_text())
+    digest = hashlib.sha256(exported._load().model_file.read_bytes()).hexdigest()
+    assert digest == meta["sha256"]["model.int8.onnx"]  # byte-identical to a fresh export
+    code = (
+        "import sys\n"
+        "from zerorouter_integrations.encoder import QueryEncoder\n"
+        "e = QueryEncoder(precision='int8', max_seq_length=64)\n"
+        "v = e.encode(['What is 2 + 2?'])\n"
+        "print(e.resolved_backend, v.shape[1], 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+    )
+    empty = onnx_cache_dir / "fresh-root"
+    env = {**os.environ, "ZEROROUTER_CACHE_DIR": str(empty)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["onnx", "384", "False", "False"]
+    assert not empty.exists()  # nothing exported or written

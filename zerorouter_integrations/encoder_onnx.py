@@ -1,0 +1,129 @@
+"""The ONNX backend of the query encoder: ``onnxruntime`` + ``tokenizers``, nothing heavier.
+
+It runs the shipped int8 MiniLM (:func:`~zerorouter_integrations.encoder_model.shipped_spec`) as is, or
+another model's export under ``<cache>/onnx/<model hash>-<export version>/`` (made once by
+:mod:`~zerorouter_integrations.encoder_export`, which needs the ``torch`` extra).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from zerorouter_integrations.encoder_model import (
+    ModelSpec,
+    OnnxUnavailable,
+    default_threads,
+    l2_normalize,
+    ort_session,
+    pad_id,
+)
+
+__all__ = ["OnnxBackend"]
+
+logger = logging.getLogger("zerorouter_integrations.encoder")
+
+
+class OnnxBackend:
+    """Embed one batch with onnxruntime (pooling inside the graph, Normalize here)."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        max_seq_length: int,
+        num_threads: int | None,
+        root: Path,
+        precision: str = "float32",
+    ):
+        if spec.onnx_blocker is not None:
+            raise OnnxUnavailable(spec.onnx_blocker)
+        try:
+            import onnxruntime  # noqa: F401
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise OnnxUnavailable(f"onnxruntime / tokenizers not importable: {exc}") from exc
+        assert spec.files_hash is not None and spec.transformer_dir is not None
+        threads = num_threads or default_threads()
+        if spec.onnx_file is not None:  # the shipped int8 model: ready to run, nothing to export
+            if precision != "int8":
+                raise OnnxUnavailable(f"the shipped ONNX model is int8, not {precision}")
+            target = Path(spec.onnx_file)
+            self.session = ort_session(target, threads)
+        else:
+            target = self._exported(spec, root, threads, precision)
+        # Dynamic int8 quantization scales activations by the whole input tensor, padding included:
+        # batched, a text's embedding would depend on its batch mates. One text per run keeps it a
+        # function of the text alone (the same in training, serving and the caches).
+        self.one_at_a_time = precision == "int8"
+        self.model_file = target
+        tokenizer = Tokenizer.from_file(str(Path(spec.transformer_dir) / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_seq_length)
+        self._single = tokenizer
+        padded = Tokenizer.from_file(str(Path(spec.transformer_dir) / "tokenizer.json"))
+        padded.enable_truncation(max_length=max_seq_length)
+        pad = pad_id(padded, spec.transformer_dir)
+        padded.enable_padding(pad_id=pad, pad_token=padded.id_to_token(pad) or "[PAD]")
+        self._padded = padded
+        self.normalizes = spec.normalizes
+        probe = self.embed(["dimension probe"])
+        self.dim = int(probe.shape[1])
+
+    def _exported(self, spec: ModelSpec, root: Path, threads: int, precision: str) -> Path:
+        """Open this model's export under ``root`` (exporting / quantizing it once); return its file."""
+        from zerorouter_integrations.encoder_export import (
+            ONNX_EXPORT_VERSION,
+            export_or_unavailable,
+            quantized_export,
+            require_quantizer,
+        )
+
+        assert spec.files_hash is not None
+        export_dir = root / "onnx" / f"{spec.files_hash[:20]}-{ONNX_EXPORT_VERSION}"
+        model_file = export_dir / "model.onnx"
+        # Only the session that will run is loaded (the int8 copy when asked for; loading the float32
+        # export as well would cost ~0.4 s at every start). A file that does not load is rebuilt.
+        target = model_file.with_name("model.int8.onnx") if precision == "int8" else model_file
+        self.session = None
+        if target.is_file():
+            try:
+                self.session = ort_session(target, threads)
+            except Exception as exc:
+                logger.warning("discarding unreadable ONNX export %s: %s", target, exc)
+                shutil.rmtree(export_dir, ignore_errors=True)
+        if self.session is None:
+            if not model_file.is_file():
+                export_or_unavailable(spec, export_dir, root)
+            if precision == "int8":
+                require_quantizer()
+                try:
+                    quantized_export(model_file)
+                except OnnxUnavailable as exc:  # the float32 export may be damaged: rebuild it once
+                    logger.warning("rebuilding the ONNX export %s: %s", model_file, exc)
+                    shutil.rmtree(export_dir, ignore_errors=True)
+                    export_or_unavailable(spec, export_dir, root)
+                    quantized_export(model_file)
+            self.session = ort_session(target, threads)
+        return target
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if self.one_at_a_time and len(texts) > 1:
+            return np.vstack([self.embed([t]) for t in texts])
+        if len(texts) == 1:
+            enc = self._single.encode(texts[0])
+            ids = np.asarray([enc.ids], dtype=np.int64)
+            mask = np.asarray([enc.attention_mask], dtype=np.int64)
+        else:
+            encs = self._padded.encode_batch(texts)
+            ids = np.asarray([e.ids for e in encs], dtype=np.int64)
+            mask = np.asarray([e.attention_mask for e in encs], dtype=np.int64)
+        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        out = np.asarray(out, dtype=np.float32)
+        if self.normalizes:
+            out = l2_normalize(out)
+        return out
