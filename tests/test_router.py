@@ -258,9 +258,8 @@ def test_default_loads_and_routes_offline_with_sockets_disabled(tmp_path):
         "socket.socket.connect = _blocked\n"
         "socket.create_connection = _blocked\n"
         "socket.getaddrinfo = _blocked\n"
-        "import time; t = time.perf_counter()\n"
         "from zerorouter_integrations.artifact import RouterArtifact, DEFAULT_ARTIFACT\n"
-        "a = RouterArtifact.load(DEFAULT_ARTIFACT); print('load_s', time.perf_counter() - t)\n"
+        "a = RouterArtifact.load(DEFAULT_ARTIFACT)\n"
         "from zerorouter_integrations.router import ZeroRouter\n"
         "r = ZeroRouter(a, endpoints={})\n"
         "d = r.route('What is 12 * 7? Answer with a number.')\n"
@@ -269,6 +268,5 @@ def test_default_loads_and_routes_offline_with_sockets_disabled(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
-    assert float(lines["load_s"]) < 5.0
     assert lines["chosen"].split()[0]
     assert int(lines["chosen"].split()[1]) == 70
