@@ -206,6 +206,28 @@ def test_rank_without_key_is_seeded():
     assert ra == rb
 
 
+def test_keyless_rank_is_a_function_of_its_inputs_and_scores_follow_the_key():
+    """No draw per call: the same inputs take the same side of the mix; keyed scores match the ranking."""
+    Q, C, _ = synthetic(400, 8, seed=5)
+    rows = np.arange(len(Q))
+    target = 0.5 * Q[rows, C.argmin(axis=1)].mean() + 0.5 * Q.max(axis=1).mean()
+    p = Policy(quality_target=target).fit(Q, C)
+    assert p.lam_alt_ is not None and 0 < p.mix_ < 1
+    for i in range(40):
+        assert len({tuple(p.rank(Q[i], C[i]).tolist()) for _ in range(5)}) == 1
+    keys = [f"request-{i}" for i in range(len(Q))]
+    sides = {p.lam_for(k) for k in keys}
+    assert sides == {p.lam_, p.lam_alt_}  # both sides of the mix occur
+    S = p.scores(Q, C, keys=keys)
+    lam = np.array([p.lam_for(k) for k in keys])
+    np.testing.assert_allclose(S, Q - lam[:, None] * C)
+    for i in range(0, 400, 9):
+        assert p.rank(Q[i], C[i], key=keys[i])[0] == int(np.argmax(S[i]))
+    np.testing.assert_allclose(p.scores(Q, C), Q - p.lam_ * C)  # no keys: the upper end, as before
+    with pytest.raises(ValueError, match="keys has 3 entries"):
+        p.scores(Q, C, keys=keys[:3])
+
+
 def test_monotone_in_budget():
     Q, C, _ = synthetic(400, 8, seed=9)
     budgets = 1000 * np.quantile(C, [0.2, 0.4, 0.6, 0.8])

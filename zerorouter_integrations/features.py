@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TEXT_FEATURES", "PromptFeaturizer", "messages_to_text", "text_features"]
+__all__ = ["TEXT_FEATURES", "PromptFeaturizer", "messages_to_text", "split_turn", "text_features"]
 
 _CODE = re.compile(r"```|\bdef \w+\(|\breturn\b|\bclass \w+|;\s*$|\bimport \w+|==|\{\s*$|\bprint\(", re.M)
 _MATH = re.compile(r"\$|\\frac|\\sqrt|\\cdot|\^\{|\\le|\\ge|\\pi|\d\s*[\+\-\*/×÷=]\s*\d")
@@ -63,42 +63,64 @@ def text_features(texts: Sequence[str]) -> np.ndarray:
     return np.asarray([_one(t) for t in texts], dtype=np.float32).reshape(len(texts), len(TEXT_FEATURES))
 
 
-def messages_to_text(messages: Sequence[dict[str, Any]] | str, *, max_chars: int = 8000) -> str:
-    """The text a router should read from a chat request.
+def _content_text(msg: dict[str, Any]) -> str:
+    """The text parts of one message (OpenAI string or list content; image parts skipped)."""
+    if not isinstance(msg, dict):
+        raise TypeError(f"each message must be a dict with 'role' and 'content', got {type(msg).__name__}")
+    content = msg.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") in (None, "text")
+        )
+    return ""
 
-    All text parts of the conversation (system, user, assistant, tool), oldest first, with the last
-    user turn repeated at the end so it always lies inside the encoder's window; image parts are
-    skipped. List-valued OpenAI content parts are supported. The result is cut to ``max_chars`` from
-    the end, keeping the most recent context.
+
+def split_turn(messages: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """``(current turn, context)``: the texts being answered now and the texts around them.
+
+    The current turn is the last user message and, when the request continues an agent step, the
+    tool (or function) results of that step (after the newest assistant message), newest first. The
+    context is everything else, newest first: the system prompt, the earlier turns and earlier
+    steps' tool results (assistant messages that only call tools carry no text and drop out).
+    """
+    texts = [(str(m.get("role", "")) if isinstance(m, dict) else "", _content_text(m)) for m in messages]
+    last_user = max((i for i, (role, _t) in enumerate(texts) if role == "user"), default=None)
+    if last_user is not None:
+        step = max((i for i, (role, _t) in enumerate(texts) if role == "assistant"), default=-1)
+        start = max(last_user, step) + 1  # the results that answer the newest assistant tool call
+        results = [i for i in range(start, len(texts)) if texts[i][0] in ("tool", "function") and texts[i][1]]
+        turn = [texts[last_user][1]] + [texts[i][1] for i in results[::-1]]
+        in_turn = {last_user, *results}
+        context = [t for i, (_role, t) in enumerate(texts) if i not in in_turn and t][::-1]
+    else:  # no user message (a system-only or tool-only request): the newest text is the turn
+        nonempty = [t for _role, t in texts if t]
+        turn, context = nonempty[-1:], nonempty[-2::-1]
+    return [t for t in turn if t], context
+
+
+def messages_to_text(messages: Sequence[dict[str, Any]] | str, *, max_chars: int = 8000) -> str:
+    """The text a router should read from a chat request: the turn being answered first.
+
+    A single user message is returned as it is (the form the routing tables hold). In a
+    conversation, the current turn (:func:`split_turn`: the last user message, then the tool
+    results of the current agent step) comes first and whole, so the encoder, which reads only the
+    opening tokens, always reads the question being answered; the context (system prompt, earlier
+    turns, newest first) follows, so the cheap text features still see it. Image parts are
+    skipped; list-valued OpenAI content parts are supported. The result is cut to ``max_chars``,
+    keeping the current turn.
     """
     if isinstance(messages, str):
         return messages[-max_chars:]
-    parts: list[str] = []
-    last_user = ""
-    for msg in messages:
-        if not isinstance(msg, dict):
-            raise TypeError(
-                f"each message must be a dict with 'role' and 'content', got {type(msg).__name__}"
-            )
-        content = msg.get("content")
-        if isinstance(content, str):
-            text = content
-        elif isinstance(content, list):
-            text = "\n".join(
-                str(p.get("text", ""))
-                for p in content
-                if isinstance(p, dict) and p.get("type") in (None, "text")
-            )
-        else:
-            text = ""
-        if text:
-            parts.append(text)
-            if msg.get("role") == "user":
-                last_user = text
-    joined = "\n".join(parts)
-    if last_user and len(parts) > 1 and not joined.endswith(last_user):
-        joined = f"{joined}\n{last_user}"
-    return joined[-max_chars:]
+    turn, context = split_turn(messages)
+    head = "\n".join(turn)
+    if not context:
+        return head[-max_chars:]
+    room = max_chars - len(head) - 2
+    if room <= 0:
+        return head[-max_chars:]
+    return f"{head}\n\n{chr(10).join(context)[:room]}"
 
 
 class PromptFeaturizer:
@@ -134,5 +156,19 @@ class PromptFeaturizer:
         return np.hstack([embeddings, text_features(texts).astype(np.float64)])
 
     def transform_one(self, text: str) -> np.ndarray:
+        """Feature vector of one prompt text."""
         emb = self._encoder().encode_one(text)[None, :]
         return self.transform([text], emb)[0]
+
+    def transform_request(self, messages: Sequence[dict[str, Any]] | str) -> np.ndarray:
+        """Feature vector of one chat request: the turn being answered, read on its own.
+
+        A string or a single user message is read as it is (like a table's prompt). In a conversation
+        the features are those of the current turn (:func:`split_turn`: the last user message and the
+        tool results of the current agent step), so a later turn is routed on what it asks, not on
+        the conversation's opening.
+        """
+        if isinstance(messages, str):
+            return self.transform_one(messages)
+        turn, _context = split_turn(messages)
+        return self.transform_one("\n".join(turn))

@@ -44,6 +44,13 @@ from zerorouter_integrations.policy_calibration import (
 __all__ = ["Policy", "choose_rows", "index_uniform", "prompt_uniform"]
 
 
+def _content_key(salt: Any, *arrays: np.ndarray | None) -> bytes:
+    """Bytes identifying a prompt by its prediction vectors (a key for :func:`prompt_uniform`)."""
+    parts = [repr(salt).encode()]
+    parts += [b"-" if a is None else np.ascontiguousarray(a, dtype=float).tobytes() for a in arrays]
+    return b"|".join(parts)
+
+
 def _as2d(name: str, a: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
     arr = np.asarray(a, dtype=float)
     if arr.ndim != 2:
@@ -76,8 +83,8 @@ class Policy:
     reference_fraction : float, optional
         Fraction in (0, 1] of the reference model's mean predicted quality to reach.
     random_state : int or None, default=0
-        Seed of the generator used by :meth:`rank` to place a key-less prompt on either side of the
-        calibrated mix.
+        Salt of the hash by which :meth:`rank` places a key-less prompt on either side of the
+        calibrated mix (the hash of its predictions: identical inputs, identical side).
 
     Attributes
     ----------
@@ -336,7 +343,6 @@ class Policy:
         self.mu_ = mu
         self.model_names_ = names
         self.n_models_ = m
-        self.rng_ = np.random.default_rng(self.random_state)
 
         chosen = self._choose_arrays(base, Cm, adm, u)
         cal = calibration_report(
@@ -375,13 +381,28 @@ class Policy:
             )
         return choose_rows(base, C, adm, lam)
 
-    def scores(self, Q, C, L=None) -> np.ndarray:
-        """``Q − lam_·C − mu_·L`` (quality units; ``C`` in USD per call, ``L`` in seconds).
+    def lam_for(self, key: Hashable) -> float:
+        """The price of cost ``λ`` that a prompt with ``key`` takes (``lam_`` or, in the mix, ``lam_alt_``)."""
+        lam, lam_alt, mix, _ = self._fitted_params()
+        if lam_alt is not None and mix > 0 and prompt_uniform(key) < mix:
+            return lam_alt
+        return lam
 
-        Uses ``lam_`` (the upper end of a mixed calibration; :meth:`choose` applies the mix).
+    def scores(self, Q, C, L=None, *, keys: Sequence[Hashable] | None = None) -> np.ndarray:
+        """``Q − λ·C − mu_·L`` (quality units; ``C`` in USD per call, ``L`` in seconds).
+
+        With ``keys`` (one per row), each row uses the ``λ`` its key takes in a mixed calibration
+        (:meth:`lam_for`), as :meth:`choose` and :meth:`rank` do with the same keys; without keys,
+        ``lam_`` (the upper end of the mix).
         """
         lam, _, _, mu = self._fitted_params()
         Qm = _as2d("Q", Q) if np.ndim(Q) == 2 else np.asarray(Q, dtype=float)
+        if keys is not None:
+            rows = Qm.shape[0] if Qm.ndim == 2 else 1
+            if len(keys) != rows:
+                raise ValueError(f"keys has {len(keys)} entries; Q has {rows} rows")
+            lams = np.array([self.lam_for(k) for k in keys], dtype=float)
+            lam = lams[:, None] if Qm.ndim == 2 else lams[0]
         S = Qm - lam * np.asarray(C, dtype=float)
         if mu:
             if L is None:
@@ -452,7 +473,8 @@ class Policy:
             Predicted quality, cost (USD), latency (s) and admissibility of each model.
         key : hashable, optional
             Prompt key; decides the side of a mixed calibration by a stable hash. Without a key the
-            side is drawn from ``rng_`` (seeded by ``random_state``).
+            hash is of the prompt's own ``q, c, l, mask`` (salted with ``random_state``), so the same
+            inputs always give the same ranking.
 
         Returns
         -------
@@ -476,13 +498,9 @@ class Policy:
                 raise ValueError(f"mu={mu} prices latency, so l= is required")
             base = qv - mu * np.asarray(l, dtype=float).reshape(-1)
         if lam_alt is not None and mix > 0:
-            if key is not None:
-                u = prompt_uniform(key)
-            else:
-                if not hasattr(self, "rng_"):
-                    self.rng_ = np.random.default_rng(self.random_state)
-                u = float(self.rng_.random())
-            if u < mix:
+            if key is None:
+                key = _content_key(self.random_state, qv, cv, None if l is None else base, adm)
+            if prompt_uniform(key) < mix:
                 lam = lam_alt
         idx = np.flatnonzero(adm)
         if idx.size == 0:

@@ -13,7 +13,10 @@ lower ``λ`` (``lam_alt_``), the rest ``lam_``. Which prompts is decided by a de
 * otherwise, for arrays, the golden-ratio sequence over the row index
   (``u_i = frac((i + 1)·0.618…)``), which is what :meth:`fit` uses, so :meth:`choose` on the
   calibration set reproduces ``calibration_`` exactly;
-* otherwise, for one prompt in :meth:`rank`, a seeded random generator (``random_state``).
+* otherwise, for one prompt in :meth:`rank`, a stable hash of the prompt's own predictions (its
+  quality, cost, latency and admissibility vectors, salted with ``random_state``): the same request
+  against the same pool always takes the same side, never a random draw. :meth:`scores` with the
+  same keys uses the λ each prompt actually takes; :meth:`lam_for` says which.
 
 The calibration lands within one prompt's switch of the target, which is well inside 1 % for
 calibration sets of a few hundred prompts; ``calibration_["relative_error"]`` reports it and a

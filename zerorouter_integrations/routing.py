@@ -146,7 +146,7 @@ class Deciding:
 
         text = messages_to_text(msgs)
         t0 = time.perf_counter()
-        x = self.featurizer.transform_one(text)
+        x = self.featurizer.transform_request(msgs)
         decision = self._decide(
             msgs,
             x[None, :],
@@ -275,8 +275,10 @@ class Deciding:
         q = pred.quality[0, cols]
         c = pred.cost_usd[0, cols]
         lat = latency[cols]
-        scores = pol.scores(q[None, :], c[None, :], lat[None, :])[0]
-        order = rank_candidates(pol, ranking_all, q, c, lat)
+        # The request's text keys the calibrated mix: the same request takes the same price weight,
+        # and the displayed scores are those of the weight it took.
+        scores = pol.scores(q[None, :], c[None, :], lat[None, :], keys=[text])[0]
+        order = rank_candidates(pol, ranking_all, q, c, lat, key=text)
         candidates = [
             Candidate(
                 model=ranking_all[i],
@@ -298,7 +300,7 @@ class Deciding:
             chosen=candidates[0].model,
             candidates=candidates,
             removed=removed,
-            policy=policy_summary(pol),
+            policy=policy_summary(pol, key=text),
             reference_model=ref,
             reference_cost_usd=ref_c,
             reference_quality=ref_q,
@@ -406,7 +408,9 @@ class Deciding:
         )
 
 
-def rank_candidates(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, lat: np.ndarray) -> list[int]:
+def rank_candidates(
+    pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, lat: np.ndarray, *, key: str | None = None
+) -> list[int]:
     """``pol.rank`` for the candidates ``names`` (indices into ``names``, best first).
 
     A fitted policy checks that it gets as many columns as it was calibrated on (the routable pool),
@@ -420,7 +424,7 @@ def rank_candidates(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, la
         or getattr(pol, "n_models_", None) is None
         or not set(names) <= set(fitted)
     ):  # no remapping needed (or possible)
-        return [int(i) for i in pol.rank(q, c, lat)]
+        return [int(i) for i in pol.rank(q, c, lat, key=key)]
     col = {m: j for j, m in enumerate(fitted)}
     m = len(fitted)
     qf, cf, lf, mask = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=bool)
@@ -428,14 +432,17 @@ def rank_candidates(pol: Any, names: list[str], q: np.ndarray, c: np.ndarray, la
         j = col[name]
         qf[j], cf[j], lf[j], mask[j] = q[i], c[i], lat[i], True
     pos = {name: i for i, name in enumerate(names)}
-    return [pos[fitted[j]] for j in pol.rank(qf, cf, lf, mask)]
+    return [pos[fitted[j]] for j in pol.rank(qf, cf, lf, mask, key=key)]
 
 
-def policy_summary(policy: Any) -> dict[str, Any]:
-    """The policy in force, as the ``policy`` dict of a ``RoutingDecision``."""
+def policy_summary(policy: Any, key: str | None = None) -> dict[str, Any]:
+    """The policy in force, as the ``policy`` dict of a ``RoutingDecision`` (with a request ``key``,
+    ``lam_used``: the side of a calibrated mix that request took)."""
     out: dict[str, Any] = {"mode": "per-query"}
-    for key in ("lam_", "mu_", "budget_usd_per_1k", "quality_target", "reference", "reference_fraction"):
-        v = getattr(policy, key, None)
+    for name in ("lam_", "mu_", "budget_usd_per_1k", "quality_target", "reference", "reference_fraction"):
+        v = getattr(policy, name, None)
         if v is not None:
-            out[key.rstrip("_")] = float(v) if isinstance(v, (int, float, np.floating)) else v
+            out[name.rstrip("_")] = float(v) if isinstance(v, (int, float, np.floating)) else v
+    if key is not None and hasattr(policy, "lam_for"):
+        out["lam_used"] = float(policy.lam_for(key))
     return out
