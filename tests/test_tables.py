@@ -12,7 +12,9 @@ import pytest
 from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
 from zerorouter_integrations.tables import (
+    SCORE_TYPES,
     Split,
+    infer_score_type,
     load_table,
     question_groups,
     split_by_model,
@@ -69,6 +71,21 @@ def test_loads_every_shared_table():
         obs = ~np.isnan(S)
         assert obs.sum() == len(t.outcomes)
         assert ((S[obs] >= 0) & (S[obs] <= 1)).all()
+
+
+def test_score_types_of_the_shared_tables():
+    """0/1 benchmarks, partial credit and the open-ended table's judge win probabilities are told apart."""
+    assert load_table(DATA / "zeroeval").score_type == "binary"
+    assert load_table(DATA / "alpacaeval").score_type == "continuous"
+    ulab = load_table(DATA / "llmrouter_ulab")
+    assert ulab.score_type == "partial"
+    by_task = ulab.score_types_by_task()
+    assert by_task["gsm8k"] == "binary" and by_task["commongen"] == "continuous"
+    assert set(by_task.values()) <= set(SCORE_TYPES)
+    assert infer_score_type([0.0, 1.0, 0.5, 1.0]) == "partial"
+    assert infer_score_type(np.array([0.2, np.nan, 0.7])) == "continuous"
+    with pytest.raises(ValueError, match="no scores"):
+        infer_score_type([np.nan])
 
 
 def test_sparse_matrix_and_prices(tmp_path):

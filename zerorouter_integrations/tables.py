@@ -34,8 +34,10 @@ import pandas as pd
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
 
 __all__ = [
+    "SCORE_TYPES",
     "RoutingTable",
     "Split",
+    "infer_score_type",
     "load_table",
     "question_groups",
     "split_by_model",
@@ -130,6 +132,31 @@ def _check_range(
         raise SchemaError(
             f"{file}: column {column!r} row {row} holds {values[row]!r}; expected a number in [{lo}, {hi}]"
         )
+
+
+#: What a table's scores are, as :func:`infer_score_type` names them.
+SCORE_TYPES = {
+    "binary": "0/1 correctness",
+    "partial": "mostly 0/1 with partial credit (F1, fractional grading)",
+    "continuous": "continuous in [0, 1]: judge scores or win probabilities against a reference",
+}
+
+
+def infer_score_type(scores: Iterable[float]) -> str:
+    """The kind of a set of scores in [0, 1] (a key of :data:`SCORE_TYPES`).
+
+    ``"binary"`` when every score is 0 or 1; ``"partial"`` when at least half are 0 or 1 and the
+    rest fractional (partial credit); ``"continuous"`` otherwise (e.g. a judge's win probability).
+    Predictions are always on the scores' own scale: the expected score in [0, 1].
+    """
+    y = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores, dtype=float)
+    y = y[~np.isnan(y)]
+    if y.size == 0:
+        raise ValueError("no scores to infer a score type from")
+    exact = np.isin(y, (0.0, 1.0)).mean()
+    if exact == 1.0:
+        return "binary"
+    return "partial" if exact >= 0.5 else "continuous"
 
 
 @dataclass
@@ -318,6 +345,19 @@ class RoutingTable:
         """Models that have at least one outcome, in ``models.csv`` order."""
         present = set(self.outcomes["model"].unique())
         return [m for m in self.models["model"] if m in present]
+
+    @property
+    def score_type(self) -> str:
+        """What the scores are: ``"binary"``, ``"partial"`` or ``"continuous"`` (:func:`infer_score_type`)."""
+        return infer_score_type(self.outcomes["score"].to_numpy())
+
+    def score_types_by_task(self) -> dict[str, str]:
+        """:attr:`score_type` of each task's outcomes (a table may mix, e.g. MMLU 0/1 with MT-Bench judge scores)."""
+        task = self.outcomes["prompt_id"].map(dict(zip(self.prompts["prompt_id"], self.prompts["task"])))
+        return {
+            str(t): infer_score_type(g.to_numpy())
+            for t, g in self.outcomes["score"].groupby(task.to_numpy(), sort=True)
+        }
 
     def texts(self, prompt_ids: Sequence[str] | None = None) -> list[str]:
         """Prompt texts, in the order of ``prompt_ids`` (default: table order)."""
