@@ -27,28 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from zerorouter_integrations.errors import (
-    NoAdmissibleModelError,
-    NotFittedError,
-    UnknownModelError,
-)
+from zerorouter_integrations.errors import NoAdmissibleModelError, NotFittedError, UnknownModelError
 from zerorouter_integrations.policy_calibration import (
     calibrate_lam,
     calibration_report,
     choose_rows,
+    content_key,
     index_uniform,
     prompt_uniform,
     reference_summary,
 )
 
 __all__ = ["Policy", "choose_rows", "index_uniform", "prompt_uniform"]
-
-
-def _content_key(salt: Any, *arrays: np.ndarray | None) -> bytes:
-    """Bytes identifying a prompt by its prediction vectors (a key for :func:`prompt_uniform`)."""
-    parts = [repr(salt).encode()]
-    parts += [b"-" if a is None else np.ascontiguousarray(a, dtype=float).tobytes() for a in arrays]
-    return b"|".join(parts)
 
 
 def _as2d(name: str, a: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -384,9 +374,7 @@ class Policy:
     def lam_for(self, key: Hashable) -> float:
         """The price of cost ``λ`` that a prompt with ``key`` takes (``lam_`` or, in the mix, ``lam_alt_``)."""
         lam, lam_alt, mix, _ = self._fitted_params()
-        if lam_alt is not None and mix > 0 and prompt_uniform(key) < mix:
-            return lam_alt
-        return lam
+        return lam_alt if lam_alt is not None and mix > 0 and prompt_uniform(key) < mix else lam
 
     def scores(self, Q, C, L=None, *, keys: Sequence[Hashable] | None = None) -> np.ndarray:
         """``Q − λ·C − mu_·L`` (quality units; ``C`` in USD per call, ``L`` in seconds).
@@ -398,8 +386,7 @@ class Policy:
         lam, _, _, mu = self._fitted_params()
         Qm = _as2d("Q", Q) if np.ndim(Q) == 2 else np.asarray(Q, dtype=float)
         if keys is not None:
-            rows = Qm.shape[0] if Qm.ndim == 2 else 1
-            if len(keys) != rows:
+            if len(keys) != (rows := Qm.shape[0] if Qm.ndim == 2 else 1):
                 raise ValueError(f"keys has {len(keys)} entries; Q has {rows} rows")
             lams = np.array([self.lam_for(k) for k in keys], dtype=float)
             lam = lams[:, None] if Qm.ndim == 2 else lams[0]
@@ -499,7 +486,7 @@ class Policy:
             base = qv - mu * np.asarray(l, dtype=float).reshape(-1)
         if lam_alt is not None and mix > 0:
             if key is None:
-                key = _content_key(self.random_state, qv, cv, None if l is None else base, adm)
+                key = content_key(self.random_state, qv, cv, None if l is None else base, adm)
             if prompt_uniform(key) < mix:
                 lam = lam_alt
         idx = np.flatnonzero(adm)

@@ -38,12 +38,20 @@ __all__ = [
     "calibrate_lam",
     "calibration_report",
     "choose_rows",
+    "content_key",
     "index_uniform",
     "prompt_uniform",
     "reference_summary",
 ]
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618…
+
+
+def content_key(salt: Any, *arrays: np.ndarray | None) -> bytes:
+    """Bytes identifying a prompt by its prediction vectors (a key for :func:`prompt_uniform`)."""
+    parts = [repr(salt).encode()]
+    parts += [b"-" if a is None else np.ascontiguousarray(a, dtype=float).tobytes() for a in arrays]
+    return b"|".join(parts)
 
 
 def prompt_uniform(key: Hashable) -> float:
