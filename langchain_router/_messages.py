@@ -64,6 +64,11 @@ def _data_url(mime: str | None, data: str) -> str:
     return data if data.startswith("data:") else f"data:{mime or 'application/octet-stream'};base64,{data}"
 
 
+def _extras(block: Any) -> Mapping[str, Any]:
+    extras = block.get("extras")
+    return extras if isinstance(extras, Mapping) else {}
+
+
 def _block_to_openai(block: Any) -> dict[str, Any] | None:
     """One content block → one OpenAI user-content part (None: drop it)."""
     if isinstance(block, str):
@@ -81,12 +86,12 @@ def _block_to_openai(block: Any) -> dict[str, Any] | None:
     src = block.get("source")
     if isinstance(src, Mapping):  # Anthropic-style {"type": "image"|"document", "source": {...}}
         if src.get("type") == "base64":
-            url = _data_url(src.get("media_type"), str(src.get("data", "")))
+            src_url = _data_url(src.get("media_type"), str(src.get("data", "")))
         else:
-            url = str(src.get("url", ""))
+            src_url = str(src.get("url", ""))
         if typ == "image":
-            return {"type": "image_url", "image_url": {"url": url}}
-        return {"type": "file", "file": {"file_data": url}}
+            return {"type": "image_url", "image_url": {"url": src_url}}
+        return {"type": "file", "file": {"file_data": src_url}}
     # LangChain standard blocks (v1: "base64"/"url"/"file_id"; v0: "source_type" + "data"/"url").
     b64 = block.get("base64")
     if b64 is None and block.get("source_type") == "base64":
@@ -98,7 +103,7 @@ def _block_to_openai(block: Any) -> dict[str, Any] | None:
             url = _data_url(mime, str(b64))
         if url is not None:
             part: dict[str, Any] = {"type": "image_url", "image_url": {"url": str(url)}}
-            extras = block.get("extras") if isinstance(block.get("extras"), Mapping) else {}
+            extras = _extras(block)
             detail = extras.get("detail")
             if detail:
                 part["image_url"]["detail"] = detail
@@ -114,7 +119,7 @@ def _block_to_openai(block: Any) -> dict[str, Any] | None:
             f["file_id"] = block.get("file_id") or block.get("id")
         elif url is not None:
             f["file_data"] = str(url)
-        extras = block.get("extras") if isinstance(block.get("extras"), Mapping) else {}
+        extras = _extras(block)
         name = block.get("filename") or extras.get("filename")
         if name:
             f["filename"] = name
@@ -284,15 +289,21 @@ def dict_to_message(d: Mapping[str, Any]) -> BaseMessage:
     name = d.get("name")
     if role == "assistant":
         calls, invalid = tool_calls_from_openai(d.get("tool_calls"))
-        extra = {"function_call": dict(d["function_call"])} if d.get("function_call") else {}
+        fn_call: dict[str, Any] = (
+            {"function_call": dict(d["function_call"])} if d.get("function_call") else {}
+        )
         return AIMessage(
-            content=content, tool_calls=calls, invalid_tool_calls=invalid, name=name, additional_kwargs=extra
+            content=content,
+            tool_calls=calls,
+            invalid_tool_calls=invalid,
+            name=name,
+            additional_kwargs=fn_call,
         )
     if role == "user":
         return HumanMessage(content=content, name=name)
     if role in ("system", "developer"):
-        extra = {"__openai_role__": "developer"} if role == "developer" else {}
-        return SystemMessage(content=content, name=name, additional_kwargs=extra)
+        role_kw: dict[str, Any] = {"__openai_role__": "developer"} if role == "developer" else {}
+        return SystemMessage(content=content, name=name, additional_kwargs=role_kw)
     if role == "tool":
         return ToolMessage(content=content, tool_call_id=str(d.get("tool_call_id") or ""), name=name)
     if role == "function":

@@ -73,11 +73,11 @@ def calibrated_policy(router: Any, quality_target: float | None, budget: float |
         policy = Policy.for_budget(budget)
     else:
         ref = reference or router.effective_reference_model
-        policy = Policy.for_quality_target(quality_target, reference=ref)
+        policy = Policy.for_quality_target(float(quality_target or 0.0), reference=ref)
     return router.with_policy(policy).policy
 
 
-def as_endpoint(name: str, ep: Any, endpoint_cls: type) -> Any:
+def as_endpoint(name: str, ep: Any, endpoint_cls: Any) -> Any:
     """``ep`` (a ``ModelEndpoint``, its dict, or a LiteLLM model string) as an ``endpoint_cls``."""
     if isinstance(ep, endpoint_cls):
         return ep

@@ -48,7 +48,8 @@ _STATE_KEY = "zerorouter_run_model"
 class ZeroRouterAgentState(AgentState[Any]):
     """Agent state plus the model pinned for the current run (private, not checkpointed)."""
 
-    zerorouter_run_model: NotRequired[Annotated[str | None, UntrackedValue, PrivateStateAttr]]
+    # AgentState is a TypedDict; mypy does not analyse langchain (pyproject.toml), so it cannot tell
+    zerorouter_run_model: NotRequired[Annotated[str | None, UntrackedValue, PrivateStateAttr]]  # type: ignore[valid-type]
 
 
 def _thread_id() -> str | None:

@@ -31,7 +31,8 @@ def response_metadata(resp: Any) -> dict[str, Any]:
     }
     if resp.attempts:
         meta["failed_attempts"] = [
-            dataclasses.asdict(a) if dataclasses.is_dataclass(a) else str(a) for a in resp.attempts
+            dataclasses.asdict(a) if dataclasses.is_dataclass(a) and not isinstance(a, type) else str(a)
+            for a in resp.attempts
         ]
     raw_id = getattr(resp.response, "id", None)
     if raw_id:

@@ -213,7 +213,7 @@ def usage_dict(usage: Any) -> dict[str, int]:
     """Token counts of a ``dispatch.Usage`` with the OpenAI aliases LlamaIndex consumers look for."""
     if usage is None:
         base: dict[str, Any] = {}
-    elif is_dataclass(usage):
+    elif is_dataclass(usage) and not isinstance(usage, type):
         base = asdict(usage)
     elif isinstance(usage, Mapping):
         base = dict(usage)
@@ -254,7 +254,9 @@ def response_metadata(resp: Any) -> dict[str, Any]:
         "routing_decision": decision.to_dict() if decision is not None else None,
         "request_id": resp.request_id,
         "finish_reason": resp.finish_reason,
-        "failed_attempts": [asdict(a) if is_dataclass(a) else a for a in attempts],
+        "failed_attempts": [
+            asdict(a) if is_dataclass(a) and not isinstance(a, type) else a for a in attempts
+        ],
     }
 
 

@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
+"$PY" -m mypy  # the three packages; configuration in pyproject.toml ([tool.mypy])

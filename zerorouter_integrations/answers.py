@@ -159,6 +159,8 @@ def answers_agree(a: str | None, b: str | None) -> bool:
     na, nb = normalize_answer(a), normalize_answer(b)
     if na == nb:
         return True
+    if na is None or nb is None:
+        return False
     try:
         return abs(float(na) - float(nb)) <= 1e-6 * max(1.0, abs(float(nb)))
     except (TypeError, ValueError):

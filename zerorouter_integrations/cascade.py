@@ -144,7 +144,7 @@ def plan_cascade(
         )
     else:
         e = plan.escalate_to
-        plan.escalation = [e] + [m for m in decision.ranking if m not in (e, *plan.first)]
+        plan.escalation = [str(e)] + [m for m in decision.ranking if m not in (e, *plan.first)]
         plan.logprob_weight = float(pol.logprob_weight or 0.0)
         plan.chunk_chars = int(pol.chunk_chars)
         plan.extractor = pol.extractor

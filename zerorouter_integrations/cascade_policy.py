@@ -12,7 +12,7 @@ import copy
 import inspect
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -297,18 +297,20 @@ class CascadePolicy:
         lam_alt, mix, binding = None, 0.0, True
         target = None
         if kind == "lam":
-            lam, binding = float(self.lam), False
+            lam, binding = float(cast(float, self.lam)), False
         else:
             if kind == "budget":
-                target = float(self.budget_usd_per_1k) / 1000.0
+                target = float(cast(float, self.budget_usd_per_1k)) / 1000.0
             elif kind == "quality":
-                target = float(self.quality_target)
+                target = float(cast(float, self.quality_target))
             else:
                 if names is None:
                     raise ValueError(f"reference={self.reference!r} needs model_names= to find its column")
                 if self.reference not in names:
-                    raise UnknownModelError(self.reference, names)
-                target = float(self.reference_fraction) * float(pl.Q[:, names.index(self.reference)].mean())
+                    raise UnknownModelError(str(self.reference), names)
+                target = float(cast(float, self.reference_fraction)) * float(
+                    pl.Q[:, names.index(self.reference)].mean()
+                )
             lam, lam_alt, mix, binding = calibrate_lam(pl, kind, target, mu, u)
         self.lam_ = float(lam)
         self.lam_alt_ = None if lam_alt is None else float(lam_alt)

@@ -224,7 +224,9 @@ def entry(name: str, stored: str | None = None) -> CatalogEntry:
         reason = "the profile has no LiteLLM model string"
     elif reason is None and provider is None:
         reason = f"LiteLLM cannot tell the provider of {lm!r}"
-    return CatalogEntry(name, lm, provider, reason, bool(lm) and model_info(lm) is not None)
+    return CatalogEntry(
+        name, lm, provider, reason, lm is not None and bool(lm) and model_info(lm) is not None
+    )
 
 
 # ------------------------------------------------------------------------------------------ resolve

@@ -70,7 +70,8 @@ class Candidate:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Candidate:
-        return cls(**{f.name: d.get(f.name) for f in fields(cls)})
+        kw: dict[str, Any] = {f.name: d.get(f.name) for f in fields(cls)}
+        return cls(**kw)
 
 
 @dataclass
@@ -342,7 +343,7 @@ class RoutingDecision:
             ("latency", "right"),
             ("score", "right"),
         ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+            table.add_column(name, justify=justify)
         for r in self._rows():
             table.add_row(*r, style="bold green" if r[0] else None)
         return table

@@ -39,7 +39,7 @@ def fit_and_onboard(
     ctx: EvalContext, space: LatentSpace, *, anchors: int | None = None, anchor_seed: int | None = None
 ) -> QualityPredictor:
     """Fit ``space`` on the known models' training outcomes, pick anchors, onboard every other pool model."""
-    known_cols = [ctx.models.index(m) for m in ctx.known]
+    known_cols = np.asarray([ctx.models.index(m) for m in ctx.known], dtype=int)
     tr = ctx.train_idx
     pred = QualityPredictor(space).fit(
         ctx.features[tr],

@@ -180,7 +180,7 @@ def evaluate(
         raise SchemaError("split has no test prompts; put the prompts to evaluate on in 'test_prompt_ids'")
     if anchors < 1:
         raise ValueError(f"anchors must be ≥ 1, got {anchors!r}")
-    available = {**ROUTERS, **CASCADE_EVAL_ROUTERS, **(extra_routers or {})}
+    available: dict[str, Callable[..., Any]] = {**ROUTERS, **CASCADE_EVAL_ROUTERS, **(extra_routers or {})}
     for name in routers:
         if name not in available:
             raise SchemaError(f"unknown router {name!r}; expected one of {sorted(available)}")

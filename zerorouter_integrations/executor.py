@@ -209,7 +209,7 @@ class Executor:
         except AllModelsFailedError as exc:
             yield from run.replay(run.escalation_failed(exc))
             return
-        yield RoutedChunk(model=esc.model, final=True, response=run.respond(run.escalated(esc)))
+        yield run.final_chunk(esc)
 
     async def astream(
         self, decision: Any, messages: list[dict[str, Any]], params: dict[str, Any], t0: float | None = None
@@ -238,7 +238,7 @@ class Executor:
             for chunk in run.replay(run.escalation_failed(exc)):
                 yield chunk
             return
-        yield RoutedChunk(model=esc.model, final=True, response=run.respond(run.escalated(esc)))
+        yield run.final_chunk(esc)
 
     # ------------------------------------------------------------------ I/O helpers
     def _call_one(self, name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
@@ -336,6 +336,12 @@ class _CascadeRun:
         """One response for the whole cascade: ``final``'s answer, usage and cost of every call."""
         self.decision.chosen = final.model
         return self.executor.finish(self.decision, combine(final, self.done, self.attempts, self.t0))
+
+    def final_chunk(self, esc: DispatchResult | None) -> RoutedChunk:
+        """The last chunk of an escalation that streamed live (its stream must have ended)."""
+        if esc is None:
+            raise RuntimeError("the escalation's stream ended without its final event")
+        return RoutedChunk(model=esc.model, final=True, response=self.respond(self.escalated(esc)))
 
     def replay(self, final: DispatchResult) -> Iterator[RoutedChunk]:
         """A buffered answer as a stream: chunks of ``plan.chunk_chars`` characters, then the final chunk."""

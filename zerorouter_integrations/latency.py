@@ -144,8 +144,8 @@ def latency_matrix(
     cols = []
     for name in models:
         prior = priors.get(name, LatencyPrior()) if isinstance(priors, Mapping) else priors
-        ttft, tps, typical = latency_params(stats.get(name), prior)
-        cols.append((ttft, tps, typical, prior.p95_factor))
+        t_first, t_rate, t_typical = latency_params(stats.get(name), prior)
+        cols.append((t_first, t_rate, t_typical, prior.p95_factor))
     ttft = np.array([c[0] for c in cols])[None, :]
     tps = np.array([c[1] for c in cols])[None, :]
     out_tok = (

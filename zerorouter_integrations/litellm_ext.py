@@ -126,9 +126,9 @@ def match_deployment(
             if level < len(keys):
                 by_key.setdefault(keys[level], d)
     for name in ranking:
-        d = by_key.get(name)
-        if d is not None:
-            return d
+        found = by_key.get(name)
+        if found is not None:
+            return found
     return None
 
 

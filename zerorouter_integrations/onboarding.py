@@ -34,13 +34,13 @@ def _coordinates(router: ZeroRouter, prompts: Sequence[str]) -> np.ndarray:
     out: list[np.ndarray | None] = [None] * len(texts)
     for i, t in enumerate(texts):
         if t in known:
-            out[i] = anchors.Z[known[t]]
+            out[i] = anchors.Z[known[t]]  # type: ignore[union-attr]  # known is empty without anchors
     if missing:
         X = router.featurizer.transform([texts[i] for i in missing])
         Zm = router.predictor.transform(X)
         for j, i in enumerate(missing):
             out[i] = Zm[j]
-    return np.vstack(out) if out else np.zeros((0, 0))
+    return np.vstack([z for z in out if z is not None]) if out else np.zeros((0, 0))
 
 
 def select_anchors(router: ZeroRouter, prompts: Sequence[str], k: int = 100, *, seed: int = 0) -> list[int]:
@@ -99,7 +99,7 @@ def onboard(
     from zerorouter_integrations.predictor import fit_cost
     from zerorouter_integrations.profiles import CostModel
 
-    if costs is None and None not in prices:
+    if costs is None and prices[0] is not None and prices[1] is not None:
         cost = CostModel.from_prices(prices[0], prices[1], expected_output_tokens or 200.0)
     else:
         cost = fit_cost(None if costs is None else np.asarray(costs, dtype=float), tokens, prices)

@@ -294,7 +294,7 @@ def optimize_batch(
     if Lm is not None:
         finite &= np.isfinite(Lm)
     admissible = admissible & finite
-    if max_latency_s is not None:
+    if max_latency_s is not None and Lm is not None:  # Lm is given whenever max_latency_s is (checked above)
         admissible &= Lm <= max_latency_s
     empty = np.flatnonzero(~admissible.any(axis=1))
     if empty.size:
@@ -333,7 +333,7 @@ def optimize_batch(
             )
         except InfeasibleError:
             a = None  # the capacitated program is infeasible too; the general path says why
-        if a is not None and np.all(np.bincount(a, minlength=m) <= cap):
+        if a is not None and cap is not None and np.all(np.bincount(a, minlength=m) <= cap):
             solved = (a, st, g, {**inf, "path": "lagrangian (capacity not binding)"})
     if solved is not None:
         assignment, status, gap, info = solved

@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -207,11 +207,13 @@ def best_value(
     if capacity is None and not knapsacks:  # separable: per-row optimum
         vals = {"min_cost": opts.c, "max_quality": -opts.q, "min_latency": opts.l}[what]
         best = np.full(opts.n, np.inf)
-        np.minimum.at(best, opts.rows, vals)
+        np.minimum.at(best, opts.rows, cast(np.ndarray, vals))
         total = float(best.sum())
         return {"min_cost": total, "max_quality": -total / opts.n, "min_latency": total / opts.n}[what]
     obj = {"min_cost": opts.c, "max_quality": -opts.q, "min_latency": opts.l}[what]
-    res = solve_milp(opts, obj, knapsacks=knapsacks, capacity=capacity, time_limit_s=time_limit_s)
+    res = solve_milp(
+        opts, cast(np.ndarray, obj), knapsacks=knapsacks, capacity=capacity, time_limit_s=time_limit_s
+    )
     if res.x is None:
         return None
     val = float(obj @ np.round(res.x))

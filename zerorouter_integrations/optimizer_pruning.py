@@ -3,6 +3,8 @@ relaxation with duals, rounding it to an incumbent and improving that under capa
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from zerorouter_integrations.optimizer_knapsack import (
@@ -108,7 +110,8 @@ def lp_relaxation(opts: SolverOptions, objective: np.ndarray, rows_all, cap):
     v = len(opts.rows)
     ones = np.ones(v)
     a_eq = sp.csr_array((ones, (opts.rows, np.arange(v))), shape=(opts.n, v))
-    ub_rows, ub_rhs = [], []
+    ub_rows: list[Any] = []
+    ub_rhs: list[float] = []
     main_pos, main_scale = None, 1.0  # the last row of rows_all is the budget / target row
     for coef, lb, ub in rows_all:
         scale = float(np.max(np.abs(coef))) if coef.size else 1.0

@@ -164,6 +164,12 @@ def plan_from_dict(d: Mapping[str, Any]) -> Plan:
     return CascadePlan(**kw)
 
 
+def _num(v: float | None) -> float:
+    if v is None:
+        raise ValueError("this cascade plan lacks its acceptance thresholds (made by CascadePolicy.plan)")
+    return float(v)
+
+
 def _logit(p: float) -> float:
     q = np.clip(float(p), 1e-4, 1 - 1e-4)
     return float(np.log(q) - np.log1p(-q))
@@ -205,7 +211,7 @@ def accept_answers(
     answer_model = a if ans_a is not None or ans_b is None else b
     agree = answers_match(ans_a, ans_b)
     if agree:
-        conf, thr = float(plan.confidence_agree), float(plan.threshold_agree)
+        conf, thr = _num(plan.confidence_agree), _num(plan.threshold_agree)
     elif ans_a is None and ans_b is None:
         return False, {
             "agreement": False,
@@ -217,9 +223,9 @@ def accept_answers(
     elif ans_a is None or ans_b is None:
         # one answer only: its model's own predicted quality is the confidence
         conf = float(plan.quality.get(answer_model, 0.0))
-        thr = float(plan.threshold_disagree)
+        thr = _num(plan.threshold_disagree)
     else:
-        conf, thr = float(plan.confidence_disagree), float(plan.threshold_disagree)
+        conf, thr = _num(plan.confidence_disagree), _num(plan.threshold_disagree)
     tp = (token_probs or {}).get(answer_model)
     if tp is not None and weight:
         prior = float(plan.quality.get(answer_model, 0.5))

@@ -23,7 +23,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -312,18 +312,18 @@ class Policy:
         mix = 0.0
         binding = True
         if kind == "lam":
-            lam, target = float(self.lam), None
+            lam, target = float(cast(float, self.lam)), None
             binding = False
         else:
             if kind == "budget":
-                target = float(self.budget_usd_per_1k) / 1000.0
+                target = float(cast(float, self.budget_usd_per_1k)) / 1000.0
                 vals = Cm
             elif kind == "quality":
-                target = float(self.quality_target)
+                target = float(cast(float, self.quality_target))
                 vals = Qm
             else:
                 ref_q = Qm[adm[:, ref_idx], ref_idx]
-                target = float(self.reference_fraction) * float(ref_q.mean())
+                target = float(cast(float, self.reference_fraction)) * float(ref_q.mean())
                 vals = Qm
             lam, lam_alt, mix, binding = calibrate_lam(kind, target, vals, base, Cm, Qm, adm, u, self.mu)
 
@@ -339,10 +339,10 @@ class Policy:
             Qm, Cm, adm, chosen, names, kind, target, binding, (self.lam_, self.lam_alt_, self.mix_, mu)
         )
         if ref_idx is not None:
-            cal.update(reference_summary(Qm, Cm, adm, ref_idx, self.reference, cal["mean_cost_usd"]))
+            cal.update(reference_summary(Qm, Cm, adm, ref_idx, str(self.reference), cal["mean_cost_usd"]))
         achieved, rel = cal["achieved"], cal["relative_error"]
         self.calibration_ = cal
-        if binding and rel is not None and rel > 0.01:
+        if binding and rel is not None and rel > 0.01 and achieved is not None and target is not None:
             unit, k = (" USD per 1k calls", 1000.0) if kind == "budget" else (" mean quality", 1.0)
             warnings.warn(
                 f"calibration reached {achieved * k:.6g}{unit} for a target of {target * k:.6g} "
@@ -364,6 +364,7 @@ class Policy:
         return np.array([prompt_uniform(k) for k in keys], dtype=float)
 
     def _choose_arrays(self, base, C, adm, u) -> np.ndarray:
+        lam: Any
         lam, lam_alt, mix, _ = self._fitted_params()
         if lam_alt is not None and mix > 0:  # each row takes one side of the calibrated mix
             lam = (

@@ -145,11 +145,11 @@ def calibrate_lam(
         if not lo_side(v0):  # the best-quality choice is already within budget
             return 0.0, None, 0.0, False
         if lo_side(v_max):
-            best = float(c_cheap.mean())
+            cheapest = float(c_cheap.mean())
             raise InfeasibleError(
                 f"budget {target * 1000:.6g} USD per 1k calls is below the cheapest possible "
-                f"{best * 1000:.6g} USD per 1k calls (every prompt on its cheapest admissible model)",
-                best_value=best * 1000.0,
+                f"{cheapest * 1000:.6g} USD per 1k calls (every prompt on its cheapest admissible model)",
+                best_value=cheapest * 1000.0,
                 status="infeasible",
             )
     else:

@@ -89,7 +89,7 @@ class QualityPredictor:
             pin, pout = (prices or {}).get(name, (None, None))
             self.profiles_[name] = ModelProfile(
                 name=name,
-                ability=self.space_.abilities_[name],
+                ability=self.space_.abilities_[name],  # type: ignore[index]  # set by fit
                 cost=cost,
                 input_usd_per_token=pin,
                 output_usd_per_token=pout,

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -55,6 +55,19 @@ class Deciding:
     policy: Any
     latency_sla_s: float | None
     stickiness: Any
+    _pool: list[str]
+    _lock: Any
+    _caps_cache: dict[str, Any]
+
+    if TYPE_CHECKING:  # defined by ZeroRouter
+
+        def _routable_pool(self) -> list[str]: ...
+
+        def _fit_policy(self, policy: Any) -> Any: ...
+
+        def _reference(self) -> str: ...
+
+        def _calibration(self) -> tuple[np.ndarray, np.ndarray] | None: ...
 
     # ------------------------------------------------------------------ deciding
     def _pool_capabilities(self, pool: list[str]) -> tuple[dict[str, Any], float]:
@@ -200,7 +213,7 @@ class Deciding:
         for group in (allowed or ()), (denied or ()):
             for name in group:
                 if name not in self.predictor.profiles_:
-                    raise UnknownModelError(name, self.models)
+                    raise UnknownModelError(name, list(self._pool))
         needs = needs_from_request(msgs, tools=tools, response_format=response_format, max_tokens=max_tokens)
         caps, smallest_window = self._pool_capabilities(pool)
         if (
@@ -213,7 +226,8 @@ class Deciding:
             and not needs.needs_response_format
             and needs.prompt_tokens <= smallest_window
         ):
-            admissible, removed = list(pool), {}  # a plain request that fits every context window
+            removed: dict[str, str] = {}
+            admissible = list(pool)  # a plain request that fits every context window
         else:
             admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
         now = time.time()
@@ -266,6 +280,7 @@ class Deciding:
             ranking_all = list(kept)
         if not ranking_all:
             raise NoAdmissibleModelError("no model of the pool can serve this request", removed)
+        assert pred is not None  # admissible models exist, so they were predicted
         pol = self.policy if policy is None else self._fit_policy(policy)
         if ranking_all is admissible:
             cols = list(range(len(admissible)))
@@ -374,7 +389,7 @@ class Deciding:
         self,
         prompts: Sequence[str],
         *,
-        mode: str = "min_cost",
+        mode: Literal["max_quality", "min_cost"] = "min_cost",
         budget_usd: float | None = None,
         quality_target: float | None = None,
         allowed_models: Sequence[str] | None = None,
