@@ -43,9 +43,15 @@ ALLOW: dict[str, str] = {
     "private:zerorouter_integrations/litellm_ext.py:_common_checks_available_deployment": (
         "LiteLLM Routers before 1.110 expose their candidate deployments only through this private method (feature-detected, see the module docstring)"
     ),
-    "size:zerorouter_integrations/litellm_ext.py": "to be removed in issue 13",
-    "size:zerorouter_integrations/tables.py": "to be removed in issue 13",
-    "size:zerorouter_integrations/testing/replay.py": "to be removed in issue 13",
+    "size:zerorouter_integrations/litellm_ext.py": (
+        "the LiteLLM Router strategy, changed today by the serve work (issue 17); split once that lands"
+    ),
+    "size:zerorouter_integrations/tables.py": (
+        "the routing-table schema, changed today by the quality work (issue 15, score type); split after it"
+    ),
+    "size:zerorouter_integrations/testing/replay.py": (
+        "test infrastructure, not the routing path: one ReplayServer class (~500 lines) with its handler"
+    ),
 }
 
 
