@@ -261,7 +261,7 @@ def route_parquet(
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size!r}")
     src, dst = Path(input_path), Path(out_path)
     columns = _input_columns(src)
-    fn_kwargs = {"artifact": artifact, "models": models, "policy": policy}
+    fn_kwargs: dict[str, Any] = {"artifact": artifact, "models": models, "policy": policy}
     t0 = time.perf_counter()
     if engine == "ray":
         from zerorouter_integrations.batch_ray import route_parquet_ray

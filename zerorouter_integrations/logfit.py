@@ -177,7 +177,7 @@ def _fit_rows(
     obs: Observations,
     abilities: Mapping[str, Ability],
     rows: np.ndarray,
-    lam: float,
+    lam: tuple[float, float],
     widen: float,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Ability]]:
     dW, dc = prob.solve(lam, rows)
@@ -277,8 +277,8 @@ def refine_artifact(
             rows = np.arange(len(kobs))
             dW, dc, fitted = _fit_rows(prob, kobs, abilities, rows, lam, widen)
             if not (math.isinf(lam[0]) and math.isinf(lam[1])):
-                space.W_ = space0.W_ + dW
-                space.c_ = space0.c_ + dc
+                space.W_ = space0.W_ + dW  # type: ignore[attr-defined]  # an IRT space (checked above)
+                space.c_ = space0.c_ + dc  # type: ignore[attr-defined]
             for m, ab in fitted.items():
                 pred.profiles_[m].ability = ab
                 pred.profiles_[m].source = f"{pred.profiles_[m].source}+logs"
