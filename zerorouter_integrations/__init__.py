@@ -19,15 +19,19 @@ execution → feedback → profile. The modules, one idea each:
   program; pruning and bounds; the Lagrangian path; HiGHS
 * ``constraints``: capability filters
 * ``encoder``, ``features``, ``latent``: text → embedding → features → latent coordinates
+* ``encoder_model``, ``encoder_onnx``, ``encoder_torch``, ``encoder_export``, ``encoder_cache``: the
+  encoder's model spec, ONNX backend, torch fallback, ONNX export, caches
 * ``predictor``, ``profiles``, ``latency``: predicted quality / cost / latency per model
 * ``feedback``, ``stores``: observed stats and where they live (memory, SQLite, Redis)
 * ``onboarding``, ``artifact``, ``training``: new models from anchors; the artifact; fitting it
+* ``logfit``, ``fromlogs``, ``importers``: refining an artifact with logged traffic; log importers
+* ``batch``, ``batch_ray``: offline batch routing (local or Ray)
 * ``tables``, ``data``: routing tables and where the shared ones are
 * ``evaluation``, ``eval_context``, ``eval_report``, ``metrics``: the evaluation contract
 * ``catalog``, ``profile_names``, ``names``: model names
 * ``litellm_config``, ``litellm_ext``: LiteLLM configs as pools; the LiteLLM ``Router`` integration
 * ``server``: ``zerorouter serve``, the OpenAI-compatible gateway
-* ``cli``, ``demo``: the ``zerorouter`` command
+* ``cli``, ``cli_logs``, ``demo``: the ``zerorouter`` command
 * ``errors``, ``jsonsafe``, ``_io``, ``_env``: error tree, JSON-safe values, atomic writes, offline settings
 * ``testing``: the local replay server
 """

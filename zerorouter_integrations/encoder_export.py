@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def export_onnx(spec: ModelSpec, final_dir: Path) -> None:
             return summed / (counts.sqrt() if pooling == "mean_sqrt_len" else counts)
 
     wrapper = _Pooled(hf_model).eval()
-    tokenizer = Tokenizer.from_file(str(Path(spec.transformer_dir) / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(Path(cast(str, spec.transformer_dir)) / "tokenizer.json"))
     tokenizer.enable_truncation(min(64, spec.max_length_limit or 64))
     pad = pad_id(tokenizer, spec.transformer_dir)
     tokenizer.enable_padding(pad_id=pad, pad_token=tokenizer.id_to_token(pad) or "[PAD]")
