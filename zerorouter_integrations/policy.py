@@ -390,7 +390,7 @@ class Policy:
             if len(keys) != (rows := Qm.shape[0] if Qm.ndim == 2 else 1):
                 raise ValueError(f"keys has {len(keys)} entries; Q has {rows} rows")
             lams = np.array([self.lam_for(k) for k in keys], dtype=float)
-            lam = lams[:, None] if Qm.ndim == 2 else lams[0]
+            lam = cast(float, lams[:, None] if Qm.ndim == 2 else lams[0])  # a column: one λ per row
         S = Qm - lam * np.asarray(C, dtype=float)
         if mu:
             if L is None:
