@@ -87,6 +87,7 @@ from zerorouter_integrations.evaluation import (
 )
 from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.latent.base import LatentSpace
+from zerorouter_integrations.latent.stacking import cross_entropy
 from zerorouter_integrations.metrics import Curve, audc, curve_from_choices, sweep_choices, upper_hull
 from zerorouter_integrations.predictor import QualityPredictor
 from zerorouter_integrations.tables import RoutingTable, Split, load_table, split_by_model, split_by_prompt
@@ -107,7 +108,28 @@ __all__ = [
 DATA = find_data_dir()
 OUT = Path(__file__).resolve().parent / "out"
 #: Held-out ("new") models per split, by table.
-N_NEW = {"zeroeval": 3, "routerbench_subset": 2, "llmrouter_ulab": 2}
+N_NEW = {
+    "zeroeval": 3,
+    "routerbench_subset": 2,
+    "llmrouter_ulab": 2,
+    "alpacaeval": 3,
+    "routellm_evals:mtbench": 1,
+    "routellm_evals:gsm8k": 1,
+    "routerdc_7models": 2,
+}
+#: Every shared table (``folder:task`` selects one task of a folder), in the order they are reported.
+ALL_TABLES = (
+    "zeroeval",
+    "routerbench_subset",
+    "llmrouter_ulab",
+    "alpacaeval",
+    "routellm_evals:mtbench",
+    "routellm_evals:gsm8k",
+    "routerdc_7models",
+)
+#: Tables without usable costs: only the quality of the predictions is evaluated (quality table).
+QUALITY_ONLY = ("routerdc_7models",)
+BASELINES = ("unirouter-kmeans", "unirouter-learned-map", "knn", "logreg")
 FEATURE_VARIANTS = ("embedding", "default", "head+tail")
 ROUTER_NAMES = ("zerorouter", "unirouter-kmeans", "unirouter-learned-map", "knn", "logreg")
 REFERENCE = "zerorouter"
@@ -117,6 +139,25 @@ Factory = Callable[[int], LatentSpace]
 
 
 # ---------------------------------------------------------------------------------------------- data
+def load_named(name: str) -> RoutingTable:
+    """A shared table by name; ``folder:task`` keeps one task of the folder (e.g. ``routellm_evals:mtbench``)."""
+    folder, _, task = name.partition(":")
+    table = load_table(DATA / folder)
+    if task:
+        ids = table.prompts.loc[table.prompts["task"] == task, "prompt_id"].tolist()
+        if not ids:
+            raise ValueError(f"table {folder!r} has no task {task!r}")
+        table = table.subset(prompt_ids=ids)
+        table.name = name
+    return table
+
+
+def no_router_audc(report: EvaluationReport) -> float:
+    """AUDC of the no-router frontier: the upper hull of the single models (random mixes of any two)."""
+    pts = np.array([[v["cost"], v["quality"]] for v in report.references["single_models"].values()])
+    return audc(Curve(points=pts, hull=upper_hull(pts)), *report.cost_range)
+
+
 def table_embeddings(table: RoutingTable, encoder: Any, texts: Sequence[str] | None = None) -> np.ndarray:
     """Embeddings of the table's prompts (or of ``texts``) from ``encoder`` (disk-cached by the encoder)."""
     return np.asarray(encoder.encode(list(table.texts() if texts is None else texts), show_progress=False))
@@ -159,6 +200,17 @@ def make_splits(table: RoutingTable, n_splits: int, n_new: int, *, first_seed: i
     for s in range(first_seed, first_seed + n_splits):
         test = split_by_prompt(table, seed=s).test_prompt_ids
         out.append(Split(test, split_by_model(table, n_new=n_new, seed=s, candidates=candidates)))
+    return out
+
+
+def make_quality_splits(
+    table: RoutingTable, n_splits: int, n_new: int, *, first_seed: int = 0
+) -> list[Split]:
+    """Like :func:`make_splits` for a table without costs: new models drawn among all models."""
+    out = []
+    for s in range(first_seed, first_seed + n_splits):
+        test = split_by_prompt(table, seed=s).test_prompt_ids
+        out.append(Split(test, split_by_model(table, n_new=n_new, seed=s)))
     return out
 
 
@@ -366,6 +418,130 @@ def _audc_of(run: SplitRun, choices: np.ndarray) -> float:
     return audc(_curve(choices, run.Y, run.C), *run.report.cost_range)
 
 
+def quality_only_split(
+    table: RoutingTable,
+    split: Split,
+    X: np.ndarray,
+    routers: Mapping[str, Factory],
+    *,
+    seed: int,
+    anchors: int,
+) -> dict[str, dict[str, float]]:
+    """Prediction quality on a table without usable costs (leave-models-out, as :func:`run_split`).
+
+    Per router: held-out cross-entropy of the predicted scores over every observed (test prompt,
+    model) pair (``ce``), and the mean true score of the model with the highest predicted score per
+    test prompt (``top1``, what a router with free models would get). References: the best single
+    model's mean (``best``) and the oracle (``oracle``) on the same prompts.
+    """
+    ids = table.prompt_ids
+    pos = {p: i for i, p in enumerate(ids)}
+    test = np.array(sorted(pos[p] for p in split.test_prompt_ids))
+    train = np.setdiff1d(np.arange(len(ids)), test)
+    models = table.model_names
+    S = table.scores(ids, models)
+    ctx = EvalContext(
+        table=table,
+        features=X,
+        train_idx=train,
+        eval_idx=test,
+        models=models,
+        known=[m for m in models if m not in set(split.new_models)],
+        new_models=list(split.new_models),
+        pool=models,
+        S_all=S,
+        C_all=np.full(S.shape, np.nan),
+        tokens_all=np.ones(len(ids)),
+        prices={m: (1.0, 1.0) for m in models},
+        anchors=anchors,
+        seed=seed,
+    )
+    Y = S[test]
+    complete = ~np.isnan(Y).any(axis=1)
+    out: dict[str, dict[str, float]] = {}
+    for name, factory in routers.items():
+        t0 = time.perf_counter()
+        pred = fit_and_onboard(ctx, factory(seed))
+        Q = pred.predict(X[test], input_tokens=ctx.tokens_all[test], models=models).quality
+        obs = ~np.isnan(Y)
+        rows = np.flatnonzero(complete)
+        out[name] = {
+            "ce": cross_entropy(Q[obs], Y[obs]),
+            "top1": float(Y[rows, Q[rows].argmax(axis=1)].mean()),
+            "fit_s": time.perf_counter() - t0,
+        }
+    Yc = Y[complete]
+    out["references"] = {"best": float(Yc.mean(axis=0).max()), "oracle": float(Yc.max(axis=1).mean())}
+    return out
+
+
+def quality_only_table(
+    name: str, runs: Sequence[dict[str, dict[str, float]]], splits: Sequence[Split]
+) -> str:
+    refs = [r["references"] for r in runs]
+    lines = [
+        f"### `{name}` (quality only: no usable costs): {len(runs)} split(s), "
+        f"{np.mean([len(s.test_prompt_ids) for s in splits]):.0f} test prompts per split",
+        "",
+        "held-out models: "
+        + "; ".join(f"split {i}: {', '.join(s.new_models)}" for i, s in enumerate(splits)),
+        "",
+        "| router | held-out cross-entropy | per split | top-1 quality (%) | per split | fit (s) |",
+        "| --- | ---: | --- | ---: | --- | ---: |",
+    ]
+    for router in runs[0]:
+        if router == "references":
+            continue
+        ce = [r[router]["ce"] for r in runs]
+        t1 = [r[router]["top1"] for r in runs]
+        lines.append(
+            f"| {router} | {np.mean(ce):.4f} | {' / '.join(f'{v:.4f}' for v in ce)} | {100 * np.mean(t1):.1f} | "
+            f"{' / '.join(f'{100 * v:.1f}' for v in t1)} | {np.mean([r[router]['fit_s'] for r in runs]):.1f} |"
+        )
+    best = [r["best"] for r in refs]
+    lines += [
+        f"| best single | | | {100 * np.mean(best):.1f} | {' / '.join(f'{100 * v:.1f}' for v in best)} | |",
+        f"| oracle | | | {100 * np.mean([r['oracle'] for r in refs]):.1f} | | |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def acceptance_rows(name: str, runs: Sequence[SplitRun], diffs: Mapping[str, tuple[float, float]]) -> str:
+    """One row of the acceptance summary: zerorouter vs its best baseline, the no-router frontier, reach."""
+    reps = [r.report for r in runs]
+    zr = np.mean([r.routers[REFERENCE].audc for r in reps])
+    base = [b for b in BASELINES if b in reps[0].routers]
+    best_b = max(base, key=lambda b: np.mean([r.routers[b].audc for r in reps])) if base else None
+    nr = np.mean([no_router_audc(r) for r in reps])
+    rm = np.mean([r.references["random_mix_audc"] for r in reps])
+    bsq = [r.references["best_single"]["quality"] for r in reps]
+    reach = sum(r.routers[REFERENCE].best_quality >= q - 1e-9 for r, q in zip(reps, bsq))
+    if best_b is None:
+        cells = ["–", "–", "–"]
+        ok = zr > nr
+    else:
+        d, sd = diffs[best_b]  # AUDC(best baseline) − AUDC(zerorouter)
+        b_audc = np.mean([r.routers[best_b].audc for r in reps])
+        cells = [
+            f"{best_b} {100 * b_audc:.1f}",
+            f"{-100 * d:+.2f} ± {100 * sd:.2f}",
+            "yes" if -d >= -sd else "no",
+        ]
+        ok = -d >= -sd and zr > nr
+    return (
+        f"| {name} | {100 * zr:.1f} | {' | '.join(cells)} | {100 * nr:.1f} | {100 * rm:.1f} | "
+        f"{100 * np.mean(bsq):.1f} | {reach}/{len(reps)} | {'yes' if ok else 'no'} |"
+    )
+
+
+ACCEPTANCE_HEAD = (
+    "| table | zerorouter AUDC | best baseline AUDC | Δ zerorouter − baseline (pp) ± SD | within 1 SD | "
+    "no-router frontier | random mix | best single q | reaches best single | holds |\n"
+    "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"
+)
+
+
 # ---------------------------------------------------------------------------------------------- output
 def _fmt(v: float | None, pct: bool = False, digits: int = 3) -> str:
     if v is None:
@@ -406,11 +582,13 @@ def main_table(name: str, runs: Sequence[SplitRun], diffs: Mapping[str, tuple[fl
         )
     rm = [r.report.references["random_mix_audc"] for r in runs]
     orc = [r.report.references["oracle_audc"] for r in runs]
+    nr = [no_router_audc(r.report) for r in runs]
     bsq = [r.report.references["best_single"]["quality"] for r in runs]
     bs_names = sorted({r.report.references["best_single"]["model"] for r in runs})
     lines += [
         f"| random mix | {100 * np.mean(rm):.1f} | {' / '.join(f'{100 * v:.1f}' for v in rm)} | | 1.000 | | "
         f"{100 * np.mean(bsq):.1f} | 0.500 | |",
+        f"| no-router frontier | {100 * np.mean(nr):.1f} | {' / '.join(f'{100 * v:.1f}' for v in nr)} | | | | | | |",
         f"| oracle | {100 * np.mean(orc):.1f} | {' / '.join(f'{100 * v:.1f}' for v in orc)} | | | | | | |",
         f"| best single ({', '.join(bs_names)}) | | | | 1.000 | | {100 * np.mean(bsq):.1f} | | |",
         "",
@@ -515,7 +693,9 @@ def _encoder(max_seq_length: int, precision: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tables", default="zeroeval,routerbench_subset")
+    p.add_argument(
+        "--tables", default=",".join(ALL_TABLES), help="comma-separated; folder:task keeps one task"
+    )
     p.add_argument("--splits", type=int, default=3, help="number of prompt-split / held-out-model seeds")
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + splits - 1")
     p.add_argument("--anchors", type=int, default=100)
@@ -523,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anchor-seeds", type=int, default=3)
     p.add_argument("--routers", default=",".join(ROUTER_NAMES))
     p.add_argument("--no-features-table", action="store_true")
+    p.add_argument(
+        "--no-anchor-tables", action="store_true", help="skip the anchor-efficiency and -method tables"
+    )
     p.add_argument(
         "--quick", action="store_true", help="1 split, 50 resamples, 1 anchor seed, no feature table"
     )
@@ -553,12 +736,22 @@ def main(argv: list[str] | None = None) -> int:
     anchor_results: dict[str, Any] = {}
     method_results: dict[str, Any] = {}
     feature_rows: dict[str, dict[str, dict[str, float]]] = {}
+    acceptance: list[str] = []
     print("## Routing quality: leave-models-out\n")
     for tname in args.tables.split(","):
-        table = load_table(DATA / tname)
+        table = load_named(tname)
         t0 = time.perf_counter()
         X = make_features(table, enc)
         t_feat = time.perf_counter() - t0
+        if tname in QUALITY_ONLY:
+            splits = make_quality_splits(table, args.splits, N_NEW.get(tname, 2), first_seed=args.first_seed)
+            qruns = [
+                quality_only_split(table, sp, X, routers, seed=s, anchors=args.anchors)
+                for sp, s in zip(splits, range(args.first_seed, args.first_seed + args.splits))
+            ]
+            print(quality_only_table(tname, qruns, splits))
+            print(f"(features {t_feat:.1f} s; table done in {time.perf_counter() - t0:.0f} s)\n", flush=True)
+            continue
         runs = []
         seeds = range(args.first_seed, args.first_seed + args.splits)
         for split, s in zip(
@@ -567,11 +760,14 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run_split(table, split, X, routers, seed=s, anchors=args.anchors))
         diffs = bootstrap_differences(runs, n_boot=args.bootstrap)
         print(main_table(tname, runs, diffs))
-        print(f"(features {t_feat:.1f} s; table done in {time.perf_counter() - t0:.0f} s)\n")
-        runs[0].report.plot(out_dir / f"quality_{tname}.png")
-        anchor_results[tname] = anchor_efficiency(runs, anchor_seeds=range(args.anchor_seeds))
+        print(f"(features {t_feat:.1f} s; table done in {time.perf_counter() - t0:.0f} s)\n", flush=True)
+        runs[0].report.plot(out_dir / f"quality_{tname.replace(':', '_')}.png")
         if REFERENCE in routers:
-            method_results[tname] = anchor_methods(runs, anchor_seeds=range(args.anchor_seeds))
+            acceptance.append(acceptance_rows(tname, runs, diffs))
+        if not args.no_anchor_tables:
+            anchor_results[tname] = anchor_efficiency(runs, anchor_seeds=range(args.anchor_seeds))
+            if REFERENCE in routers:
+                method_results[tname] = anchor_methods(runs, anchor_seeds=range(args.anchor_seeds))
         if not args.no_features_table:
             feature_rows[tname] = {}
             for variant in FEATURE_VARIANTS:
@@ -590,9 +786,16 @@ def main(argv: list[str] | None = None) -> int:
                 feature_rows[tname][variant] = {r: v.audc for r, v in run.report.routers.items()}
         for run in runs:  # free the fitted predictors
             run.preds.clear()
-    print("## Anchor efficiency: AUDC (%) by anchors per new model (mean ± sd over anchor seeds)\n")
-    print(anchor_table(anchor_results))
-    plot_anchors(anchor_results, out_dir / "anchors.png")
+    if acceptance:
+        print(
+            "## Acceptance (issue 15): zerorouter against its best simple baseline and the no-router frontier\n"
+        )
+        print(ACCEPTANCE_HEAD)
+        print("\n".join(acceptance) + "\n")
+    if anchor_results:
+        print("## Anchor efficiency: AUDC (%) by anchors per new model (mean ± sd over anchor seeds)\n")
+        print(anchor_table(anchor_results))
+        plot_anchors(anchor_results, out_dir / "anchors.png")
     if method_results:
         print(
             "## Anchor selection: zerorouter AUDC (%) by method and anchors (mean ± sd over anchor seeds)\n"

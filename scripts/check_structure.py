@@ -39,7 +39,6 @@ PACKAGES = ("zerorouter_integrations", "langchain_router", "llamaindex_router")
 MAX_LINES = 500
 
 ALLOW: dict[str, str] = {
-    "size:zerorouter_integrations/latent/irt.py": "being split by issue 15 work",
     "private:zerorouter_integrations/litellm_ext.py:_common_checks_available_deployment": (
         "LiteLLM Routers before 1.110 expose their candidate deployments only through this private method (feature-detected, see the module docstring)"
     ),

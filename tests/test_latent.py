@@ -265,3 +265,37 @@ def test_predictor_sees_every_change_of_the_pool(small_table, small_features):
     assert pred.predict(Z=Z).quality.shape[1] == 2
     clone = pickle.loads(pickle.dumps(pred))
     np.testing.assert_array_equal(clone.predict(Z=Z).quality, pred.predict(Z=Z).quality)
+
+
+def test_stacking_is_never_worse_than_its_candidates_out_of_fold(small_table, small_features):
+    """The IRT space blends itself with cluster and overall means by out-of-fold loss (issue 15)."""
+    from zerorouter_integrations.latent.stacking import CANDIDATES, simplex_weights
+
+    models = small_table.model_names
+    S = small_table.scores(models=models)
+    space = IRTSpace(seed=0).fit(small_features, S, models)
+    w = space.stack_weights_
+    assert w.shape == (3,) and np.all(w >= 0) and abs(w.sum() - 1) < 1e-9
+    losses = space.stack_losses_
+    assert set(losses) == {*CANDIDATES, "blend"}
+    assert losses["blend"] <= min(losses[c] for c in CANDIDATES) + 1e-12
+    # the blend is what predict() returns; an artifact without weights predicts the latent model alone
+    Z = space.transform(small_features[:40])
+    ab = space.abilities_[models[0]]
+    P = space.candidate_predictions(Z, ab)
+    np.testing.assert_allclose(space.predict(Z, ab)[0], P @ w)
+    plain = copy.copy(space)
+    del plain.stack_weights_
+    np.testing.assert_allclose(plain.predict(Z, ab)[0], P[:, 0])
+    # without stacking the weights are the latent model's vertex
+    assert IRTSpace(seed=0, stack=False).fit(small_features, S, models).stack_weights_.tolist() == [1, 0, 0]
+    with pytest.raises(ValueError, match="stack_folds"):
+        IRTSpace(stack_folds=1).fit(small_features, S, models)
+    # simplex_weights: a vertex when one candidate is best, an interior point when a mix is
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.3).astype(float)
+    noisy = np.clip(0.3 + 0.5 * (y - 0.3) + 0.2 * rng.standard_normal(2000), 0.01, 0.99)
+    np.testing.assert_array_equal(simplex_weights(np.column_stack([y * 0.98 + 0.01, noisy]), y), [1.0, 0.0])
+    overconfident = np.where((y == 1) ^ (rng.random(2000) < 0.2), 0.95, 0.05)  # 20 % confidently wrong
+    mix = simplex_weights(np.column_stack([overconfident, np.full(2000, 0.3)]), y)
+    assert 0.2 < mix[1] < 0.8

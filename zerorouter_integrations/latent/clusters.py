@@ -20,16 +20,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 
-__all__ = ["KMeansSpace", "LearnedMapSpace"]
+__all__ = ["KMeansSpace", "LearnedMapSpace", "cluster_rates"]
 
 
-def _cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Smoothed per-cluster success rates from soft assignments ``Z`` (n × K) and scores ``y``."""
+def cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Smoothed per-cluster mean scores from (soft) assignments ``Z`` (n × K) and scores ``y``.
+
+    Returns ``(rate, mass, overall)``: each cluster's mean score with ``smoothing`` pseudo-counts at
+    the overall mean, the assignment mass per cluster, and the overall mean (0.5 without scores).
+    """
     overall = float(np.mean(y)) if len(y) else 0.5
     overall = float(np.clip(overall, 1e-3, 1 - 1e-3))
     mass = Z.sum(axis=0)
@@ -50,7 +53,7 @@ def _validated_shrinkage(
         obs_f, obs_v = ~np.isnan(Y_fit[:, j]), ~np.isnan(Y_val[:, j])
         if not obs_f.any() or not obs_v.any():
             continue
-        rate, _mass, r_bar = _cluster_rates(Z_fit[obs_f], Y_fit[obs_f, j], smoothing)
+        rate, _mass, r_bar = cluster_rates(Z_fit[obs_f], Y_fit[obs_f, j], smoothing)
         cluster.append(Z_val[obs_v] @ rate)
         overall.append(np.full(int(obs_v.sum()), r_bar))
         target.append(Y_val[obs_v, j])
@@ -61,6 +64,8 @@ def _validated_shrinkage(
     def loss(alpha: float) -> float:
         p = np.clip(p_o + alpha * (p_c - p_o), 1e-6, 1 - 1e-6)
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    from scipy.optimize import minimize_scalar  # imported here: loading a fitted space stays fast
 
     res = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-3})
     return float(np.clip(res.x, 0.0, 1.0))
@@ -74,7 +79,7 @@ class _ClusterAbilityMixin:
         y = np.asarray(y, dtype=float)
         if len(y) != len(Z):
             raise ValueError(f"Z has {len(Z)} rows but y has {len(y)}")
-        rate, mass, overall = _cluster_rates(Z, y, self.smoothing)
+        rate, mass, overall = cluster_rates(Z, y, self.smoothing)
         return Ability(self.kind, {"rate": rate, "mass": mass, "overall": overall}, n_obs=len(y))  # type: ignore[attr-defined]
 
     def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
@@ -261,6 +266,8 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
             g_logits = Z * (dZ - np.sum(dZ * Z, axis=1, keepdims=True))
             g_V = Xs.T @ g_logits + self.reg * V
             return loss / n_obs, np.concatenate([g_V.ravel(), g_psi.ravel()]) / n_obs
+
+        from scipy.optimize import minimize
 
         opt = minimize(
             fg,
