@@ -6,6 +6,7 @@ tool's JSON schema (the city is taken from the question), and the call after the
 call (session = the run's ``thread_id``) and pins the rest of the run to that model::
 
     python examples/langchain_agent.py
+    ZEROROUTER_API_BASE=http://127.0.0.1:8011/v1 python examples/langchain_agent.py   # a running server
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ SCRIPTED = [(r"weather in ", _weather_call)]
 
 @contextlib.contextmanager
 def replay(base_url: str | None = None, scripted: Sequence[Any] = ()) -> Iterator[Any]:
-    """A started replay server (recorded routerbench answers when the data is here), or ``base_url``."""
+    """A started replay server (recorded routerbench answers when the data is here), or ``base_url``.
+
+    ``base_url`` defaults to the ``ZEROROUTER_API_BASE`` setting (a running replay server or gateway).
+    """
+    from zerorouter_integrations.gateway import api_base_from_env
+
+    base_url = base_url or api_base_from_env()
     if base_url is not None:
         yield SimpleNamespace(base_url=base_url)
         return

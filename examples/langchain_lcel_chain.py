@@ -5,6 +5,7 @@ recorded answers where a prompt is known), every request going through the route
 LiteLLM's real HTTP path::
 
     python examples/langchain_lcel_chain.py            # starts its own replay server
+    ZEROROUTER_API_BASE=http://127.0.0.1:8011/v1 python examples/langchain_lcel_chain.py   # a running server
     python examples/langchain_lcel_chain.py http://127.0.0.1:8011/v1   # uses a running one
 
 The usage callbacks report tokens (``get_usage_metadata_callback``) and calls / cost / latency
@@ -35,7 +36,13 @@ QUESTIONS = [
 
 @contextlib.contextmanager
 def replay(base_url: str | None = None, scripted: Sequence[Any] = ()) -> Iterator[Any]:
-    """A started replay server (recorded routerbench answers when the data is here), or ``base_url``."""
+    """A started replay server (recorded routerbench answers when the data is here), or ``base_url``.
+
+    ``base_url`` defaults to the ``ZEROROUTER_API_BASE`` setting (a running replay server or gateway).
+    """
+    from zerorouter_integrations.gateway import api_base_from_env
+
+    base_url = base_url or api_base_from_env()
     if base_url is not None:
         yield SimpleNamespace(base_url=base_url)
         return

@@ -5,6 +5,7 @@ bundled MiniLM through :class:`~langchain_router.ZeroRouterEmbeddings` (the rout
 nothing is loaded twice and nothing is downloaded)::
 
     python examples/langchain_rag.py
+    ZEROROUTER_API_BASE=http://127.0.0.1:8011/v1 python examples/langchain_rag.py   # a running server
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ QUESTION = "How is a new model added to the router?"
 
 @contextlib.contextmanager
 def replay(base_url: str | None = None, scripted: Sequence[Any] = ()) -> Iterator[Any]:
-    """A started replay server (recorded routerbench answers when the data is here), or ``base_url``."""
+    """A started replay server (recorded routerbench answers when the data is here), or ``base_url``.
+
+    ``base_url`` defaults to the ``ZEROROUTER_API_BASE`` setting (a running replay server or gateway).
+    """
+    from zerorouter_integrations.gateway import api_base_from_env
+
+    base_url = base_url or api_base_from_env()
     if base_url is not None:
         yield SimpleNamespace(base_url=base_url)
         return

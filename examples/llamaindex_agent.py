@@ -6,6 +6,7 @@ each may go to a different model; the routing decision only admits models that s
 Run it offline (a local replay server answers for every pool model; LiteLLM makes real HTTP calls)::
 
     python examples/llamaindex_agent.py
+    ZEROROUTER_API_BASE=http://127.0.0.1:8011/v1 python examples/llamaindex_agent.py   # a running server
     python examples/llamaindex_agent.py --base-url URL   # a running `zerorouter serve-replay`
 """
 
@@ -43,10 +44,12 @@ async def amain(base_url: str | None = None) -> dict[str, Any]:
     from llama_index.core.tools import FunctionTool
 
     from llamaindex_router import RoutingStatsHandler, ZeroRouterLLM
+    from zerorouter_integrations.gateway import api_base_from_env
     from zerorouter_integrations.testing import ReplayServer
     from zerorouter_integrations.testing.fixtures import replay_router
 
     with contextlib.ExitStack() as stack:
+        base_url = base_url or api_base_from_env()  # the ZEROROUTER_API_BASE setting
         server: Any = _Server(base_url) if base_url else stack.enter_context(ReplayServer())
         router = replay_router(server)
         llm = ZeroRouterLLM(router, max_tokens=256)

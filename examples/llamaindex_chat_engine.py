@@ -5,6 +5,7 @@ stickiness: a follow-up never goes to a weaker model than the conversation alrea
 Run it offline (a local replay server answers for every pool model; LiteLLM makes real HTTP calls)::
 
     python examples/llamaindex_chat_engine.py
+    ZEROROUTER_API_BASE=http://127.0.0.1:8011/v1 python examples/llamaindex_chat_engine.py   # a running server
     python examples/llamaindex_chat_engine.py --base-url URL   # a running `zerorouter serve-replay`
 """
 
@@ -40,11 +41,13 @@ def main(base_url: str | None = None) -> dict[str, Any]:
     from llama_index.core import Document, VectorStoreIndex
 
     from llamaindex_router import MiniLMEmbedding, RoutingStatsHandler, ZeroRouterLLM
+    from zerorouter_integrations.gateway import api_base_from_env
     from zerorouter_integrations.testing import ReplayServer
     from zerorouter_integrations.testing.fixtures import replay_router
 
     turns = []
     with contextlib.ExitStack() as stack:
+        base_url = base_url or api_base_from_env()  # the ZEROROUTER_API_BASE setting
         server: Any = _Server(base_url) if base_url else stack.enter_context(ReplayServer())
         router = replay_router(server)
         llm = ZeroRouterLLM(router, session_id="chat-engine-example", max_tokens=256)

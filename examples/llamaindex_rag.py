@@ -4,6 +4,7 @@ through a query engine whose LLM is the router.
 Run it offline (a local replay server answers for every pool model; LiteLLM makes real HTTP calls)::
 
     python examples/llamaindex_rag.py                 # starts its own replay server
+    ZEROROUTER_API_BASE=http://127.0.0.1:8011/v1 python examples/llamaindex_rag.py   # a running server
     python examples/llamaindex_rag.py --base-url URL  # or uses a running one (zerorouter serve-replay)
 
 With real providers, build the router with ``ZeroRouter.default(models=[...])`` and set their API keys.
@@ -45,10 +46,12 @@ def main(base_url: str | None = None) -> dict[str, Any]:
     from llama_index.core import Document, VectorStoreIndex
 
     from llamaindex_router import MiniLMEmbedding, RoutingStatsHandler, ZeroRouterLLM
+    from zerorouter_integrations.gateway import api_base_from_env
     from zerorouter_integrations.testing import ReplayServer
     from zerorouter_integrations.testing.fixtures import replay_router
 
     with contextlib.ExitStack() as stack:
+        base_url = base_url or api_base_from_env()  # the ZEROROUTER_API_BASE setting
         server: Any = _Server(base_url) if base_url else stack.enter_context(ReplayServer())
         router = replay_router(server)
         llm = ZeroRouterLLM(router, max_tokens=256)

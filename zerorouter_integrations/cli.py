@@ -173,15 +173,18 @@ def cmd_onboard(args: argparse.Namespace) -> int:
     )
     if args.live:
         from zerorouter_integrations.dispatch import ModelEndpoint
+        from zerorouter_integrations.gateway import server_endpoint
 
         if not args.litellm_model:
             raise CLIError("--live needs --litellm-model (e.g. openai/gpt-4o-mini)")
-        endpoint = ModelEndpoint(
-            name=args.model,
-            litellm_model=args.litellm_model,
-            api_base=args.api_base,
-            api_key_env=args.api_key_env,
-        )
+        if args.api_base:
+            endpoint = server_endpoint(
+                args.model, args.api_base, litellm_model=args.litellm_model, api_key_env=args.api_key_env
+            )
+        else:
+            endpoint = ModelEndpoint(
+                name=args.model, litellm_model=args.litellm_model, api_key_env=args.api_key_env
+            )
         profile = router.onboard_live(args.model, endpoint, k=args.k)
     else:
         if not args.anchors:

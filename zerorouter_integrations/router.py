@@ -31,6 +31,7 @@ from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
 from zerorouter_integrations.catalog import BENCHMARK_ONLY, dispatch_model, missing_credentials, resolve
 from zerorouter_integrations.errors import NoAdmissibleModelError, SchemaError, UnknownModelError
 from zerorouter_integrations.features import PromptFeaturizer
+from zerorouter_integrations.gateway import api_base_from_env, gateway_endpoints
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
 from zerorouter_integrations.responses import RoutedChunk, RoutedResponse
 from zerorouter_integrations.routing import Deciding, Messages, as_messages, policy_summary
@@ -50,7 +51,9 @@ class ZeroRouter(Deciding):
         Latent space, profiles, anchors (see :meth:`default` and :meth:`load`).
     endpoints : mapping of str to ModelEndpoint, optional
         How to call each model through LiteLLM. Models without an endpoint are routed to only when
-        none has one (offline use of :meth:`route`). Default: each profile's ``litellm_model``.
+        none has one (offline use of :meth:`route`). Default: every pool model on the server named by
+        ``ZEROROUTER_API_BASE`` when it is set (:mod:`zerorouter_integrations.gateway`), else each
+        profile's ``litellm_model``.
     models : sequence of str, optional
         Restrict the pool to these models.
     policy : Policy, optional
@@ -96,7 +99,10 @@ class ZeroRouter(Deciding):
             self._pool = all_models
         self.store = store if isinstance(store, ProfileStore) else open_store(store or ":memory:")
         self.endpoints: dict[str, Any] = {}
-        if endpoints is None:
+        gateway = api_base_from_env() if endpoints is None else None
+        if gateway is not None:
+            self.endpoints = gateway_endpoints(gateway, self._pool, self.predictor.profiles_)
+        elif endpoints is None:
             from zerorouter_integrations.dispatch import ModelEndpoint
 
             for name in self._pool:
