@@ -39,7 +39,7 @@ def replay(base_url: str | None = None, scripted: Sequence[Any] = ()) -> Iterato
 
     ``base_url`` defaults to the ``ZEROROUTER_API_BASE`` setting (a running replay server or gateway).
     """
-    from zerorouter_integrations.gateway import api_base_from_env
+    from zerorouter_integrations.endpoints import api_base_from_env
 
     base_url = base_url or api_base_from_env()
     if base_url is not None:

@@ -44,7 +44,7 @@ async def amain(base_url: str | None = None) -> dict[str, Any]:
     from llama_index.core.tools import FunctionTool
 
     from llamaindex_router import RoutingStatsHandler, ZeroRouterLLM
-    from zerorouter_integrations.gateway import api_base_from_env
+    from zerorouter_integrations.endpoints import api_base_from_env
     from zerorouter_integrations.testing import ReplayServer
     from zerorouter_integrations.testing.fixtures import replay_router
 

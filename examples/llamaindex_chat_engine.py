@@ -41,7 +41,7 @@ def main(base_url: str | None = None) -> dict[str, Any]:
     from llama_index.core import Document, VectorStoreIndex
 
     from llamaindex_router import MiniLMEmbedding, RoutingStatsHandler, ZeroRouterLLM
-    from zerorouter_integrations.gateway import api_base_from_env
+    from zerorouter_integrations.endpoints import api_base_from_env
     from zerorouter_integrations.testing import ReplayServer
     from zerorouter_integrations.testing.fixtures import replay_router
 

@@ -129,6 +129,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
     _lock: Any = PrivateAttr(default=None)
     _policies: dict[Any, Any] = PrivateAttr(default_factory=dict)
     _metadata_cache: Any = PrivateAttr(default=None)
+    _counter_cache: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -190,6 +191,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
         self._lock = threading.Lock()
         self._policies = {}
         self._metadata_cache = None
+        self._counter_cache = None
 
     @classmethod
     def class_name(cls) -> str:
@@ -250,6 +252,36 @@ class ZeroRouterLLM(FunctionCallingLLM):
         )
         self._metadata_cache = (key, meta)
         return meta
+
+    # ------------------------------------------------------------------ token counting (offline)
+    def _token_counter(self) -> Any:
+        from zerorouter_integrations.tokens import TokenCounter
+
+        pool = self._admissible_pool()
+        endpoints = getattr(self.router, "endpoints", None) or {}
+        names = pool + [endpoints[m].litellm_model for m in pool if m in endpoints]
+        cached = self._counter_cache
+        if cached is None or cached[0] != names:
+            cached = (names, TokenCounter(names))
+            self._counter_cache = cached
+        return cached[1]
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` for the admissible pool: the largest count over its models' tokenizers.
+
+        Offline (:class:`~zerorouter_integrations.tokens.TokenCounter`); trimming to N tokens by this
+        count fits every model the router may pick.
+        """
+        return self._token_counter().count(text)
+
+    def count_message_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens of a chat (per-message overhead and reply priming included), as :meth:`count_tokens`."""
+        return self._token_counter().count_messages(to_openai_messages(messages))
+
+    @property
+    def tokenizer(self) -> Any:
+        """``text -> token ids`` for ``Settings.tokenizer`` or ``ChatMemoryBuffer(tokenizer_fn=...)``."""
+        return self._token_counter().encode
 
     # ------------------------------------------------------------------ request building
     def _policy(

@@ -136,7 +136,7 @@ def test_the_readme_has_snippets_and_every_skip_says_why() -> None:
 @pytest.fixture(scope="module")
 def readme_env(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[tuple[Path, dict]]:
     """(scratch clone, environment) with a replay server behind ``ZEROROUTER_API_BASE``."""
-    from zerorouter_integrations.gateway import API_BASE_ENV, API_KEY_ENV
+    from zerorouter_integrations.endpoints import API_BASE_ENV, API_KEY_ENV
     from zerorouter_integrations.testing import ReplayServer
 
     base = tmp_path_factory.mktemp("readme")

@@ -29,9 +29,9 @@ import numpy as np
 
 from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
 from zerorouter_integrations.catalog import BENCHMARK_ONLY, dispatch_model, missing_credentials, resolve
+from zerorouter_integrations.endpoints import api_base_from_env, as_endpoint, gateway_endpoints
 from zerorouter_integrations.errors import NoAdmissibleModelError, SchemaError, UnknownModelError
 from zerorouter_integrations.features import PromptFeaturizer
-from zerorouter_integrations.gateway import api_base_from_env, gateway_endpoints
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
 from zerorouter_integrations.responses import RoutedChunk, RoutedResponse
 from zerorouter_integrations.routing import Deciding, Messages, as_messages, policy_summary
@@ -49,11 +49,11 @@ class ZeroRouter(Deciding):
     ----------
     artifact : RouterArtifact
         Latent space, profiles, anchors (see :meth:`default` and :meth:`load`).
-    endpoints : mapping of str to ModelEndpoint, optional
-        How to call each model through LiteLLM. Models without an endpoint are routed to only when
-        none has one (offline use of :meth:`route`). Default: every pool model on the server named by
-        ``ZEROROUTER_API_BASE`` when it is set (:mod:`zerorouter_integrations.gateway`), else each
-        profile's ``litellm_model``.
+    endpoints : mapping of str to ModelEndpoint, its dict, or a LiteLLM model string, optional
+        How to call each model through LiteLLM (see
+        :func:`~zerorouter_integrations.endpoints.as_endpoint`). Models without an endpoint are routed
+        to only when none has one (offline use of :meth:`route`). Default: every pool model on the
+        server named by ``ZEROROUTER_API_BASE`` when it is set, else each profile's ``litellm_model``.
     models : sequence of str, optional
         Restrict the pool to these models.
     policy : Policy, optional
@@ -118,7 +118,8 @@ class ZeroRouter(Deciding):
                     )
         else:
             for name, ep in endpoints.items():
-                self.endpoints[resolve(name, self.predictor.profiles_)] = ep
+                resolved = resolve(name, self.predictor.profiles_)
+                self.endpoints[resolved] = as_endpoint(resolved, ep)
         if encoder is None:
             from zerorouter_integrations.encoder import QueryEncoder
 

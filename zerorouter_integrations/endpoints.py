@@ -1,4 +1,10 @@
-"""One OpenAI-compatible server for every pool model: the ``ZEROROUTER_API_BASE`` setting.
+"""How pool models are reached: the endpoint forms every entry point accepts, and ``ZEROROUTER_API_BASE``.
+
+:func:`as_endpoint` turns each accepted form into a
+:class:`~zerorouter_integrations.dispatch.ModelEndpoint`: a ``ModelEndpoint``, its dict (``to_dict()``
+keys, e.g. ``{"litellm_model": "openai/x", "api_base": ...}``; ``model`` is accepted for
+``litellm_model`` as in LiteLLM's ``litellm_params``) or a LiteLLM model string. ``ZeroRouter``,
+``ZeroRouterChat`` and ``ZeroRouterLLM`` all go through it.
 
 When the environment variable ``ZEROROUTER_API_BASE`` holds a URL (e.g. a LiteLLM proxy, a company
 gateway, or the local replay server ``zerorouter serve-replay``), a router built without
@@ -18,7 +24,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["API_BASE_ENV", "API_KEY_ENV", "api_base_from_env", "gateway_endpoints", "server_endpoint"]
+__all__ = [
+    "API_BASE_ENV",
+    "API_KEY_ENV",
+    "api_base_from_env",
+    "as_endpoint",
+    "gateway_endpoints",
+    "server_endpoint",
+]
 
 #: Environment variable naming the OpenAI-compatible base URL that serves every pool model.
 API_BASE_ENV = "ZEROROUTER_API_BASE"
@@ -26,6 +39,33 @@ API_BASE_ENV = "ZEROROUTER_API_BASE"
 API_KEY_ENV = "ZEROROUTER_API_KEY"
 #: Sent when ``ZEROROUTER_API_KEY`` is unset: OpenAI-compatible clients refuse to send no key at all.
 PLACEHOLDER_KEY = "no-key"
+
+
+def as_endpoint(name: str, endpoint: Any) -> Any:
+    """``endpoint`` as a :class:`~zerorouter_integrations.dispatch.ModelEndpoint` named ``name``.
+
+    Raises
+    ------
+    TypeError
+        For any other type, naming it and the accepted forms.
+    SchemaError
+        For a dict with unknown keys or without a model string.
+    """
+    from zerorouter_integrations.dispatch import ModelEndpoint
+
+    if isinstance(endpoint, ModelEndpoint):
+        return endpoint
+    if isinstance(endpoint, str):
+        return ModelEndpoint(name=name, litellm_model=endpoint)
+    if isinstance(endpoint, Mapping):
+        d = dict(endpoint)
+        if "model" in d and "litellm_model" not in d:
+            d["litellm_model"] = d.pop("model")
+        return ModelEndpoint.from_dict({"name": name, **d})
+    raise TypeError(
+        f"endpoints[{name!r}] is {type(endpoint).__name__}; expected a ModelEndpoint, its dict "
+        "(e.g. {'litellm_model': 'openai/gpt-4o-mini', 'api_base': ...}) or a LiteLLM model string"
+    )
 
 
 def api_base_from_env() -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zerorouter_integrations.gateway import API_BASE_ENV, API_KEY_ENV, PLACEHOLDER_KEY, api_base_from_env
+from zerorouter_integrations.endpoints import API_BASE_ENV, API_KEY_ENV, PLACEHOLDER_KEY, api_base_from_env
 from zerorouter_integrations.testing import ReplayServer
 
 POOL = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"]
