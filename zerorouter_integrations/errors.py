@@ -8,7 +8,8 @@
     ├── UnknownModelError (KeyError)     a model name that is not in the pool
     ├── NoAdmissibleModelError           constraints removed every candidate
     ├── InfeasibleError                  an optimizer target / budget that cannot be met
-    └── AllModelsFailedError             dispatch tried every candidate and each one failed
+    ├── AllModelsFailedError             dispatch tried every candidate and each one failed
+    └── OnboardingError                  a live onboarding run could not grade the model
 
 Every message names the bad value and what was expected, so the caller knows what to fix.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "InfeasibleError",
     "NoAdmissibleModelError",
     "NotFittedError",
+    "OnboardingError",
     "SchemaError",
     "UnknownModelError",
     "ZeroRouterError",
@@ -95,3 +97,7 @@ class AllModelsFailedError(ZeroRouterError):
             for a in self.attempts
         ]
         super().__init__(f"all {len(self.attempts)} attempt(s) failed; tried in order:\n" + "\n".join(lines))
+
+
+class OnboardingError(ZeroRouterError):
+    """A live onboarding run could not grade the model (e.g. its first calls all failed alike)."""

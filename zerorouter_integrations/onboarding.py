@@ -4,8 +4,8 @@
   space's own strategy: information-maximizing for the IRT space, cluster-stratified for K-means).
 * :func:`onboard`: a new profile from scores on anchor prompts. Only the new profile is created: the
   latent space and every other profile stay byte-identical.
-* :func:`onboard_live`: run the router's own anchor set through the model via LiteLLM, grade each
-  answer against the anchor's reference (:func:`zerorouter_integrations.answers.grade`), then onboard.
+* :func:`onboard_live`: run the shipped anchor set (:mod:`zerorouter_integrations.anchorset`) through
+  the model via LiteLLM, grade each answer (open-ended ones by a judge model), then onboard.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -136,51 +135,63 @@ def onboard_live(
     model: str,
     endpoint: Any,
     *,
-    k: int = 100,
-    grader: Callable[[str, str | None], float | None] | None = None,
+    k: int | None = None,
+    anchors: Sequence[Any] | None = None,
+    judge: Any = None,
+    reference: Any = None,
+    concurrency: int = 8,
+    run_code: bool = True,
     max_tokens: int = 512,
+    stop_after: int = 8,
     show_progress: bool | None = None,
+    on_run: Callable[[Any], None] | None = None,
     **onboard_kwargs: Any,
 ) -> ModelProfile:
-    """Run up to ``k`` of the router's anchors (those with a reference answer) through ``endpoint``.
+    """Run the shipped anchor set (or ``anchors``) through ``endpoint``, grade the answers, and onboard.
 
-    Each answer is graded with ``grader(response_text, reference)`` (default: exact-match / numeric /
-    multiple-choice checker, no code execution); failed calls are skipped and counted. Observed costs
-    feed the new profile's cost model.
+    See :func:`zerorouter_integrations.live_onboarding.run_anchors` for ``judge``, ``reference``,
+    ``concurrency``, ``run_code`` and ``stop_after``; ``k`` keeps the first ``k`` anchors. Observed
+    costs feed the new profile's cost model; prices given in ``onboard_kwargs`` or on the endpoint
+    win over LiteLLM's map. ``on_run`` gets the run's
+    :class:`~zerorouter_integrations.live_onboarding.AnchorRun` (what was graded, skipped, failed).
+
+    Raises
+    ------
+    OnboardingError
+        The first calls all failed alike, or no anchor could be graded; the first failure's cause is
+        quoted verbatim.
     """
-    from zerorouter_integrations.answers import grade
-    from zerorouter_integrations.dispatch import Dispatcher
+    from zerorouter_integrations.anchorset import load_anchor_set
+    from zerorouter_integrations.errors import OnboardingError
+    from zerorouter_integrations.live_onboarding import run_anchors
 
-    anchors = router.artifact.anchors
-    if anchors is None or not len(anchors):
-        raise SchemaError(
-            "this router's artifact has no anchor set; use onboard() with your own scored prompts"
+    items = list(anchors) if anchors is not None else load_anchor_set()
+    if k is not None:
+        if k < 1:
+            raise ValueError(f"k={k!r}; expected a number of anchors >= 1")
+        items = items[:k]
+    run = run_anchors(
+        model,
+        endpoint,
+        items,
+        judge=judge,
+        reference=reference,
+        concurrency=concurrency,
+        run_code=run_code,
+        max_tokens=max_tokens,
+        stop_after=stop_after,
+        show_progress=show_progress,
+    )
+    if on_run is not None:
+        on_run(run)
+    if not run.scores:
+        raise OnboardingError(
+            f"no anchor could be run and graded on {model!r} ({run.failures} call(s) failed"
+            + (f"; the first failure: {run.first_error})" if run.first_error else ")")
         )
-    usable = [i for i, r in enumerate(anchors.references) if r is not None and str(r).strip()]
-    if not usable:
-        raise SchemaError("none of the router's anchors has a reference answer to grade against")
-    usable = usable[:k]
-    grader = grader or grade
-    dispatcher = Dispatcher({model: endpoint})
-    prompts, scores, costs = [], [], []
-    from tqdm.auto import tqdm
-
-    failures = 0
-    for i in tqdm(usable, desc=f"onboarding {model}", disable=show_progress is False, leave=False):
-        try:
-            res = dispatcher.complete(
-                [model], [{"role": "user", "content": anchors.texts[i]}], max_tokens=max_tokens, temperature=0
-            )
-        except Exception:
-            failures += 1
-            continue
-        s = grader(res.content or "", anchors.references[i])
-        if s is None:
-            continue
-        prompts.append(anchors.texts[i])
-        scores.append(float(s))
-        costs.append(res.cost_usd if getattr(res, "cost_known", True) else math.nan)
-    if not scores:
-        raise SchemaError(f"no anchor could be run and graded on {model!r} ({failures} call(s) failed)")
-    cost_arg = costs if not all(math.isnan(c) for c in costs) else None
-    return onboard(router, model, prompts, scores, costs=cost_arg, endpoint=endpoint, **onboard_kwargs)
+    costs = None if all(math.isnan(c) for c in run.costs) else run.costs
+    for attr in ("input_usd_per_token", "output_usd_per_token"):
+        price = getattr(endpoint, attr.replace("usd_per", "cost_per"), None)
+        if price is not None:
+            onboard_kwargs.setdefault(attr, price)
+    return onboard(router, model, run.prompts, run.scores, costs=costs, endpoint=endpoint, **onboard_kwargs)
