@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 from langchain_router.hints import translated
 from langchain_router.options import check_policy_values
 from zerorouter_integrations.errors import ZeroRouterError
 
-__all__ = ["as_endpoint", "build_router", "calibrated_policy"]
+__all__ = ["build_router", "calibrated_policy"]
 
 
 def build_router(chat: Any) -> Any:
@@ -19,12 +18,13 @@ def build_router(chat: Any) -> Any:
 
     ``api_key`` is given to every endpoint that has neither a key nor a key variable.
     """
-    from zerorouter_integrations.dispatch import ModelEndpoint, RetryPolicy
+    from zerorouter_integrations.dispatch import RetryPolicy
+    from zerorouter_integrations.endpoints import as_endpoint
     from zerorouter_integrations.router import ZeroRouter
 
     endpoints = None
     if chat.endpoints is not None:
-        endpoints = {name: as_endpoint(name, ep, ModelEndpoint) for name, ep in chat.endpoints.items()}
+        endpoints = {name: as_endpoint(name, ep) for name, ep in chat.endpoints.items()}
     retry = RetryPolicy(
         max_retries=1 if chat.max_retries is None else int(chat.max_retries),
         timeout_s=chat.timeout if chat.timeout is not None else 60.0,
@@ -75,17 +75,3 @@ def calibrated_policy(router: Any, quality_target: float | None, budget: float |
         ref = reference or router.effective_reference_model
         policy = Policy.for_quality_target(float(quality_target or 0.0), reference=ref)
     return router.with_policy(policy).policy
-
-
-def as_endpoint(name: str, ep: Any, endpoint_cls: Any) -> Any:
-    """``ep`` (a ``ModelEndpoint``, its dict, or a LiteLLM model string) as an ``endpoint_cls``."""
-    if isinstance(ep, endpoint_cls):
-        return ep
-    if isinstance(ep, str):
-        return endpoint_cls(name=name, litellm_model=ep)
-    if isinstance(ep, Mapping):
-        return endpoint_cls.from_dict({"name": name, **ep})
-    raise TypeError(
-        f"endpoints[{name!r}] is {type(ep).__name__}; expected a ModelEndpoint, its dict or a "
-        "LiteLLM model string"
-    )

@@ -150,12 +150,16 @@ class ZeroRouterChat(BaseChatModel):
     """Default conversation id for escalate-only stickiness."""
     streaming: bool = False
     """Whether ``invoke`` streams internally (callbacks then see tokens)."""
+    stream_usage: bool = True
+    """Whether a stream ends with a chunk carrying ``usage_metadata`` (as in ``ChatOpenAI``); a
+    per-call ``stream_usage=`` wins. Never sent to the provider (the router always counts usage)."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra LiteLLM parameters sent with every call."""
 
     _router: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
     _policies: dict[Any, Any] = PrivateAttr(default_factory=dict)
+    _counter: Any = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ validation
     @model_validator(mode="before")
@@ -272,6 +276,39 @@ class ZeroRouterChat(BaseChatModel):
         params = call_params(self, stop, run_manager, kwargs, lambda q, b, r: self._policy(router, q, b, r))
         return router, messages_to_dicts(messages), params
 
+    def _stream_usage(self, kwargs: dict[str, Any]) -> bool:
+        given = kwargs.pop("stream_usage", None)
+        return self.stream_usage if given is None else bool(given)
+
+    # ------------------------------------------------------------------ token counting (offline)
+    def _token_counter(self) -> Any:
+        from zerorouter_integrations.tokens import TokenCounter
+
+        router = self.get_router()
+        pool = list(self.allowed_models or router.models)
+        names = pool + [router.endpoints[m].litellm_model for m in pool if m in router.endpoints]
+        cached = self._counter
+        if cached is None or cached[0] != names:
+            cached = self._counter = (names, TokenCounter(names))
+        return cached[1]
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` by the pool's most demanding tokenizer, offline
+        (:class:`~zerorouter_integrations.tokens.TokenCounter`: trimming to N tokens fits every candidate)."""
+        return self._token_counter().encode(text)
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in ``text`` (the largest count over the pool's tokenizers; see :meth:`get_token_ids`)."""
+        return self._token_counter().count(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Tokens of a chat as the provider counts it (per-message overhead, tool schemas, reply priming);
+        what ``trim_messages(token_counter=llm)`` uses."""
+        schemas = [convert_to_openai_tool(t) for t in tools] if tools else None
+        return self._token_counter().count_messages(messages_to_dicts(messages), schemas)
+
     # ------------------------------------------------------------------ results
     def _combine_llm_outputs(self, llm_outputs: list[dict | None]) -> dict:
         return combine_llm_outputs(llm_outputs)
@@ -363,10 +400,11 @@ class ZeroRouterChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        usage = self._stream_usage(kwargs)
         try:
             router, msgs, params = self._prepare(messages, stop, run_manager, kwargs)
             for rc in router.stream(msgs, **params):
-                yield final_chunk(rc.response) if rc.final else delta_chunk(rc)
+                yield final_chunk(rc.response, with_usage=usage) if rc.final else delta_chunk(rc)
         except ZeroRouterError as exc:
             raise translated(exc) from exc
 
@@ -377,10 +415,11 @@ class ZeroRouterChat(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        usage = self._stream_usage(kwargs)
         try:
             router, msgs, params = await asyncio.to_thread(self._prepare, messages, stop, run_manager, kwargs)
             async for rc in router.astream(msgs, **params):
-                yield final_chunk(rc.response) if rc.final else delta_chunk(rc)
+                yield final_chunk(rc.response, with_usage=usage) if rc.final else delta_chunk(rc)
         except ZeroRouterError as exc:
             raise translated(exc) from exc
 

@@ -45,7 +45,8 @@ ROUTING_OPTION_KEYS = (
 THREAD_KEYS = ("thread_id", "conversation_id")
 #: Internal kwarg carrying the thread id found in the config down to ``_generate`` / ``_stream``.
 THREAD_KW = "zerorouter_thread_id"
-#: Call kwargs that must never reach LiteLLM (they would override the router's endpoints / retries).
+#: Call kwargs that must never reach LiteLLM (they would override the router's endpoints / retries, or
+#: are LangChain's own, like ``stream_usage``); no ``ls_*`` key (LangSmith's) reaches it either.
 NOT_FORWARDED = (
     "api_key",
     "max_retries",
@@ -54,6 +55,7 @@ NOT_FORWARDED = (
     "ls_structured_output_format",
     "structured_output_format",
     "streaming",
+    "stream_usage",
 )
 
 
@@ -131,6 +133,8 @@ def call_params(
         forced = chat.model if chat.model != ROUTED else None
     for key in NOT_FORWARDED:
         kwargs.pop(key, None)
+    for key in [k for k in kwargs if k.startswith("ls_")]:  # LangSmith tracing keys, never the provider's
+        kwargs.pop(key)
 
     params: dict[str, Any] = dict(chat.model_kwargs)
     if chat.temperature is not None:

@@ -71,14 +71,15 @@ def delta_chunk(rc: Any) -> ChatGenerationChunk:
     )
 
 
-def final_chunk(resp: Any) -> ChatGenerationChunk:
-    """The stream's last chunk: no text, the usage (only here) and all the metadata."""
+def final_chunk(resp: Any, *, with_usage: bool = True) -> ChatGenerationChunk:
+    """The stream's last chunk: no text, the usage (only here, unless ``with_usage`` is False) and all
+    the metadata."""
     meta = response_metadata(resp)
     meta.pop("id", None)
     return ChatGenerationChunk(
         message=AIMessageChunk(
             content="",
-            usage_metadata=usage_to_metadata(resp.usage),
+            usage_metadata=usage_to_metadata(resp.usage) if with_usage else None,
             response_metadata=meta,
             chunk_position="last",
         ),
