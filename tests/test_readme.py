@@ -6,6 +6,8 @@ How the README is read (keep new sections to these rules):
   ``bash``/``sh``/``shell`` run command by command (a command is a line, continued by a trailing
   ``\\``; blank lines and ``#`` comment lines are skipped) with ``bash -e -o pipefail``. Other blocks
   (``text``, untagged) are not run.
+* A block of any tag whose first line is ``# file: NAME`` (e.g. a LiteLLM ``config.yaml``) is written
+  to ``NAME`` in the scratch clone when its turn comes, so later commands can read it as printed.
 * A command, or a Python block whose first line, carries ``# (not run by tests: REASON)`` is skipped
   with that reason (keep this for installs and for the test command itself).
 * Everything runs in a scratch clone: a folder of links to the repository's top-level entries, next to
@@ -36,6 +38,7 @@ README = ROOT / "README.md"
 PYTHON_TAGS = {"python", "py"}
 SHELL_TAGS = {"bash", "sh", "shell"}
 SKIP_MARK = re.compile(r"#\s*\(not run by tests:\s*(?P<reason>[^)]*)\)")
+FILE_MARK = re.compile(r"^#\s*file:\s*(?P<name>[\w./-]+)\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<tag>[\w+-]*)")
 TIMEOUT_S = 600
 
@@ -44,10 +47,11 @@ TIMEOUT_S = 600
 class Snippet:
     """One runnable unit of the README: a Python block or one shell command."""
 
-    kind: str  # "python" or "shell"
+    kind: str  # "python", "shell" or "file" (written to ``name``)
     code: str
     line: int  # 1-based line of the README where it starts
     skip: str | None = None  # the reason given by the skip mark, when present
+    name: str | None = None  # the file a "file" snippet is written to
 
     @property
     def id(self) -> str:
@@ -90,7 +94,11 @@ def readme_snippets(text: str) -> list[Snippet]:
     """Every runnable unit of a README text, in order (see the module docstring)."""
     out: list[Snippet] = []
     for tag, body, line in _blocks(text):
-        if tag in PYTHON_TAGS:
+        head = body.strip().splitlines()[0] if body.strip() else ""
+        file_mark = FILE_MARK.match(head)
+        if file_mark:
+            out.append(Snippet("file", body + "\n", line, name=file_mark["name"]))
+        elif tag in PYTHON_TAGS:
             first = body.strip().splitlines()[0] if body.strip() else ""
             m = SKIP_MARK.search(first)
             out.append(Snippet("python", body, line, m["reason"].strip() if m else None))
@@ -111,6 +119,7 @@ def test_extraction_reads_blocks_commands_continuations_and_skip_marks() -> None
         "```bash\n# a comment\nzerorouter route 'hi' \\\n  --json\n\npip install x  # (not run by tests: installs)\n```\n"
         "```text\nzerorouter eval TABLE_DIR [--json]\n```\n"
         "```python\n# (not run by tests: needs a GPU)\nimport torch\n```\n"
+        "```yaml\n# file: config.yaml\nmodel_list: []\n```\n"
     )
     got = readme_snippets(text)
     assert [(s.kind, s.skip) for s in got] == [
@@ -118,14 +127,16 @@ def test_extraction_reads_blocks_commands_continuations_and_skip_marks() -> None
         ("shell", None),
         ("shell", "installs"),
         ("python", "needs a GPU"),
+        ("file", None),
     ]
+    assert (got[4].name, got[4].code) == ("config.yaml", "# file: config.yaml\nmodel_list: []\n")
     assert got[0].code == "import math\nprint(math.pi)" and got[0].line == 3
     assert got[1].code == "zerorouter route 'hi'  --json" and got[1].line == 8
 
 
 def test_the_readme_has_snippets_and_every_skip_says_why() -> None:
     kinds = {s.kind for s in SNIPPETS}
-    assert kinds == {"python", "shell"}, f"the README's runnable blocks were not found: {kinds}"
+    assert {"python", "shell"} <= kinds, f"the README's runnable blocks were not found: {kinds}"
     skipped = [s for s in SNIPPETS if s.skip is not None]
     assert all(s.skip for s in skipped), [s.id for s in skipped if not s.skip]
     # installs and the test command only: keep this list tiny
@@ -171,6 +182,14 @@ def test_readme_snippet_runs_as_printed(
     clone, env = readme_env
     if "REDIS_URL" in snippet.code:  # a real redis-server for the snippets that name one
         env = {**env, "REDIS_URL": request.getfixturevalue("redis_url")}
+    if snippet.kind == "file":
+        target = clone / str(snippet.name)
+        assert not target.is_symlink(), (
+            f"README line {snippet.line}: {snippet.name} would overwrite a repository file"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(snippet.code, encoding="utf-8")
+        return
     if snippet.kind == "python":
         script = clone / f"readme_line_{snippet.line}.py"
         script.write_text(snippet.code + "\n", encoding="utf-8")
