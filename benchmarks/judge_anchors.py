@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import zerorouter_integrations  # noqa: F401  (offline environment first)
+from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.evaluation import evaluate, fit_and_onboard, make_space
 from zerorouter_integrations.metrics import Curve, curve_from_choices, sweep_choices, upper_hull
 from zerorouter_integrations.tables import load_table
@@ -38,7 +38,6 @@ from zerorouter_integrations.tables import load_table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import make_features, make_splits
 
-ROOT = Path(__file__).resolve().parents[1]
 AGREEMENTS = (0.9, 0.8, 0.7)
 SHARES = {"all judged": 1.0, "20 % judged": 50 / 245}
 N_NEW = {"zeroeval": 3, "routerbench_subset": 2}
@@ -75,9 +74,7 @@ def judged_router(agreement: float, share: float, noise_seed: int):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--data", default=os.environ.get("ZEROROUTER_DATA") or str(ROOT.parent / "shared" / "data")
-    )
+    ap.add_argument("--data", help="the shared data folder (default: $ZEROROUTER_DATA or ../shared/data)")
     ap.add_argument("--tables", default="zeroeval,routerbench_subset")
     ap.add_argument("--splits", type=int, default=2)
     ap.add_argument("--noise-seeds", type=int, default=2)
@@ -90,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.tables.split(","):
         t0 = time.perf_counter()
-        table = load_table(Path(args.data) / name)
+        table = load_table(find_data_dir(args.data, table=name))
         X = make_features(table, encoder)
         routers = {"true": judged_router(1.0, 1.0, 0)}
         for a in AGREEMENTS:

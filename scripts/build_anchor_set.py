@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import re
 from pathlib import Path
 
@@ -61,10 +60,9 @@ PLAN = [
 
 def data_dir(arg: str | None) -> Path:
     """``--data``, else ``$ZEROROUTER_DATA``, else ``../shared/data`` next to the repository."""
-    d = Path(arg or os.environ.get("ZEROROUTER_DATA") or ROOT.parent / "shared" / "data")
-    if not (d / "zeroeval" / "prompts.parquet").is_file():
-        raise SystemExit(f"{d}: the shared data was not found (give --data or set ZEROROUTER_DATA)")
-    return d
+    from zerorouter_integrations.data import find_data_dir
+
+    return find_data_dir(arg)
 
 
 def _reference(table: str, task: str | None, grader: str, ref: str | None) -> str | None:

@@ -183,3 +183,27 @@ def test_cli_onboard_live_with_prices_and_a_judge(server, tmp_path: Path, capsys
     bad = ["onboard", "--model", "x", "--live", "--litellm-model", "openai/x", "--api-base", server.base_url]
     assert main([*bad, "--input-usd-per-1m", "1", "--out", str(out)]) == 2
     assert "give both" in capsys.readouterr().err
+
+
+def test_cli_onboard_live_from_a_litellm_config(server, tmp_path: Path, capsys) -> None:
+    from zerorouter_integrations.cli import main
+    from zerorouter_integrations.router import ZeroRouter
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        "model_list:\n"
+        "  - model_name: my-strong\n"
+        f"    litellm_params: {{model: openai/strong, api_base: {server.base_url}}}\n"
+        "    model_info: {input_cost_per_token: 0.000002, output_cost_per_token: 0.000008}\n"
+        "  - model_name: my-judge\n"
+        f"    litellm_params: {{model: openai/judge, api_base: {server.base_url}, api_key: os.environ/JUDGE_KEY}}\n"
+    )
+    out = tmp_path / "router.json.gz"
+    server.reset_counters()
+    argv = ["onboard", "--live", "--config", str(cfg), "--model", "my-strong", "--judge", "my-judge"]
+    assert main([*argv, "-k", "60", "--no-code", "--out", str(out)]) == 0
+    assert "$2 / $8 per 1M tokens" in capsys.readouterr().out
+    assert server.request_count("strong") > 0 and server.request_count("judge") > 0
+    assert ZeroRouter.load(out, endpoints={}).profiles["my-strong"].output_usd_per_token == 8e-6
+    assert main(["onboard", "--live", "--config", str(cfg), "--model", "nope", "--out", str(out)]) == 2
+    assert "deployment named 'nope'" in capsys.readouterr().err

@@ -140,134 +140,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- onboard
-def _read_anchor_file(path: str) -> Any:
-    import pandas as pd
-
-    from zerorouter_integrations.errors import SchemaError
-
-    f = Path(path)
-    if not f.is_file():
-        raise CLIError(f"{f}: anchor file not found")
-    if f.suffix == ".parquet":
-        df = pd.read_parquet(f)
-    elif f.suffix in (".jsonl", ".ndjson"):
-        df = pd.read_json(f, lines=True)
-    elif f.suffix == ".csv":
-        df = pd.read_csv(f)
-    else:
-        raise CLIError(f"{f}: unsupported anchor file type {f.suffix!r}; expected .csv, .jsonl or .parquet")
-    missing = [c for c in ("prompt", "score") if c not in df.columns]
-    if missing:
-        raise SchemaError(
-            f"{f}: missing column(s) {missing}; an anchor file needs 'prompt' and 'score' "
-            "(and optionally 'cost_usd')"
-        )
-    return df
-
-
-def _prices(args: argparse.Namespace) -> tuple[float, float] | None:
-    given = (args.input_usd_per_1m, args.output_usd_per_1m)
-    if given == (None, None):
-        return None
-    if None in given or min(given) < 0:
-        raise CLIError(
-            f"--input-usd-per-1m={given[0]} --output-usd-per-1m={given[1]}; give both, as USD per "
-            "million tokens >= 0"
-        )
-    return given[0] / 1e6, given[1] / 1e6
-
-
-def _endpoint(
-    name: str, litellm_model: str, api_base: str | None, key_env: str | None, prices: tuple | None
-) -> Any:
-    from zerorouter_integrations.dispatch import ModelEndpoint
-    from zerorouter_integrations.endpoints import server_endpoint
-
-    pin, pout = prices if prices else (None, None)
-    if api_base:
-        return server_endpoint(
-            name,
-            api_base,
-            litellm_model=litellm_model,
-            api_key_env=key_env,
-            input_cost_per_token=pin,
-            output_cost_per_token=pout,
-        )
-    return ModelEndpoint(
-        name=name,
-        litellm_model=litellm_model,
-        api_key_env=key_env,
-        input_cost_per_token=pin,
-        output_cost_per_token=pout,
-    )
-
-
 def cmd_onboard(args: argparse.Namespace) -> int:
-    from zerorouter_integrations.errors import OnboardingError
-    from zerorouter_integrations.router import ZeroRouter
+    from zerorouter_integrations.cli_onboard import run_onboard
 
-    router = (
-        ZeroRouter.load(args.artifact, endpoints={}) if args.artifact else ZeroRouter.default(endpoints={})
-    )
-    prices = _prices(args)
-    if args.live:
-        if not args.litellm_model:
-            raise CLIError("--live needs --litellm-model (e.g. openai/gpt-4o-mini)")
-        endpoint = _endpoint(args.model, args.litellm_model, args.api_base, args.api_key_env, prices)
-        judge = reference = None
-        if args.judge:
-            base = args.judge_api_base or args.api_base
-            judge = _endpoint("__judge__", args.judge, base, args.judge_api_key_env, None)
-            if args.reference_model:
-                reference = _endpoint(
-                    "__reference__", args.reference_model, base, args.judge_api_key_env, None
-                )
-        if judge is None:
-            _console(stderr=True).print("no --judge: the open-ended anchors are left out")
-        try:
-            profile = router.onboard_live(
-                args.model,
-                endpoint,
-                k=args.k,
-                judge=judge,
-                reference=reference,
-                concurrency=args.concurrency,
-                run_code=not args.no_code,
-                on_run=lambda run: _console(stderr=True).print(run.summary(), markup=False),
-            )
-        except OnboardingError as exc:  # the provider's message verbatim, all of it
-            sys.stderr.write(f"zerorouter onboard: error: {exc}\n")
-            return 2
-    else:
-        if not args.anchors:
-            raise CLIError("give --anchors FILE (prompt, score[, cost_usd]) or --live")
-        df = _read_anchor_file(args.anchors)
-        costs = df["cost_usd"].tolist() if "cost_usd" in df.columns else None
-        profile = router.onboard(
-            args.model,
-            df["prompt"].astype(str).tolist(),
-            df["score"].astype(float).tolist(),
-            costs=costs,
-            litellm_model=args.litellm_model,
-            input_usd_per_token=prices[0] if prices else None,
-            output_usd_per_token=prices[1] if prices else None,
-        )
-    out = args.out or args.artifact
-    if not out:
-        raise CLIError("--out is required when onboarding onto the shipped default (it is read-only)")
-    router.save(out)
-    if profile.input_usd_per_token is None or profile.output_usd_per_token is None:
-        price = "no price known (give --input-usd-per-1m / --output-usd-per-1m)"
-    else:
-        price = (
-            f"${profile.input_usd_per_token * 1e6:g} / ${profile.output_usd_per_token * 1e6:g} per 1M tokens"
-        )
-    _console().print(
-        f"onboarded {profile.name!r} from {profile.ability.n_obs} anchors "
-        f"(capability {router.capability(profile.name):.3f}; {price}); wrote {out}",
-        markup=False,
-    )
-    return 0
+    return run_onboard(args, _console)
 
 
 # ---------------------------------------------------------------------- route
@@ -412,12 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--artifact", help="artifact to extend (default: the shipped default; then --out is required)"
     )
     p.add_argument("--anchors", help="CSV/JSONL/Parquet with columns prompt, score[, cost_usd]")
-    p.add_argument("--live", action="store_true", help="run the router's own anchors through the model")
+    p.add_argument("--live", action="store_true", help="run the shipped anchor set through the model")
+    p.add_argument(
+        "--config",
+        help="LiteLLM config.yaml: --model (and --judge / --reference-model) name its deployments (--live)",
+    )
     p.add_argument("--litellm-model", help="LiteLLM model string (prices, and the endpoint for --live)")
     p.add_argument("--api-base", help="OpenAI-compatible base URL of the model (and of the judge)")
     p.add_argument("--api-key-env", help="environment variable holding the model's API key")
     p.add_argument(
-        "-k", type=int, default=None, help="run only the first K anchors with --live (default: all)"
+        "-k", type=int, default=None, help="run K anchors spread over the set with --live (default: all)"
     )
     p.add_argument("--judge", metavar="LITELLM_MODEL", help="judge model for the open-ended anchors (--live)")
     p.add_argument("--judge-api-base", help="the judge's base URL (default: --api-base)")

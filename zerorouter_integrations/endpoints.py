@@ -27,6 +27,7 @@ from typing import Any
 __all__ = [
     "API_BASE_ENV",
     "API_KEY_ENV",
+    "PLACEHOLDER_KEY",
     "api_base_from_env",
     "as_endpoint",
     "gateway_endpoints",

@@ -150,7 +150,8 @@ def onboard_live(
     """Run the shipped anchor set (or ``anchors``) through ``endpoint``, grade the answers, and onboard.
 
     See :func:`zerorouter_integrations.live_onboarding.run_anchors` for ``judge``, ``reference``,
-    ``concurrency``, ``run_code`` and ``stop_after``; ``k`` keeps the first ``k`` anchors. Observed
+    ``concurrency``, ``run_code`` and ``stop_after``; ``k`` keeps ``k`` anchors evenly spread over
+    the set (so over its domains). Observed
     costs feed the new profile's cost model; prices given in ``onboard_kwargs`` or on the endpoint
     win over LiteLLM's map. ``on_run`` gets the run's
     :class:`~zerorouter_integrations.live_onboarding.AnchorRun` (what was graded, skipped, failed).
@@ -169,7 +170,8 @@ def onboard_live(
     if k is not None:
         if k < 1:
             raise ValueError(f"k={k!r}; expected a number of anchors >= 1")
-        items = items[:k]
+        step = len(items) / min(k, len(items))  # spread over the file, so over every domain
+        items = [items[int(i * step)] for i in range(min(k, len(items)))]
     run = run_anchors(
         model,
         endpoint,
