@@ -18,6 +18,7 @@ import pytest
 
 from zerorouter_integrations._env import import_litellm
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.features import messages_to_text
 from zerorouter_integrations.importers import calls_to_table, detect_format, read_logs
 from zerorouter_integrations.importers.feedback import read_feedback, store_observations
 from zerorouter_integrations.importers.judge import judge_calls, parse_grade
@@ -215,7 +216,9 @@ def test_langsmith_runs_from_the_published_schema(tmp_path):
     assert [c.model for c in report.calls] == ["gpt-4o-mini", "gpt-4o"]
     first = report.calls[0]
     assert first.call_id == str(runs[1].id) and first.trace_id == str(runs[1].trace_id)
-    assert first.prompt.startswith("Be brief.") and first.prompt.endswith("What is 2+2?")
+    # The router's reading of the chat (features.messages_to_text), both turns in it.
+    assert first.prompt == messages_to_text(first.messages)
+    assert "Be brief." in first.prompt and "What is 2+2?" in first.prompt
     assert first.messages[0]["role"] == "system" and first.messages[1]["role"] == "user"
     assert first.response == "4" and first.latency_s == pytest.approx(2.0)
     assert (first.input_tokens, first.output_tokens, first.cost_usd) == (12, 3, pytest.approx(0.00042))
