@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from langchain_router.hints import translated
@@ -51,10 +50,8 @@ def build_router(chat: Any) -> Any:
     except ZeroRouterError as exc:
         raise translated(exc) from exc
     if chat.api_key is not None:
-        key = chat.api_key.get_secret_value()
         for name, ep in list(router.endpoints.items()):
-            if getattr(ep, "api_key", None) is None and getattr(ep, "api_key_env", None) is None:
-                router.endpoints[name] = dataclasses.replace(ep, api_key=key)
+            router.endpoints[name] = ep.with_default_key(chat.api_key)
     return router
 
 

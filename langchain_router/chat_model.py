@@ -39,7 +39,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils import secret_from_env
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from langchain_router._messages import messages_to_dicts, normalize_tool_choice
 from langchain_router.building import build_router, calibrated_policy
@@ -160,6 +160,51 @@ class ZeroRouterChat(BaseChatModel):
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
     _policies: dict[Any, Any] = PrivateAttr(default_factory=dict)
     _counter: Any = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ secrets and copies
+    @field_validator("endpoints", mode="after")
+    @classmethod
+    def _endpoints_hold_secrets(cls, value: Any) -> Any:
+        """Endpoint dicts become ``ModelEndpoint`` objects at once, so an ``api_key`` in one is a
+        ``SecretStr`` in every repr, dump and serialization of this model."""
+        if value is None:
+            return None
+        from zerorouter_integrations.endpoints import as_endpoint
+
+        return {name: as_endpoint(name, ep) for name, ep in value.items()}
+
+    def _convert_input(self, model_input: Any) -> Any:
+        """LangChain's input conversion; input it cannot read is a ``CallerError`` (a ``ValueError``)
+        naming what was wrong, never a raw ``KeyError`` / ``TypeError`` from deep inside."""
+        from zerorouter_integrations.errors import CallerError
+
+        try:
+            return super()._convert_input(model_input)
+        except CallerError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, NotImplementedError) as exc:
+            raise CallerError(
+                f"the input cannot be read as chat messages: {type(exc).__name__}: {exc}", "input"
+            ) from exc
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle / deep copy: the fields and the router (rebuilt locks, same pool and endpoints)."""
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {
+            k: v for k, v in (state.get("__pydantic_private__") or {}).items() if k != "_lock"
+        }
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ZeroRouterChat:
+        import copy
+
+        new = type(self).__new__(type(self))
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
 
     # ------------------------------------------------------------------ validation
     @model_validator(mode="before")

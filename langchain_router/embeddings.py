@@ -37,6 +37,15 @@ class ZeroRouterEmbeddings(Embeddings):
         self._kwargs = encoder_kwargs
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deep copy: the encoder (same settings and precision) and its arguments."""
+        return {"encoder": self._encoder, "kwargs": dict(self._kwargs)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._encoder = state["encoder"]
+        self._kwargs = state["kwargs"]
+        self._lock = threading.Lock()
+
     @property
     def encoder(self) -> Any:
         """The ``QueryEncoder`` (created on first use)."""

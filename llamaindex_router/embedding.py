@@ -95,6 +95,23 @@ class MiniLMEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "MiniLMEmbedding"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deep copy: the fields, the encoder (same precision and settings) and its spec."""
+        return {"fields": dict(self.__dict__), "encoder": self._encoder, "spec": dict(self._encoder_spec)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        fields = {k: v for k, v in state["fields"].items() if k not in ("max_seq_length", "backend")}
+        spec = state["spec"]
+        self.__init__(  # type: ignore[misc]
+            state["encoder"],
+            model_name_or_path=spec.get("model_name_or_path"),
+            max_seq_length=spec.get("max_seq_length", 256),
+            backend=spec.get("backend", "auto"),
+            cache_dir=spec.get("cache_dir"),
+            **{k: v for k, v in fields.items() if k != "callback_manager"},
+        )
+        self._encoder_spec = spec
+
     @property
     def encoder(self) -> Any:
         """The core ``QueryEncoder`` (created on first use)."""

@@ -34,7 +34,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.constants import DEFAULT_NUM_OUTPUTS
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
@@ -78,6 +78,9 @@ class ZeroRouterLLM(FunctionCallingLLM):
         (see ``ZeroRouter.from_litellm_config``). Not with ``models`` / ``endpoints``.
     store : ProfileStore or str, optional
         Feedback store of a router built here (``"sqlite:///path"``, ``"redis://…"``).
+    api_key : str or SecretStr, optional
+        Key given to the endpoints (of a router built here) that have neither a key nor a key
+        variable. Kept as a ``SecretStr``: never in a repr, a dump or a serialization.
     temperature : float, optional
         Sampling temperature in [0, 2] sent to every model; ``None`` leaves the provider default.
     max_tokens : int, optional
@@ -140,6 +143,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
         endpoints: dict[str, Any] | None = None,
         litellm_config: Any = None,
         store: Any = None,
+        api_key: Any = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         timeout: float | None = None,
@@ -156,12 +160,17 @@ class ZeroRouterLLM(FunctionCallingLLM):
                 f"give quality_target ({quality_target!r}) or budget_usd_per_1k "
                 f"({budget_usd_per_1k!r}), not both"
             )
+        if api_key is not None and not isinstance(api_key, SecretStr):
+            if not isinstance(api_key, str):
+                raise TypeError(f"api_key is a {type(api_key).__name__}; expected a str or a SecretStr")
+            api_key = SecretStr(api_key)
         built_here = {
             "artifact_path": artifact_path,
             "models": models,
             "endpoints": endpoints,
             "litellm_config": litellm_config,
             "store": store,
+            "api_key": api_key,
         }
         if litellm_config is not None and (models is not None or endpoints is not None):
             raise ValueError("litellm_config= is the pool: give it without models= / endpoints=")
@@ -197,6 +206,26 @@ class ZeroRouterLLM(FunctionCallingLLM):
     def class_name(cls) -> str:
         return "ZeroRouterLLM"
 
+    # ------------------------------------------------------------------ copies
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle / deep copy: the fields, the router (same pool, endpoints and encoder) or the spec
+        it is built from (LlamaIndex's default rebuilds from public fields only)."""
+        fields = {k: v for k, v in self.__dict__.items() if k != "callback_manager"}
+        return {"fields": fields, "router": self._router, "spec": dict(self._router_spec)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["router"] is not None:
+            self.__init__(state["router"], **state["fields"])  # type: ignore[misc]
+        else:
+            self.__init__(**state["spec"], **state["fields"])  # type: ignore[misc]
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ZeroRouterLLM:
+        import copy
+
+        new = type(self).__new__(type(self))
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
     # ------------------------------------------------------------------ router and metadata
     @property
     def router(self) -> Any:
@@ -208,15 +237,19 @@ class ZeroRouterLLM(FunctionCallingLLM):
 
                     spec = dict(self._router_spec)
                     path = spec.pop("artifact_path", None)
+                    key = spec.pop("api_key", None)
                     if self.reference_model is not None:
                         spec["reference_model"] = self.reference_model
                     config = spec.pop("litellm_config", None)
                     if config is not None:
-                        self._router = ZeroRouter.from_litellm_config(config, artifact=path, **spec)
+                        router = ZeroRouter.from_litellm_config(config, artifact=path, **spec)
                     else:
-                        self._router = (
+                        router = (
                             ZeroRouter.load(path, **spec) if path is not None else ZeroRouter.default(**spec)
                         )
+                    for name, ep in list(router.endpoints.items()):
+                        router.endpoints[name] = ep.with_default_key(key)
+                    self._router = router
         return self._router
 
     def _admissible_pool(self) -> list[str]:

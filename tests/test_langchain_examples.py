@@ -478,7 +478,7 @@ def test_lazy_router_fills_missing_api_key(server: Any) -> None:
             msg.response_metadata["model_name"] in (CHEAP, OTHER)
             and msg.response_metadata["response_cost"] > 0
         )
-        assert all(ep.api_key == "sk-lazy" for ep in keyed.get_router().endpoints.values())
+        assert all(ep.secret_api_key() == "sk-lazy" for ep in keyed.get_router().endpoints.values())
         assert server.requests[-1].status == 200
         keyless = ZeroRouterChat(models=[CHEAP, OTHER], endpoints=endpoints, max_retries=0)
         with pytest.raises(AllModelsFailedError, match="What to do: check each failing endpoint"):

@@ -167,7 +167,7 @@ def test_errors_cool_a_model_down_and_it_comes_back(server, rb_prompts, tmp_path
             r = router.complete(rb_prompts[4], allowed_models=None)
             assert r.model != bad
         d = router.route(rb_prompts[4])
-        assert bad not in d.ranking and "cooling down" in d.removed[bad]
+        assert bad not in d.ranking and "circuit open" in d.removed[bad]
     finally:
         server.set_behaviour(bad, fail_rate=0.0)
     deadline = time.time() + 10

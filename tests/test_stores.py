@@ -137,12 +137,15 @@ def test_cooldown_after_consecutive_errors_and_expiry(store: ProfileStore) -> No
     s = store.record_error("m", error_type="RateLimitError", cooldown_after=3, cooldown_s=30.0, now=t0 + 2)
     assert s.consecutive_errors == 3 and s.cooldown_until == t0 + 32
     assert in_cooldown(s, t0 + 31.9) and not in_cooldown(s, t0 + 32.0)  # expires on its own
-    s = store.record_call("m", latency_s=1.0, now=t0 + 3)  # success resets the streak only
-    assert s.consecutive_errors == 0 and s.cooldown_until == t0 + 32
+    s = store.record_call("m", latency_s=1.0, now=t0 + 3)  # a success closes the circuit
+    assert s.consecutive_errors == 0 and s.cooldown_until == 0.0
     s = store.record_error("m", error_type="Timeout", cooldown_after=3, cooldown_s=30.0, now=t0 + 4)
-    assert s.consecutive_errors == 1 and s.cooldown_until == t0 + 32
+    assert s.consecutive_errors == 1 and s.cooldown_until == 0.0
     s = store.record_error("m", error_type="Timeout", cooldown_after=0, now=t0 + 5)  # 0: never
-    assert s.cooldown_until == t0 + 32
+    assert s.cooldown_until == 0.0
+    # Retry-After: skipped at least that long, whatever the streak
+    s = store.record_error("m", error_type="rate_limit", cooldown_after=0, now=t0 + 6, retry_after_s=12.5)
+    assert s.cooldown_until == t0 + 18.5
     # real clock: a zero-length cooldown is already over
     s = store.record_error("other", error_type="Timeout", cooldown_after=1, cooldown_s=0.0)
     assert 0 < s.cooldown_until <= time.time() and not in_cooldown(s, time.time())
@@ -423,12 +426,15 @@ def test_open_store_picks_backend(tmp_path: Path) -> None:
         open_store("postgres://db/x")
 
 
-def test_memory_store_matches_math_and_refuses_pickle() -> None:
+def test_memory_store_matches_math_and_pickles_as_a_copy() -> None:
     m = MemoryStore()
     m.record_call("m", latency_s=2.0, output_tokens=10)
+    m.put_request("r1", {"model": "m"})
     assert m.get_stats("m").ewma_tokens_per_s == 5.0
-    with pytest.raises(TypeError, match="SQLiteStore"):
-        pickle.dumps(m)
+    c = pickle.loads(pickle.dumps(m))  # a copy of the contents (not shared)
+    assert c.get_stats("m") == m.get_stats("m") and c.get_request("r1") == {"model": "m"}
+    c.record_call("m", latency_s=1.0, output_tokens=10)
+    assert c.get_stats("m").n_calls == 2 and m.get_stats("m").n_calls == 1
 
 
 def test_observed_stats_dict_round_trip() -> None:

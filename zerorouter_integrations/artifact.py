@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import inspect
 import json
+import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from zerorouter_integrations.latent.base import Ability, LatentSpace
 from zerorouter_integrations.predictor import QualityPredictor
 from zerorouter_integrations.profiles import ModelProfile, ProfileDict
 
-__all__ = ["DEFAULT_ARTIFACT", "AnchorSet", "RouterArtifact", "space_from_dict", "space_to_dict"]
+__all__ = [
+    "DEFAULT_ARTIFACT",
+    "FORMAT_VERSION",
+    "AnchorSet",
+    "RouterArtifact",
+    "check_artifact",
+    "space_from_dict",
+    "space_to_dict",
+]
 
 FORMAT_VERSION = 1
 #: Path of the artifact shipped inside the package (built by ``scripts/build_default_artifact.py``).
@@ -222,13 +232,120 @@ class RouterArtifact:
 
     @classmethod
     def load(cls, path: str | Path) -> RouterArtifact:
+        """Read and validate an artifact (see :func:`check_artifact`); any defect is a :class:`SchemaError`
+        naming the file and the field."""
         f = Path(path)
         try:
             raw = f.read_bytes()
         except FileNotFoundError:
             raise SchemaError(f"{f}: router artifact not found") from None
+        except OSError as exc:
+            raise SchemaError(f"{f}: router artifact cannot be read: {exc}") from None
+        nonfinite: list[str] = []
+
+        def constant(name: str) -> float:
+            nonfinite.append(name)
+            return float("nan")
+
         try:
-            data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SchemaError(f"{f}: not a router artifact (gzipped JSON expected): {exc}") from exc
-        return cls.from_dict(data)
+            text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            data = json.loads(text, parse_constant=constant)
+        except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SchemaError(
+                f"{f}: not a router artifact (gzipped JSON expected; truncated or corrupt?): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if nonfinite:
+            at = _find_nonfinite(data) or "$"
+            raise SchemaError(f"{f}: field {at} is {nonfinite[0]}; every number must be finite")
+        check_artifact(data, f)
+        try:
+            return cls.from_dict(data)
+        except SchemaError as exc:
+            raise SchemaError(f"{f}: {exc}") from exc
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise SchemaError(f"{f}: invalid router artifact: {type(exc).__name__}: {exc}") from exc
+
+
+def _fail(where: Path | str, field: str, problem: str) -> SchemaError:
+    return SchemaError(f"{where}: field {field} {problem} (router artifact format {FORMAT_VERSION})")
+
+
+def _check_number(where: Path | str, field: str, value: Any, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, field, f"is {value!r}; expected a number")
+    if not math.isfinite(value) or value < 0:
+        raise _fail(where, field, f"is {value!r}; expected a finite number >= 0")
+
+
+def check_artifact(d: Any, where: Path | str = "<artifact>") -> None:
+    """Validate a decoded artifact against schema version :data:`FORMAT_VERSION`.
+
+    Checks the format version, required keys and their types, unique non-empty model names,
+    finite non-negative prices, costs and latency priors, and consistent anchor lists; raises
+    :class:`SchemaError` naming ``where`` and the field (``profiles[3].cost.intercept_usd``).
+    """
+    if not isinstance(d, dict):
+        raise _fail(where, "$", f"is a {type(d).__name__}; expected a JSON object")
+    if d.get("format") != FORMAT_VERSION:
+        raise _fail(where, "format", f"is {d.get('format')!r}; this version reads format {FORMAT_VERSION}")
+    space = d.get("space")
+    if not isinstance(space, dict):
+        raise _fail(where, "space", "is missing or not an object")
+    if space.get("kind") not in _SPACE_MODULES:
+        raise _fail(
+            where, "space.kind", f"is {space.get('kind')!r}; expected one of {sorted(_SPACE_MODULES)}"
+        )
+    for key in ("params", "learned"):
+        if not isinstance(space.get(key, {}), dict):
+            raise _fail(where, f"space.{key}", "is not an object")
+    profiles = d.get("profiles")
+    if not isinstance(profiles, list) or not profiles:
+        raise _fail(where, "profiles", "is missing or empty; expected a list of model profiles")
+    seen: dict[str, int] = {}
+    for i, p in enumerate(profiles):
+        at = f"profiles[{i}]"
+        if not isinstance(p, dict):
+            raise _fail(where, at, "is not an object")
+        name = p.get("name")
+        if not isinstance(name, str) or not name:
+            raise _fail(where, f"{at}.name", f"is {name!r}; expected a non-empty string")
+        if name in seen:
+            raise _fail(where, f"{at}.name", f"repeats {name!r} (already profiles[{seen[name]}].name)")
+        seen[name] = i
+        if not isinstance(p.get("ability"), dict):
+            raise _fail(where, f"{at}.ability", "is missing or not an object")
+        cost = p.get("cost", {})
+        if not isinstance(cost, dict):
+            raise _fail(where, f"{at}.cost", "is not an object")
+        for key in ("intercept_usd", "per_input_token_usd", "n_obs"):
+            _check_number(where, f"{at}.cost.{key}", cost.get(key))
+        for key in ("input_usd_per_token", "output_usd_per_token", "expected_output_tokens"):
+            _check_number(where, f"{at}.{key}", p.get(key))
+        prior = p.get("latency_prior") or {}
+        if not isinstance(prior, dict):
+            raise _fail(where, f"{at}.latency_prior", "is not an object")
+        for key, value in prior.items():
+            _check_number(where, f"{at}.latency_prior.{key}", value, optional=False)
+        for key in ("capabilities", "dispatch"):
+            if not isinstance(p.get(key) or {}, dict):
+                raise _fail(where, f"{at}.{key}", "is not an object")
+    anchors = d.get("anchors")
+    if anchors is not None:
+        if not isinstance(anchors, dict):
+            raise _fail(where, "anchors", "is not an object")
+        lengths = {}
+        for key in ("prompt_ids", "texts", "references", "tasks", "Z"):
+            if not isinstance(anchors.get(key), list):
+                raise _fail(where, f"anchors.{key}", "is missing or not a list")
+            lengths[key] = len(anchors[key])
+        if len(set(lengths.values())) != 1:
+            raise _fail(where, "anchors", f"has lists of different lengths {lengths}")
+    for key in ("encoder", "features", "build"):
+        if not isinstance(d.get(key) or {}, dict):
+            raise _fail(where, key, "is not an object")
+    for key in ("calibration_Z", "calibration_tokens"):
+        if d.get(key) is not None and not isinstance(d[key], list):
+            raise _fail(where, key, "is not a list")

@@ -150,6 +150,9 @@ class RoutingDecision:
     plan : SinglePlan or CascadePlan or None
         What the executor runs (:mod:`zerorouter_integrations.plan`): the ranked candidates with
         their fallbacks, or a cascade's first stage, acceptance rule and escalation.
+    notes : list of str
+        What the router had to do unusually (e.g. every circuit was open, so the model whose
+        cooldown ends first was tried).
     """
 
     request_id: str
@@ -165,6 +168,7 @@ class RoutingDecision:
     stages: list[Stage] = field(default_factory=list)
     routing_time_s: float | None = None
     plan: Plan | None = None
+    notes: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ derived values
 
@@ -212,6 +216,7 @@ class RoutingDecision:
                 "stages": [s.to_dict() for s in self.stages],
                 "routing_time_s": self.routing_time_s,
                 "plan": None if self.plan is None else self.plan.to_dict(),
+                "notes": list(self.notes),
                 "ranking": self.ranking,
                 "expected_saving_usd": self.expected_saving_usd,
                 "expected_saving_fraction": self.expected_saving_fraction,
@@ -236,6 +241,7 @@ class RoutingDecision:
                 stages=[Stage.from_dict(s) for s in d.get("stages") or []],
                 routing_time_s=d.get("routing_time_s"),
                 plan=plan_from_dict(d["plan"]) if d.get("plan") else None,
+                notes=list(d.get("notes") or []),
             )
         except KeyError as e:
             raise SchemaError(f"RoutingDecision dict lacks the field {e.args[0]!r}") from e

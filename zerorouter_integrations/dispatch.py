@@ -9,8 +9,9 @@
   exceeded, content policy): straight to the next model.
 
 When every model failed, :class:`~zerorouter_integrations.errors.AllModelsFailedError` lists each
-attempt. Streams fall back only before their first delta was yielded; after that an error
-propagates to the caller unchanged.
+attempt. Streams fall back transparently before their first content delta; after it a failure
+raises :class:`~zerorouter_integrations.errors.StreamInterruptedError` with the partial text, the
+model and the cause.
 
 Cost comes from the endpoint's custom prices when it has them, otherwise from LiteLLM's price map
 (``_hidden_params["response_cost"]`` or :func:`litellm.completion_cost`); an unknown price gives
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from zerorouter_integrations._env import import_litellm
+from zerorouter_integrations.classify import classify
 from zerorouter_integrations.dispatch_errors import classify_error, error_message
 from zerorouter_integrations.dispatch_stream import StreamState, tool_call_dict
 from zerorouter_integrations.dispatch_types import (
@@ -41,7 +43,10 @@ from zerorouter_integrations.dispatch_types import (
 )
 from zerorouter_integrations.errors import (
     AllModelsFailedError,
+    ConfigurationError,
     NoAdmissibleModelError,
+    StreamInterruptedError,
+    TransientError,
     UnknownModelError,
 )
 
@@ -60,6 +65,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: A ``Retry-After`` longer than this sends the call to the next model instead of a retry.
+MAX_RETRY_WAIT_S = 1.0
 
 _perf = time.perf_counter
 
@@ -174,9 +182,22 @@ class Dispatcher:
             kw.pop("stream_options", None)
         return kw
 
-    def _failed(self, name: str, exc: BaseException, latency: float, attempts: list[Attempt]) -> Attempt:
-        etype, status, retryable = classify_error(exc)
-        att = Attempt(name, etype, error_message(exc), status, latency, retryable)
+    def _failed(
+        self, name: str, exc: BaseException, latency: float, attempts: list[Attempt], retry: int = 0
+    ) -> Attempt:
+        err = classify(exc, name)
+        kind = {ConfigurationError: "configuration", TransientError: "transient"}.get(type(err), "rejected")
+        att = Attempt(
+            name,
+            err.error_type,
+            error_message(exc),
+            err.status_code,
+            latency,
+            kind == "transient" and (err.retry_after_s or 0.0) <= MAX_RETRY_WAIT_S,
+            kind=kind,
+            retry=retry,
+            retry_after_s=err.retry_after_s,
+        )
         attempts.append(att)
         if self.on_error is not None:
             try:
@@ -309,7 +330,7 @@ class Dispatcher:
                 try:
                     response = completion(**kw)
                 except Exception as exc:
-                    att = self._failed(name, exc, _perf() - t0, attempts)
+                    att = self._failed(name, exc, _perf() - t0, attempts, i)
                     if att.retryable and i < self.retry.max_retries:
                         time.sleep(self._backoff(i))
                         continue
@@ -329,7 +350,7 @@ class Dispatcher:
                 try:
                     response = await acompletion(**kw)
                 except Exception as exc:
-                    att = self._failed(name, exc, _perf() - t0, attempts)
+                    att = self._failed(name, exc, _perf() - t0, attempts, i)
                     if att.retryable and i < self.retry.max_retries:
                         await asyncio.sleep(self._backoff(i))
                         continue
@@ -344,7 +365,7 @@ class Dispatcher:
         Yields :class:`StreamDelta` events (text and tool-call deltas), then one :class:`StreamEnd`
         with the assembled :class:`DispatchResult` (usage from the stream's last chunk, TTFT at
         the first content or tool delta). Falls back to the next model only before the first
-        delta; an error after it propagates unchanged.
+        delta; a failure after it raises :class:`StreamInterruptedError` (partial text, model, cause).
         """
         names = self._order(order)
         completion = _ll().completion
@@ -360,9 +381,9 @@ class Dispatcher:
                             st.yielded = True
                             yield delta
                 except Exception as exc:
-                    att = self._failed(name, exc, _perf() - st.t0, attempts)
+                    att = self._failed(name, exc, _perf() - st.t0, attempts, i)
                     if st.yielded:
-                        raise
+                        raise StreamInterruptedError("".join(st.parts), name, exc) from exc
                     if att.retryable and i < self.retry.max_retries:
                         time.sleep(self._backoff(i))
                         continue
@@ -389,9 +410,9 @@ class Dispatcher:
                             st.yielded = True
                             yield delta
                 except Exception as exc:
-                    att = self._failed(name, exc, _perf() - st.t0, attempts)
+                    att = self._failed(name, exc, _perf() - st.t0, attempts, i)
                     if st.yielded:
-                        raise
+                        raise StreamInterruptedError("".join(st.parts), name, exc) from exc
                     if att.retryable and i < self.retry.max_retries:
                         await asyncio.sleep(self._backoff(i))
                         continue

@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from pydantic import SecretStr
 
 from zerorouter_integrations.errors import SchemaError
 
@@ -32,8 +35,12 @@ class ModelEndpoint:
         Pool name used by the router, e.g. ``"gpt-4o-mini"``.
     litellm_model : str
         LiteLLM model string, e.g. ``"openai/gpt-4o-mini"``.
-    api_base, api_key : str or None
+    api_base : str or None
         Passed to LiteLLM when set.
+    api_key : SecretStr, str or None
+        Passed to LiteLLM when set. Kept as a :class:`pydantic.SecretStr` (a plain string is wrapped):
+        it never shows in ``repr``, :meth:`to_dict`, logs or decisions; pickling keeps it so that a copy
+        can still call the model.
     api_key_env : str or None
         Name of an environment variable read at call time (used when ``api_key`` is None).
     input_cost_per_token, output_cost_per_token : float or None
@@ -45,7 +52,7 @@ class ModelEndpoint:
     name: str
     litellm_model: str
     api_base: str | None = None
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     api_key_env: str | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
@@ -58,6 +65,13 @@ class ModelEndpoint:
             raise ValueError(
                 f"ModelEndpoint.litellm_model={self.litellm_model!r} for {self.name!r}; expected a "
                 "LiteLLM model string such as 'openai/gpt-4o-mini'"
+            )
+        if isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", SecretStr(self.api_key))
+        elif self.api_key is not None and not isinstance(self.api_key, SecretStr):
+            raise ValueError(
+                f"ModelEndpoint.api_key for {self.name!r} is a {type(self.api_key).__name__}; expected a "
+                "str, a pydantic SecretStr or None"
             )
         for attr in ("input_cost_per_token", "output_cost_per_token"):
             v = getattr(self, attr)
@@ -75,9 +89,23 @@ class ModelEndpoint:
         """Whether the endpoint's own prices are used instead of LiteLLM's map."""
         return self.input_cost_per_token is not None or self.output_cost_per_token is not None
 
+    def with_default_key(self, key: SecretStr | str | None) -> ModelEndpoint:
+        """This endpoint with ``api_key=key`` when it has neither a key nor a key variable (else itself)."""
+        if key is None or self.api_key is not None or self.api_key_env is not None:
+            return self
+        return dataclasses.replace(self, api_key=key)
+
+    def secret_api_key(self) -> str | None:
+        """The API key in clear, for the one place that sends it (LiteLLM's ``api_key``)."""
+        return None if self.api_key is None else self.api_key.get_secret_value()
+
     def to_dict(self) -> dict:
-        """A JSON-ready dict (``from_dict`` inverts it)."""
-        d = asdict(self)
+        """A JSON-ready dict (``from_dict`` inverts it) without the API key: it becomes ``None``.
+
+        Persist credentials with ``api_key_env`` (the name of an environment variable) instead.
+        """
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["api_key"] = None
         d["extra"] = dict(self.extra)
         return d
 
@@ -169,7 +197,11 @@ class Attempt:
     ``error_type`` is one of ``"timeout"``, ``"rate_limit"``, ``"server_error"``,
     ``"connection_error"``, ``"bad_request"``, ``"context_window_exceeded"``, ``"content_policy"``,
     ``"authentication"``, ``"permission_denied"``, ``"not_found"``, ``"unprocessable"``,
-    ``"error"`` (anything else).
+    ``"error"`` (anything else), plus ``"missing_credentials"`` and ``"unknown_provider"``.
+
+    ``kind`` is the error's class (:mod:`zerorouter_integrations.classify`): ``"transient"``
+    (retried, counted by the circuit breaker), ``"configuration"`` or ``"rejected"``; ``retry`` is
+    0 for the first try of a call on this model and ``i`` for its ``i``-th retry.
     """
 
     model: str
@@ -178,6 +210,9 @@ class Attempt:
     status_code: int | None
     latency_s: float
     retryable: bool = False
+    kind: str = "rejected"
+    retry: int = 0
+    retry_after_s: float | None = None
 
 
 @dataclass

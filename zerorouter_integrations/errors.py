@@ -8,6 +8,17 @@
     ├── UnknownModelError (KeyError)     a model name that is not in the pool
     ├── NoAdmissibleModelError           constraints removed every candidate
     ├── InfeasibleError                  an optimizer target / budget that cannot be met
+    ├── CallerError (ValueError)         the request itself is malformed: raised before any model is
+    │                                    called, never charged to a model's health (``field`` names it)
+    ├── ProviderError                    one model's call failed; ``model``, ``status_code``, ``cause``
+    │   ├── ConfigurationError           missing credentials, unknown provider: not retried, the
+    │   │                                model is marked misconfigured, the next model is tried
+    │   ├── RequestRejectedError         this request was refused (context length, content filter,
+    │   │                                other 400s): the next model is tried, health is untouched
+    │   └── TransientError               429, 5xx, timeout, connection: retried, then the next
+    │                                    model; counts towards the model's circuit breaker
+    ├── StreamInterruptedError           a stream broke after content was yielded (partial text kept)
+    ├── StoreUnavailableError            the profile store cannot answer a read it alone can answer
     ├── AllModelsFailedError             dispatch tried every candidate and each one failed
     └── OnboardingError                  a live onboarding run could not grade the model
 
@@ -21,11 +32,18 @@ from typing import Any
 
 __all__ = [
     "AllModelsFailedError",
+    "CallerError",
+    "ConfigurationError",
     "InfeasibleError",
     "NoAdmissibleModelError",
     "NotFittedError",
     "OnboardingError",
+    "ProviderError",
+    "RequestRejectedError",
     "SchemaError",
+    "StoreUnavailableError",
+    "StreamInterruptedError",
+    "TransientError",
     "UnknownModelError",
     "ZeroRouterError",
 ]
@@ -101,3 +119,85 @@ class AllModelsFailedError(ZeroRouterError):
 
 class OnboardingError(ZeroRouterError):
     """A live onboarding run could not grade the model (e.g. its first calls all failed alike)."""
+
+
+class CallerError(ZeroRouterError, ValueError):
+    """The request is malformed (messages, content, ``tool_calls``, parameters).
+
+    Raised before any model is called; never counted against a model. ``field`` is the path of the
+    bad value in the request, e.g. ``"messages[2].content"``.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field
+        super().__init__(message)
+
+
+class ProviderError(ZeroRouterError):
+    """One model's call failed. Subclasses say what the router does about it.
+
+    Attributes: ``model`` (pool name or ``None``), ``status_code`` (HTTP status when known),
+    ``error_type`` (short kind, e.g. ``"rate_limit"``), ``retry_after_s`` (the provider's
+    ``Retry-After`` when given) and ``cause`` (the original exception).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status_code: int | None = None,
+        error_type: str = "error",
+        retry_after_s: float | None = None,
+        cause: BaseException | None = None,
+    ):
+        self.model = model
+        self.status_code = status_code
+        self.error_type = error_type
+        self.retry_after_s = retry_after_s
+        self.cause = cause
+        super().__init__(message)
+
+
+class ConfigurationError(ProviderError):
+    """A model cannot be called as configured (missing credentials, unknown provider string).
+
+    Not retried: the next model is tried, and the model is named in later decisions' ``removed``
+    list with what to set.
+    """
+
+
+class RequestRejectedError(ProviderError):
+    """The provider refused this particular request (context length, content filter, other 400s).
+
+    The next model is tried; the model's health is not touched.
+    """
+
+
+class TransientError(ProviderError):
+    """A failure that may pass (429, 5xx, timeout, connection): retried, then the next model;
+    counted by the model's circuit breaker."""
+
+
+class StreamInterruptedError(ZeroRouterError):
+    """A stream failed after content had been yielded, so it could not fall back transparently.
+
+    ``partial_text`` is what the caller already received, ``model`` the model that was streaming,
+    ``cause`` the original error.
+    """
+
+    def __init__(self, partial_text: str, model: str, cause: BaseException | None):
+        self.partial_text = partial_text
+        self.model = model
+        self.cause = cause
+        super().__init__(
+            f"the stream from {model!r} broke after {len(partial_text)} character(s) of content: "
+            f"{type(cause).__name__ if cause is not None else 'error'}: {cause}"
+        )
+
+
+class StoreUnavailableError(ZeroRouterError):
+    """The profile store is unreachable and the read cannot be answered from this process's view.
+
+    Writes never raise this: they are queued and retried (see ``ProfileStore.health()``).
+    """

@@ -55,7 +55,11 @@ class Executor:
     feedback_alpha : float
         EWMA weight of a new observation.
     cooldown_after, cooldown_s : int, float
-        After ``cooldown_after`` consecutive errors a model cools down for ``cooldown_s`` seconds.
+        The circuit breaker's settings when no ``circuit`` is given.
+    circuit : CircuitBreaker, optional
+        Model health (:mod:`zerorouter_integrations.circuit`).
+    hint : callable(model, ProviderError) -> str, optional
+        What to set for a configuration error (named in later decisions).
     """
 
     def __init__(
@@ -69,7 +73,15 @@ class Executor:
         feedback_alpha: float = 0.2,
         cooldown_after: int = 3,
         cooldown_s: float = 30.0,
+        circuit: Any = None,
+        hint: Callable[[str, Any], str] | None = None,
     ):
+        from zerorouter_integrations.circuit import CircuitBreaker, CircuitPolicy
+
+        self.circuit = circuit or CircuitBreaker(
+            CircuitPolicy(cooldown_after, cooldown_s), alpha=feedback_alpha
+        )
+        self.hint = hint
         self.store = store
         self.stickiness = stickiness
         self.capability = capability
@@ -85,7 +97,9 @@ class Executor:
 
     # ------------------------------------------------------------------ feedback
     def record_success(self, model: str, result: DispatchResult) -> None:
-        """Feedback for one successful call: latency, TTFT, tokens and cost (when known)."""
+        """Feedback for one successful call: latency, TTFT, tokens and cost (when known); closes the
+        model's circuit."""
+        self.circuit.succeeded(model)
         self.store.record_call(
             model,
             latency_s=result.latency_s,
@@ -97,14 +111,8 @@ class Executor:
         )
 
     def record_error(self, model: str, attempt: Any) -> None:
-        """Feedback for one failed attempt (consecutive errors put the model in cooldown)."""
-        self.store.record_error(
-            model,
-            error_type=attempt.error_type,
-            cooldown_after=self.cooldown_after,
-            cooldown_s=self.cooldown_s,
-            alpha=self.feedback_alpha,
-        )
+        """Feedback for one failed attempt, through the circuit breaker (see its ``failed_attempt``)."""
+        self.circuit.failed_attempt(self.store, model, attempt, self.hint)
 
     def finish(self, decision: Any, result: DispatchResult) -> RoutedResponse:
         """The response for ``result``; records the session floor and the request's latent position."""

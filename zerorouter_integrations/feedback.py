@@ -9,11 +9,14 @@ Rules
 * EWMA: ``new = alpha * x + (1 - alpha) * old``; the first observation sets ``new = x``.
 * Counts (``n_calls``, ``n_errors``) are exact.
 * ``error_rate`` is an EWMA of 1 per error and 0 per success, initialized by the first event.
-* A success resets ``consecutive_errors``; it does not lift a running cooldown.
+* A success resets ``consecutive_errors`` and closes the circuit (``cooldown_until = 0``).
 * Output speed: ``output_tokens / (latency_s - ttft_s)`` when ``ttft_s`` is known and smaller than
   ``latency_s``, else ``output_tokens / latency_s``; a call without output tokens (or with zero
   latency) does not update it.
-* ``cooldown_after`` consecutive errors set ``cooldown_until = max(cooldown_until, now + cooldown_s)``.
+* ``cooldown_after`` consecutive errors set ``cooldown_until = max(cooldown_until, now + cooldown_s)``;
+  a provider's ``Retry-After`` sets ``cooldown_until = max(cooldown_until, now + retry_after_s)``.
+  After the cooldown the model is half-open (``cooldown_until`` in the past, still at least
+  ``cooldown_after`` consecutive errors): one failed probe opens it again, a success closes it.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def apply_call(
         "ewma_output_tokens": ewma(stats.ewma_output_tokens, output_tokens, alpha),
         "error_rate": 0.0 if first_event else ewma(stats.error_rate, 0.0, alpha),
         "consecutive_errors": 0,
+        "cooldown_until": 0.0,
     }
     if ttft_s is not None:
         changes["ewma_ttft_s"] = ewma(stats.ewma_ttft_s, ttft_s, alpha)
@@ -122,6 +126,7 @@ def apply_error(
     cooldown_s: float,
     alpha: float,
     now: float,
+    retry_after_s: float | None = None,
 ) -> ObservedStats:
     """Return ``stats`` updated by one failed call (``stats`` is not modified).
 
@@ -139,6 +144,8 @@ def apply_error(
         EWMA weight of the new observation, in ``(0, 1]``.
     now : float
         Unix time of the error.
+    retry_after_s : float or None
+        The provider's ``Retry-After``: the model is skipped at least that long.
 
     Returns
     -------
@@ -150,6 +157,8 @@ def apply_error(
     cooldown_until = stats.cooldown_until
     if cooldown_after > 0 and consecutive >= cooldown_after:
         cooldown_until = max(cooldown_until, now + cooldown_s)
+    if retry_after_s:
+        cooldown_until = max(cooldown_until, now + retry_after_s)
     return dataclasses.replace(
         stats,
         n_errors=stats.n_errors + 1,
@@ -211,13 +220,18 @@ def check_call_args(
     }
 
 
-def check_error_args(*, error_type: Any, cooldown_after: Any, cooldown_s: Any, alpha: Any) -> dict[str, Any]:
+def check_error_args(
+    *, error_type: Any, cooldown_after: Any, cooldown_s: Any, alpha: Any, retry_after_s: Any = None
+) -> dict[str, Any]:
     """Validate and normalize the arguments of a recorded error (raises ``ValueError``)."""
     if not isinstance(error_type, str) or not error_type:
         raise ValueError(f"error_type must be a non-empty str, got {error_type!r}")
-    return {
+    out = {
         "error_type": error_type,
         "cooldown_after": _count("cooldown_after", cooldown_after),
         "cooldown_s": _number("cooldown_s", cooldown_s),
         "alpha": _alpha(alpha),
     }
+    if retry_after_s is not None:
+        out["retry_after_s"] = _number("retry_after_s", retry_after_s)
+    return out

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -69,39 +68,72 @@ def onboard(
 ) -> ModelProfile:
     """Fit ``model``'s profile from its ``scores`` (in [0, 1]) on ``anchor_prompts`` and add it to the pool.
 
-    Cost: from ``costs`` observed on the anchors when given, else from the prices and
-    ``expected_output_tokens`` (default 200), else LiteLLM's price map for ``litellm_model``.
+    Cost: from ``costs`` observed on the anchors when given (``None`` entries are unknown), else from the
+    prices and ``expected_output_tokens`` (default 200), else the endpoint's custom prices, else LiteLLM's
+    price map for ``litellm_model``. Without any of them the model is "price unknown" and the router
+    leaves it out of routing (with that reason) until prices are given.
+
+    Atomic: every argument is checked and the profile is built before anything changes; when adding it
+    fails (e.g. it would predict non-finite figures) the router is left exactly as it was.
     """
+    from zerorouter_integrations.predictor import fit_cost
+    from zerorouter_integrations.profiles import CostModel, check_money
+
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty string, got {model!r}")
     prompts = list(anchor_prompts)
-    y = np.asarray(list(scores), dtype=float)
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"anchor_prompts[{i}] must be a non-empty string, got {p!r:.80}")
+    try:
+        y = np.asarray(list(scores), dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"scores must be numbers in [0, 1]: {exc}") from None
+    if y.ndim != 1:
+        raise ValueError(f"scores must be a flat sequence of numbers, got shape {y.shape}")
     if len(prompts) != len(y):
         raise ValueError(f"got {len(prompts)} anchor prompts but {len(y)} scores")
     if len(y) == 0:
         raise ValueError("onboarding needs at least one scored anchor prompt")
-    if np.isnan(y).any() or ((y < 0) | (y > 1)).any():
-        bad = int(np.flatnonzero(np.isnan(y) | (y < 0) | (y > 1))[0])
+    if not np.isfinite(y).all() or ((y < 0) | (y > 1)).any():
+        bad = int(np.flatnonzero(~np.isfinite(y) | (y < 0) | (y > 1))[0])
         raise ValueError(f"scores must be in [0, 1]; score {bad} is {y[bad]!r}")
-    if costs is not None and len(costs) != len(y):
-        raise ValueError(f"got {len(costs)} costs for {len(y)} anchors")
-    if litellm_model is None and endpoint is not None:
-        litellm_model = getattr(endpoint, "litellm_model", None)
+    cost_arr = None
+    if costs is not None:
+        costs = list(costs)
+        if len(costs) != len(y):
+            raise ValueError(f"got {len(costs)} costs for {len(y)} anchors")
+        cost_arr = np.array(
+            [np.nan if c is None else check_money(f"costs[{i}]", c) for i, c in enumerate(costs)], dtype=float
+        )
+        if np.isnan(cost_arr).all():
+            cost_arr = None
+    input_usd_per_token = check_money("input_usd_per_token", input_usd_per_token)
+    output_usd_per_token = check_money("output_usd_per_token", output_usd_per_token)
+    expected_output_tokens = check_money("expected_output_tokens", expected_output_tokens)
+    if endpoint is not None:
+        litellm_model = litellm_model or getattr(endpoint, "litellm_model", None)
+        if (
+            input_usd_per_token is None
+            and output_usd_per_token is None
+            and getattr(endpoint, "has_custom_prices", False)
+        ):
+            input_usd_per_token = float(getattr(endpoint, "input_cost_per_token", None) or 0.0)
+            output_usd_per_token = float(getattr(endpoint, "output_cost_per_token", None) or 0.0)
     if (input_usd_per_token is None or output_usd_per_token is None) and litellm_model:
         pin, pout = _litellm_prices(litellm_model)
         input_usd_per_token = input_usd_per_token if input_usd_per_token is not None else pin
         output_usd_per_token = output_usd_per_token if output_usd_per_token is not None else pout
     Z = _coordinates(router, prompts)
+    if not np.isfinite(Z).all():
+        raise ValueError(f"the latent coordinates of {model!r}'s anchors are not finite")
     tokens = np.array([estimate_tokens(p) for p in prompts], dtype=float)
     prices = (input_usd_per_token, output_usd_per_token)
     ability = router.predictor.space_.fit_ability(Z, y)
-    from zerorouter_integrations.predictor import fit_cost
-    from zerorouter_integrations.profiles import CostModel
-
-    if costs is None and prices[0] is not None and prices[1] is not None:
+    if cost_arr is None and prices[0] is not None and prices[1] is not None:
         cost = CostModel.from_prices(prices[0], prices[1], expected_output_tokens or 200.0)
     else:
-        cost = fit_cost(None if costs is None else np.asarray(costs, dtype=float), tokens, prices)
+        cost = fit_cost(cost_arr, tokens, prices)
     profile = ModelProfile(
         name=model,
         ability=ability,
@@ -115,6 +147,7 @@ def onboard(
     )
     if latency_prior:
         profile.latency_prior = dict(latency_prior)
+        profile.__post_init__()  # the prior's numbers are checked like the constructor's
     router.add_profile(profile, endpoint)
     return profile
 
@@ -191,7 +224,9 @@ def onboard_live(
             f"no anchor could be run and graded on {model!r} ({run.failures} call(s) failed"
             + (f"; the first failure: {run.first_error})" if run.first_error else ")")
         )
-    costs = None if all(math.isnan(c) for c in run.costs) else run.costs
+    costs = (
+        None if all(math.isnan(c) for c in run.costs) else [None if math.isnan(c) else c for c in run.costs]
+    )
     for attr in ("input_usd_per_token", "output_usd_per_token"):
         price = getattr(endpoint, attr.replace("usd_per", "cost_per"), None)
         if price is not None:

@@ -21,7 +21,7 @@ from zerorouter_integrations.errors import UnknownModelError
 from zerorouter_integrations.latent.base import LatentSpace, check_is_fitted
 from zerorouter_integrations.profiles import CostModel, ModelProfile, ProfileDict, profiles_version
 
-__all__ = ["Prediction", "QualityPredictor"]
+__all__ = ["Prediction", "QualityPredictor", "fit_cost"]
 
 
 @dataclass

@@ -26,6 +26,7 @@ __all__ = [
     "CostModel",
     "ModelProfile",
     "ProfileDict",
+    "check_money",
     "estimate_tokens",
     "load_profiles",
     "profiles_version",
@@ -50,6 +51,18 @@ def profiles_version() -> int:
     return _VERSION
 
 
+def check_money(name: str, value: Any, *, allow_none: bool = True) -> float | None:
+    """``value`` as a float when it is a finite amount >= 0 (USD, tokens, seconds), else ``ValueError``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}={value!r}; expected a finite number >= 0")
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name}={value!r}; expected a finite number >= 0")
+    return v
+
+
 def estimate_tokens(text_or_chars: str | int) -> int:
     """Token estimate used everywhere in the package: ``ceil(chars / 4)`` (the data's own convention)."""
     n = text_or_chars if isinstance(text_or_chars, int) else len(text_or_chars)
@@ -68,6 +81,10 @@ class CostModel:
     intercept_usd: float = 0.0
     per_input_token_usd: float = 0.0
     n_obs: int = 0
+
+    def __post_init__(self) -> None:
+        check_money("CostModel.intercept_usd", self.intercept_usd, allow_none=False)
+        check_money("CostModel.per_input_token_usd", self.per_input_token_usd, allow_none=False)
 
     @classmethod
     def from_prices(
@@ -157,6 +174,16 @@ class ModelProfile:
     capability: float | None = None
     source: str = "fit"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"ModelProfile.name={self.name!r}; expected a non-empty string")
+        for key in ("input_usd_per_token", "output_usd_per_token", "expected_output_tokens"):
+            check_money(f"{self.name}: {key}", getattr(self, key))
+        if not isinstance(self.latency_prior, Mapping):
+            raise ValueError(f"{self.name}: latency_prior={self.latency_prior!r}; expected a dict")
+        for key, value in self.latency_prior.items():
+            check_money(f"{self.name}: latency_prior.{key}", value, allow_none=False)
+
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
         if name in ("ability", "cost"):  # what predictions read: replace them, never edit in place
@@ -197,6 +224,20 @@ class ModelProfile:
             )
         except KeyError as exc:
             raise SchemaError(f"model profile is missing key {exc.args[0]!r}: {dict(d)!r:.160}") from exc
+
+    @property
+    def price_known(self) -> bool:
+        """Whether the profile knows what a call costs (list prices, or a cost model fit on observed costs).
+
+        A model with neither is "price unknown": the router leaves it out unless its endpoint has prices.
+        """
+        return (
+            self.input_usd_per_token is not None
+            or self.output_usd_per_token is not None
+            or self.cost.n_obs > 0
+            or self.cost.intercept_usd > 0
+            or self.cost.per_input_token_usd > 0
+        )
 
     def expected_latency_s(self, output_tokens: float | None = None) -> float:
         """Prior expected latency: TTFT + output tokens ÷ tokens per second."""

@@ -35,6 +35,8 @@ from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.profiles import ModelProfile, estimate_tokens
 from zerorouter_integrations.responses import RoutedChunk, RoutedResponse
 from zerorouter_integrations.routing import Deciding, Messages, as_messages, policy_summary
+from zerorouter_integrations.upkeep import Upkeep
+from zerorouter_integrations.validation import check_params, check_sendable
 
 __all__ = ["RoutedChunk", "RoutedResponse", "ZeroRouter"]
 
@@ -42,7 +44,7 @@ __all__ = ["RoutedChunk", "RoutedResponse", "ZeroRouter"]
 _ROUTE_KEYS = ("allowed_models", "denied_models", "session_id", "policy", "latency_sla_s", "request_id")
 
 
-class ZeroRouter(Deciding):
+class ZeroRouter(Deciding, Upkeep):
     """Route each request to the cheapest model that will answer it well.
 
     Parameters
@@ -68,7 +70,9 @@ class ZeroRouter(Deciding):
     latency_sla_s : float, optional
         Default p95 latency bound; models whose p95 estimate exceeds it are removed.
     cooldown_after, cooldown_s : int, float
-        After ``cooldown_after`` consecutive errors a model is skipped for ``cooldown_s`` seconds.
+        The circuit breaker (:mod:`zerorouter_integrations.circuit`): after ``cooldown_after`` failed calls
+        in a row of a transient kind (a call's retries count once) a model is skipped ``cooldown_s``
+        seconds (or the provider's ``Retry-After``), then probed once; any success closes it.
     """
 
     def __init__(
@@ -132,8 +136,11 @@ class ZeroRouter(Deciding):
         )
         self.reference_model = reference_model
         self.latency_sla_s = latency_sla_s
+        from zerorouter_integrations.circuit import CircuitBreaker, CircuitPolicy
+
         self.cooldown_after = cooldown_after
         self.cooldown_s = cooldown_s
+        self.circuit = CircuitBreaker(CircuitPolicy(cooldown_after, cooldown_s), alpha=feedback_alpha)
         self.feedback_alpha = feedback_alpha
         self.stickiness = SessionStickiness(self.store)
         self._caps_cache: dict[str, Any] = {}
@@ -217,7 +224,8 @@ class ZeroRouter(Deciding):
 
         if policy is None:
             policy = Policy.for_quality_target(0.95, reference=self._reference())
-        if getattr(policy, "lam_", None) is not None:
+        if getattr(policy, "lam_", None) is not None or not self._routable_pool():
+            return policy  # fitted already, or nothing to calibrate on (route() then says why)
             return policy
         if (
             getattr(policy, "lam", None) is not None
@@ -259,6 +267,8 @@ class ZeroRouter(Deciding):
             return self.reference_model
         calib = self._calibration()
         pool = self._routable_pool()
+        if not pool:  # every model is price unknown (or has no endpoint): routing says so
+            return self._pool[0]
         if calib is None:
             return pool[0]
         pred = self.predictor.predict(Z=calib[0], input_tokens=calib[1], models=pool)
@@ -267,15 +277,23 @@ class ZeroRouter(Deciding):
         return pool[int(np.lexsort((c, -q))[0])]
 
     def _routable_pool(self) -> list[str]:
+        unpriced = set(self.unpriced())
         if self.endpoints:
-            return [m for m in self._pool if m in self.endpoints]
-        return list(self._pool)
+            return [m for m in self._pool if m in self.endpoints and m not in unpriced]
+        return [m for m in self._pool if m not in unpriced]
 
     def with_policy(self, policy: Any) -> ZeroRouter:
-        """A shallow copy of this router with another policy (calibrated on the same prompts)."""
+        """A copy of this router with another policy (calibrated on the same prompts); the policy is
+        fitted first, so a bad one leaves nothing half-made; the copy's pool and endpoints are its own."""
+        fitted = self._fit_policy(policy)
         clone = object.__new__(ZeroRouter)
         clone.__dict__.update(self.__dict__)
-        clone.policy = clone._fit_policy(policy)
+        clone._pool, clone.endpoints, clone._caps_cache = (
+            list(self._pool),
+            dict(self.endpoints),
+            dict(self._caps_cache),
+        )
+        clone._lock, clone._policy_spec, clone.policy = threading.Lock(), policy, fitted
         return clone
 
     # ------------------------------------------------------------------ executing
@@ -296,8 +314,12 @@ class ZeroRouter(Deciding):
             from zerorouter_integrations._env import import_litellm
 
             import_litellm()  # pay LiteLLM's import here, not inside the first call's measured latency
+            from zerorouter_integrations.classify import what_to_set
+
             self._executor = Executor(
                 self.endpoints,
+                circuit=self.circuit,
+                hint=lambda m, err: what_to_set(err, getattr(self.endpoints.get(m), "litellm_model", None)),
                 store=self.store,
                 stickiness=self.stickiness,
                 capability=self._capability,
@@ -318,6 +340,10 @@ class ZeroRouter(Deciding):
         routing = {k: params.pop(k) for k in _ROUTE_KEYS if k in params}
         forced = params.pop("model", None)
         msgs = as_messages(messages)
+        check_sendable(msgs)
+        check_params(params)
+        if not self.endpoints:
+            self.executor  # noqa: B018 - raises: no model can be called, whatever routing would decide
         if forced is not None:
             return msgs, self._forced_decision(forced, routing), params, t0
         lacking = self._lacking_credentials()
@@ -412,40 +438,6 @@ class ZeroRouter(Deciding):
         async for chunk in self.executor.astream(decision, msgs, params, t0):
             yield chunk
 
-    # ------------------------------------------------------------------ feedback on quality
-    def record_quality(self, request_id: str, score: float) -> ModelProfile:
-        """Grade an answer (thumbs up = 1, down = 0, a judge's or a test's score in [0, 1]).
-
-        The observation is stored, and the model's ability is refined by a Bayesian update in the
-        latent space (its current posterior is the prior). Returns the updated profile.
-        """
-        if not (isinstance(score, (int, float)) and 0.0 <= float(score) <= 1.0):
-            raise ValueError(f"score must be a number in [0, 1], got {score!r}")
-        req = self.store.get_request(request_id)
-        if req is None:
-            raise KeyError(f"unknown request_id {request_id!r}: not routed by this router or expired")
-        model, latent = req["model"], req.get("latent")
-        if latent is None:
-            raise ValueError(f"request {request_id!r} bypassed routing (model=…); it has no latent position")
-        self.store.append_quality(model, list(latent), float(score), request_id=request_id)
-        return self._update_ability(model, np.asarray([latent], dtype=float), np.asarray([float(score)]))
-
-    def _update_ability(self, model: str, Z: np.ndarray, y: np.ndarray) -> ModelProfile:
-        from zerorouter_integrations.latent.base import Ability
-        from zerorouter_integrations.latent.irt import bayes_logistic
-
-        p = self.predictor.profiles_[model]
-        ab = p.ability
-        if ab.kind != "irt":
-            raise NotImplementedError(f"quality feedback updates need the IRT space, not {ab.kind!r}")
-        w, cov = ab.array("w"), ab.array("cov")
-        Zb = np.column_stack([Z, np.ones(len(Z))])
-        w_new, cov_new = bayes_logistic(Zb, y, w, np.linalg.inv(cov))
-        with self._lock:  # a new Ability (never edited in place): the predictor sees the change
-            p.ability = Ability(ab.kind, {**ab.params, "w": w_new, "cov": cov_new}, n_obs=ab.n_obs + len(y))
-            p.capability = None
-        return p
-
     # ------------------------------------------------------------------ onboarding
     def select_anchors(self, prompts: Sequence[str], k: int = 100, *, seed: int = 0) -> list[int]:
         """Indices of the ``k`` most informative prompts of a caller's labelled pool."""
@@ -466,26 +458,6 @@ class ZeroRouter(Deciding):
         from zerorouter_integrations.onboarding import onboard_live
 
         return onboard_live(self, model, endpoint, k=k, **kwargs)
-
-    def add_profile(self, profile: ModelProfile, endpoint: Any = None) -> None:
-        """Add (or replace) ``profile`` in the pool, with its LiteLLM ``endpoint`` when given; caches are
-        reset and the policy recalibrated on the new pool (what :meth:`onboard` ends with)."""
-        with self._lock:
-            self.predictor.profiles_[profile.name] = profile
-            if profile.name not in self._pool:
-                self._pool.append(profile.name)
-            if endpoint is not None:
-                self.endpoints[profile.name] = endpoint
-                self._executor = None
-            self._caps_cache.pop(profile.name, None)
-            self.__dict__.pop("_pool_caps", None)
-            self.__dict__.pop("_prior_latency_arrays", None)
-            self.__dict__.get("_prior_latency_cache", {}).pop(profile.name, None)
-        # The pool changed: recalibrate the policy (its reference and λ depend on the pool).
-        spec = self._policy_spec
-        if spec is not None and hasattr(spec, "get_params") and getattr(spec, "lam_", None) is None:
-            spec = type(spec)(**spec.get_params())
-        self.policy = self._fit_policy(spec)
 
     def __repr__(self) -> str:
         return f"ZeroRouter(models={len(self._pool)}, endpoints={len(self.endpoints)}, policy={policy_summary(self.policy)})"

@@ -28,20 +28,11 @@ Messages = Sequence[Mapping[str, Any]] | str
 
 
 def as_messages(messages: Messages) -> list[dict[str, Any]]:
-    """``messages`` as a list of OpenAI-style dicts (a string is one user message); checks the shape."""
-    if isinstance(messages, str):
-        return [{"role": "user", "content": messages}]
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise ValueError(
-            f"messages must be a non-empty list of {{'role', 'content'}} dicts or a string, "
-            f"got {messages!r:.80}"
-        )
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or "role" not in m:
-            raise ValueError(f"message {i} must be a dict with a 'role' (and 'content'), got {m!r:.80}")
-        out.append(m if isinstance(m, dict) else dict(m))
-    return out
+    """``messages`` as a list of OpenAI-style dicts (a string is one user message); a malformed request
+    raises :class:`~zerorouter_integrations.errors.CallerError` naming the field."""
+    from zerorouter_integrations.validation import check_messages
+
+    return check_messages(messages)
 
 
 class Deciding:
@@ -55,6 +46,7 @@ class Deciding:
     policy: Any
     latency_sla_s: float | None
     stickiness: Any
+    circuit: Any
     _pool: list[str]
     _lock: Any
     _caps_cache: dict[str, Any]
@@ -156,10 +148,11 @@ class Deciding:
         request_id: str | None = None,
     ) -> Any:
         from zerorouter_integrations.plan import SinglePlan
+        from zerorouter_integrations.validation import encoder_messages
 
         text = messages_to_text(msgs)
         t0 = time.perf_counter()
-        x = self.featurizer.transform_request(msgs)
+        x = self.featurizer.transform_request(encoder_messages(msgs))  # cleaned for the encoder only
         decision = self._decide(
             msgs,
             x[None, :],
@@ -207,7 +200,6 @@ class Deciding:
     ) -> Any:
         from zerorouter_integrations.constraints import filter_models, needs_from_request
         from zerorouter_integrations.decision import Candidate, RoutingDecision
-        from zerorouter_integrations.feedback import in_cooldown
 
         pool = self._routable_pool()
         for group in (allowed or ()), (denied or ()):
@@ -232,16 +224,11 @@ class Deciding:
             admissible, removed = filter_models(pool, caps, needs, allow=allowed, deny=denied)
         now = time.time()
         stats = self.store.all_stats()
-        for m in list(admissible):
-            st = stats.get(m)
-            if st is not None and in_cooldown(st, now):
-                admissible.remove(m)
-                removed[m] = (
-                    f"cooling down for {st.cooldown_until - now:.1f} s after {st.consecutive_errors} "
-                    f"consecutive errors ({st.last_error})"
-                )
+        admissible, unhealthy, notes = self.circuit.admit(admissible, stats, now)  # never empties the pool
+        removed.update(unhealthy)
+        removed.update(self.unpriced_reasons())
         Z = self.predictor.transform(X)
-        tokens = np.array([estimate_tokens(text)], dtype=float)
+        tokens = np.array([needs.prompt_tokens], dtype=float)  # every input token, not the encoder's window
         pred = self.predictor.predict(Z=Z, input_tokens=tokens, models=admissible) if admissible else None
         if stats:
             latency = np.array([self._expected_latency(m, stats.get(m)) for m in admissible])
@@ -322,6 +309,7 @@ class Deciding:
             session_id=session_id,
             sticky=sticky,
             routing_time_s=time.perf_counter() - t0,
+            notes=notes,
         )
         decision.latent = Z[0].tolist()  # type: ignore[attr-defined]
         return decision

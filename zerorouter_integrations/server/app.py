@@ -136,7 +136,9 @@ def _status_of(exc: BaseException) -> GatewayError:
         return GatewayError(502, str(exc), code="all_models_failed", type_="api_error")
     if isinstance(exc, NoAdmissibleModelError):
         reasons = list(exc.removed.values())
-        if reasons and not any(r.startswith("cooling down") for r in reasons):  # the request asks too much
+        if reasons and not any(
+            r.startswith(("cooling down", "circuit")) for r in reasons
+        ):  # the request asks too much
             return GatewayError(400, str(exc), code="no_model_can_serve_this_request")
         return GatewayError(503, str(exc), code="no_model_available", type_="api_error")
     if isinstance(exc, UnknownModelError):

@@ -17,11 +17,16 @@ Backends: :class:`~zerorouter_integrations.stores.memory.MemoryStore` (one proce
 The public methods of :class:`ProfileStore` check their arguments once, here, and call the
 backend's protected hooks; every method has an async twin ``a<name>`` that runs the sync one in a
 worker thread unless the backend overrides it.
+
+Store faults never cost an answer: when the backend is unreachable (one of its
+:meth:`ProfileStore.fault_types`), a write goes to the store's :class:`~.outbox.Outbox` (bounded,
+retried in the background, flushed on :meth:`ProfileStore.close`) and is applied to a local view, so
+reads keep answering with the last known state (plus this process's queued events) until the backend
+is back. :meth:`ProfileStore.health` reports the outbox.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from abc import ABC, abstractmethod
@@ -29,8 +34,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.errors import SchemaError, StoreUnavailableError
 from zerorouter_integrations.feedback import check_call_args, check_error_args
+from zerorouter_integrations.stores.asynctwins import AsyncTwinsMixin
+from zerorouter_integrations.stores.resilient import ResilientMixin
 
 __all__ = ["DEFAULT_REQUEST_TTL_S", "DEFAULT_SESSION_TTL_S", "ObservedStats", "ProfileStore"]
 
@@ -146,7 +153,7 @@ def _check_quality(features: Sequence[float], score: float) -> tuple[list[float]
     return feats, float(score)
 
 
-class ProfileStore(ABC):
+class ProfileStore(ResilientMixin, AsyncTwinsMixin, ABC):
     """Shared, persistent state of a router: observed stats, requests, quality, sessions.
 
     Subclasses implement the protected hooks (``_record_call``, ``_record_error``, ``_get_stats``,
@@ -204,7 +211,7 @@ class ProfileStore(ABC):
             cost_usd=cost_usd,
             alpha=alpha,
         )
-        return self._record_call(_check_model(model), now=_now(now), **args)
+        return self._write_or_queue("record_call", (_check_model(model),), {"now": _now(now), **args})
 
     def record_error(
         self,
@@ -215,6 +222,7 @@ class ProfileStore(ABC):
         cooldown_s: float = 30.0,
         alpha: float = 0.1,
         now: float | None = None,
+        retry_after_s: float | None = None,
     ) -> ObservedStats:
         """Record one failed call of ``model`` atomically; return the updated stats.
 
@@ -235,6 +243,8 @@ class ProfileStore(ABC):
             EWMA weight of the new observation, in ``(0, 1]``.
         now : float or None, default=None
             Unix time of the observation; :func:`time.time` when ``None``.
+        retry_after_s : float or None, default=None
+            The provider's ``Retry-After``: ``cooldown_until`` becomes at least ``now + retry_after_s``.
 
         Returns
         -------
@@ -246,16 +256,37 @@ class ProfileStore(ABC):
             cooldown_after=cooldown_after,
             cooldown_s=cooldown_s,
             alpha=alpha,
+            retry_after_s=retry_after_s,
         )
-        return self._record_error(_check_model(model), now=_now(now), **args)
+        return self._write_or_queue("record_error", (_check_model(model),), {"now": _now(now), **args})
 
     def get_stats(self, model: str) -> ObservedStats | None:
-        """Return the stats of ``model``, or ``None`` if nothing was recorded for it."""
-        return self._get_stats(_check_model(model))
+        """Return the stats of ``model``, or ``None`` if nothing was recorded for it.
+
+        While the backend is unavailable: the last known stats (with this process's queued events).
+        """
+        model = _check_model(model)
+        return self.all_stats().get(model) if self._view().outbox.in_outage else self._read_stats(model)
 
     def all_stats(self) -> dict[str, ObservedStats]:
-        """Return the stats of every model recorded so far, by model name."""
-        return self._all_stats()
+        """Return the stats of every model recorded so far, by model name.
+
+        While the backend is unavailable: the last known stats (with this process's queued events).
+        """
+        view = self._view()
+        ob = view.outbox
+        if not ob.recently_failed():
+            try:
+                out = self._all_stats()
+            except ob.faults as exc:
+                ob.fault(exc)
+            else:
+                if not ob.pending:
+                    view.known = dict(out)
+                    return out
+                queued = {a[0] for op, a, _ in ob.pending_items() if op in ("record_call", "record_error")}
+                return {**out, **{m: view.known[m] for m in queued if m in view.known}}
+        return dict(view.known)
 
     # ---------------------------------------------------------------- requests
     def put_request(
@@ -265,13 +296,19 @@ class ProfileStore(ABC):
 
         ``ttl_s=None`` keeps it until :meth:`reset`. Storing an existing id replaces it.
         """
-        self._put_request(
-            _check_id("request_id", request_id), _check_payload("payload", payload), _check_ttl(ttl_s)
+        self._write_or_queue(
+            "put_request",
+            (_check_id("request_id", request_id), _check_payload("payload", payload), _check_ttl(ttl_s)),
+            {},
         )
 
     def get_request(self, request_id: str) -> dict[str, Any] | None:
-        """Return the payload stored for ``request_id``, or ``None`` if absent or expired."""
-        return self._get_request(_check_id("request_id", request_id))
+        """Return the payload stored for ``request_id``, or ``None`` if absent or expired.
+
+        Raises :class:`StoreUnavailableError` when the backend is unavailable and this process does
+        not hold the request itself.
+        """
+        return self._read_keyed("request", _check_id("request_id", request_id))
 
     # ---------------------------------------------------------------- quality
     def append_quality(
@@ -302,24 +339,44 @@ class ProfileStore(ABC):
         feats, s = _check_quality(features, score)
         if request_id is not None:
             _check_id("request_id", request_id)
-        return self._append_quality(_check_model(model), feats, s, request_id, time.time())
+        out = self._write_or_queue(
+            "append_quality", (_check_model(model), feats, s, request_id, time.time()), {}
+        )
+        return 0 if out is None else int(out)
 
     def quality_observations(self, model: str) -> list[tuple[list[float], float]]:
-        """Return the ``(features, score)`` observations of ``model``, oldest first."""
-        return self._quality_observations(_check_model(model))
+        """Return the ``(features, score)`` observations of ``model``, oldest first.
+
+        Raises :class:`StoreUnavailableError` while the backend is unavailable.
+        """
+        model = _check_model(model)
+        ob = self._view().outbox
+        try:
+            return self._quality_observations(model)
+        except ob.faults as exc:
+            ob.fault(exc)
+            raise StoreUnavailableError(
+                f"profile store {self!r} is unavailable ({ob.last_error}); quality observations cannot be read"
+            ) from exc
 
     # ---------------------------------------------------------------- sessions
     def get_session(self, session_id: str) -> dict[str, Any] | None:
-        """Return the payload of ``session_id``, or ``None`` if absent or expired."""
-        return self._get_session(_check_id("session_id", session_id))
+        """Return the payload of ``session_id``, or ``None`` if absent or expired (or unknown while
+        the backend is unavailable)."""
+        return self._read_keyed("session", _check_id("session_id", session_id))
 
     def set_session(
         self, session_id: str, payload: Mapping[str, Any], ttl_s: float | None = DEFAULT_SESSION_TTL_S
     ) -> None:
         """Store the JSON-serializable ``payload`` of a session for ``ttl_s`` seconds."""
-        self._set_session(
-            _check_id("session_id", session_id), _check_payload("payload", payload), _check_ttl(ttl_s)
+        self._write_or_queue(
+            "set_session",
+            (_check_id("session_id", session_id), _check_payload("payload", payload), _check_ttl(ttl_s)),
+            {},
         )
+
+    def _new_stats(self, model: str) -> ObservedStats:
+        return ObservedStats(model)
 
     # ---------------------------------------------------------------- lifecycle
     @abstractmethod
@@ -368,6 +425,7 @@ class ProfileStore(ABC):
         cooldown_s: float,
         alpha: float,
         now: float,
+        retry_after_s: float | None = None,
     ) -> ObservedStats:
         """Atomically apply :func:`~zerorouter_integrations.feedback.apply_error`."""
 
@@ -396,65 +454,6 @@ class ProfileStore(ABC):
 
     @abstractmethod
     def _set_session(self, session_id: str, payload: dict[str, Any], ttl_s: float | None) -> None: ...
-
-    # ---------------------------------------------------------------- async twins
-    async def arecord_call(self, model: str, **kwargs: Any) -> ObservedStats:
-        """Async twin of :meth:`record_call`."""
-        return await asyncio.to_thread(self.record_call, model, **kwargs)
-
-    async def arecord_error(self, model: str, **kwargs: Any) -> ObservedStats:
-        """Async twin of :meth:`record_error`."""
-        return await asyncio.to_thread(self.record_error, model, **kwargs)
-
-    async def aget_stats(self, model: str) -> ObservedStats | None:
-        """Async twin of :meth:`get_stats`."""
-        return await asyncio.to_thread(self.get_stats, model)
-
-    async def aall_stats(self) -> dict[str, ObservedStats]:
-        """Async twin of :meth:`all_stats`."""
-        return await asyncio.to_thread(self.all_stats)
-
-    async def aput_request(
-        self, request_id: str, payload: Mapping[str, Any], ttl_s: float | None = DEFAULT_REQUEST_TTL_S
-    ) -> None:
-        """Async twin of :meth:`put_request`."""
-        await asyncio.to_thread(self.put_request, request_id, payload, ttl_s)
-
-    async def aget_request(self, request_id: str) -> dict[str, Any] | None:
-        """Async twin of :meth:`get_request`."""
-        return await asyncio.to_thread(self.get_request, request_id)
-
-    async def aappend_quality(
-        self,
-        model: str,
-        features: Sequence[float],
-        score: float,
-        request_id: str | None = None,
-    ) -> int:
-        """Async twin of :meth:`append_quality`."""
-        return await asyncio.to_thread(self.append_quality, model, features, score, request_id)
-
-    async def aquality_observations(self, model: str) -> list[tuple[list[float], float]]:
-        """Async twin of :meth:`quality_observations`."""
-        return await asyncio.to_thread(self.quality_observations, model)
-
-    async def aget_session(self, session_id: str) -> dict[str, Any] | None:
-        """Async twin of :meth:`get_session`."""
-        return await asyncio.to_thread(self.get_session, session_id)
-
-    async def aset_session(
-        self, session_id: str, payload: Mapping[str, Any], ttl_s: float | None = DEFAULT_SESSION_TTL_S
-    ) -> None:
-        """Async twin of :meth:`set_session`."""
-        await asyncio.to_thread(self.set_session, session_id, payload, ttl_s)
-
-    async def areset(self) -> None:
-        """Async twin of :meth:`reset`."""
-        await asyncio.to_thread(self.reset)
-
-    async def aclose(self) -> None:
-        """Async twin of :meth:`close`."""
-        await asyncio.to_thread(self.close)
 
 
 def _now(now: float | None) -> float:

@@ -39,10 +39,26 @@ class MemoryStore(ProfileStore):
         return f"{type(self).__name__}()"
 
     def __getstate__(self) -> dict[str, Any]:
-        raise TypeError(
-            "MemoryStore lives in one process and cannot be pickled; use SQLiteStore(path) or "
-            "RedisStore(url) to share a store with other processes"
-        )
+        """A pickle or deep copy is a *copy* of the contents (changes are not shared); use
+        SQLiteStore(path) or RedisStore(url) to share one store between processes."""
+        with self._lock:
+            return {
+                "stats": dict(self._stats),
+                "requests": dict(self._requests),
+                "sessions": dict(self._sessions),
+                "quality": {m: list(v) for m, v in self._quality.items()},
+            }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self._stats.update(state["stats"])
+        self._requests.update(state["requests"])
+        self._sessions.update(state["sessions"])
+        self._quality.update(state["quality"])
+
+    def fault_types(self) -> tuple[type[BaseException], ...]:
+        """An in-process store is never unreachable."""
+        return ()
 
     # ---------------------------------------------------------------- feedback
     def _record_call(self, model: str, **kwargs: Any) -> ObservedStats:

@@ -33,7 +33,8 @@ RECORD_LUA = r"""
 -- KEYS[1] stats hash of the model, KEYS[2] set of model names
 -- ARGV[1] 'call' | 'error', ARGV[2] model, ARGV[3] alpha, ARGV[4] now, then
 --   call : ARGV[5] latency_s, ARGV[6] ttft_s or '', ARGV[7] output_tokens, ARGV[8] cost_usd or ''
---   error: ARGV[5] error_type, ARGV[6] cooldown_after, ARGV[7] cooldown_s
+--   error: ARGV[5] error_type, ARGV[6] cooldown_after, ARGV[7] cooldown_s, ARGV[8] retry_after_s or ''
+-- A success closes the circuit (cooldown_until = 0).
 local kind = ARGV[1]
 local alpha = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -71,6 +72,7 @@ if kind == 'call' then
     put('error_rate', f17(ewma(num('error_rate', 0.0), 0.0)))
   end
   put('consecutive_errors', '0')
+  put('cooldown_until', f17(0.0))
   if ttft ~= nil then
     put('ewma_ttft_s', f17(ewma(num('ewma_ttft_s', nil), ttft)))
   end
@@ -99,6 +101,10 @@ elseif kind == 'error' then
   if after > 0 and consecutive >= after then
     local t = now + cooldown_s
     if t > cooldown_until then cooldown_until = t end
+  end
+  if ARGV[8] ~= nil and ARGV[8] ~= '' then
+    local ra = tonumber(ARGV[8])
+    if ra > 0 and now + ra > cooldown_until then cooldown_until = now + ra end
   end
   put('n_errors', string.format('%d', n_errors + 1))
   if first_event then
@@ -192,7 +198,9 @@ class RedisStore(ProfileStore):
             if not isinstance(url, str) or "://" not in url:
                 raise ValueError(f"url must be a Redis URL like 'redis://host:6379/0', got {url!r}")
             self.url: str | None = url
-            self._client = redis.Redis.from_url(url, decode_responses=True)
+            self._client = redis.Redis.from_url(
+                url, decode_responses=True, socket_connect_timeout=2.0, socket_timeout=5.0
+            )
             self._owns_client = True
         else:
             self.url = None
@@ -275,6 +283,7 @@ class RedisStore(ProfileStore):
         cooldown_s: float,
         alpha: float,
         now: float,
+        retry_after_s: float | None = None,
     ) -> ObservedStats:
         return self._run(
             model,
@@ -286,6 +295,7 @@ class RedisStore(ProfileStore):
                 error_type,
                 str(int(cooldown_after)),
                 repr(cooldown_s),
+                _opt(retry_after_s),
             ],
         )
 
@@ -359,7 +369,15 @@ class RedisStore(ProfileStore):
         if batch:
             self._client.unlink(*batch)
 
+    def fault_types(self) -> tuple[type[BaseException], ...]:
+        """Connection, timeout, loading and read-only errors of ``redis`` (and ``OSError``)."""
+        from redis import exceptions as rex
+
+        return (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError, rex.ReadOnlyError, OSError)
+
     def close(self) -> None:
-        """Close the connection pool if this store created it (a given ``client`` is left open)."""
+        """Write queued observations (up to 5 s), then close the connection pool if this store created
+        it (a given ``client`` is left open)."""
+        self._flush_for_close()
         if self._owns_client:
             self._client.close()

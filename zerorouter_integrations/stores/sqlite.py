@@ -327,8 +327,15 @@ class SQLiteStore(ProfileStore):
             for table in ("stats", "requests", "quality", "sessions"):
                 c.execute(f"DELETE FROM {table}")
 
+    def fault_types(self) -> tuple[type[BaseException], ...]:
+        """A locked, missing or unreadable file: ``sqlite3.OperationalError`` and ``OSError``."""
+        return (sqlite3.OperationalError, OSError)
+
     def close(self) -> None:
-        """Close every connection this store opened, in any thread; idempotent."""
+        """Write queued observations (up to 5 s), then close every connection this store opened, in
+        any thread; idempotent."""
+        if not self._closed:
+            self._flush_for_close()
         self._closed = True
         with self._holders_lock:
             holders = list(self._holders)
