@@ -159,7 +159,7 @@ class Dispatcher:
             if ep.api_base is not None:
                 base["api_base"] = ep.api_base
             if ep.api_key is not None:
-                base["api_key"] = ep.api_key
+                base["api_key"] = ep.secret_api_key()
             if self.retry.timeout_s is not None:
                 base["timeout"] = self.retry.timeout_s
             base.update(ep.extra)
