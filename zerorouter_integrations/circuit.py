@@ -180,7 +180,7 @@ class CircuitBreaker:
                     del self._misconfigured[m]
                 st = stats.get(m)
                 state = circuit_state(st, now, n)
-                if state == "open":
+                if state == "open" and st is not None:
                     removed[m] = (
                         f"circuit open for {st.cooldown_until - now:.1f} s after {st.consecutive_errors} "
                         f"failed call(s) in a row ({st.last_error})"

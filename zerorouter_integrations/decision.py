@@ -151,8 +151,7 @@ class RoutingDecision:
         What the executor runs (:mod:`zerorouter_integrations.plan`): the ranked candidates with
         their fallbacks, or a cascade's first stage, acceptance rule and escalation.
     notes : list of str
-        What the router had to do unusually (e.g. every circuit was open, so the model whose
-        cooldown ends first was tried).
+        What the router had to do unusually (e.g. every circuit was open: the first to close was tried).
     """
 
     request_id: str

@@ -52,7 +52,7 @@ class ModelEndpoint:
     name: str
     litellm_model: str
     api_base: str | None = None
-    api_key: SecretStr | None = None
+    api_key: SecretStr | str | None = None  # a str is wrapped in a SecretStr by __post_init__
     api_key_env: str | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
@@ -97,7 +97,8 @@ class ModelEndpoint:
 
     def secret_api_key(self) -> str | None:
         """The API key in clear, for the one place that sends it (LiteLLM's ``api_key``)."""
-        return None if self.api_key is None else self.api_key.get_secret_value()
+        key = self.api_key
+        return key.get_secret_value() if isinstance(key, SecretStr) else key
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (``from_dict`` inverts it) without the API key: it becomes ``None``.

@@ -54,12 +54,9 @@ class Executor:
     retry : RetryPolicy, optional
     feedback_alpha : float
         EWMA weight of a new observation.
-    cooldown_after, cooldown_s : int, float
-        The circuit breaker's settings when no ``circuit`` is given.
-    circuit : CircuitBreaker, optional
-        Model health (:mod:`zerorouter_integrations.circuit`).
-    hint : callable(model, ProviderError) -> str, optional
-        What to set for a configuration error (named in later decisions).
+    cooldown_after, cooldown_s, circuit : int, float, CircuitBreaker (:mod:`~zerorouter_integrations.circuit`)
+        Model health (a breaker with these settings when ``circuit`` is None).
+    hint : callable(model, ProviderError) -> str, optional; what to set for a configuration error.
     """
 
     def __init__(
@@ -78,9 +75,7 @@ class Executor:
     ):
         from zerorouter_integrations.circuit import CircuitBreaker, CircuitPolicy
 
-        self.circuit = circuit or CircuitBreaker(
-            CircuitPolicy(cooldown_after, cooldown_s), alpha=feedback_alpha
-        )
+        self.circuit = circuit or CircuitBreaker(CircuitPolicy(cooldown_after, cooldown_s))
         self.hint = hint
         self.store = store
         self.stickiness = stickiness
@@ -97,8 +92,7 @@ class Executor:
 
     # ------------------------------------------------------------------ feedback
     def record_success(self, model: str, result: DispatchResult) -> None:
-        """Feedback for one successful call: latency, TTFT, tokens and cost (when known); closes the
-        model's circuit."""
+        """Feedback for one successful call (latency, TTFT, tokens, known cost); closes the circuit."""
         self.circuit.succeeded(model)
         self.store.record_call(
             model,

@@ -57,7 +57,7 @@ def onboard(
     anchor_prompts: Sequence[str],
     scores: Sequence[float],
     *,
-    costs: Sequence[float] | None = None,
+    costs: Sequence[float | None] | None = None,
     input_usd_per_token: float | None = None,
     output_usd_per_token: float | None = None,
     expected_output_tokens: float | None = None,

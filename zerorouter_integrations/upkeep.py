@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +53,10 @@ class Upkeep:
     _executor: Any
     _caps_cache: dict[str, Any]
     _policy_spec: Any
+
+    if TYPE_CHECKING:  # the router's own members (this is a mixin of ZeroRouter)
+
+        def __getattr__(self, name: str) -> Any: ...
 
     # ------------------------------------------------------------------ money
     def unpriced(self) -> list[str]:
@@ -113,7 +117,7 @@ class Upkeep:
 
     def check_new_profile(self, name: str, calibration: Any) -> None:
         """Raise unless ``name``'s profile can route: readable capabilities, finite predictions."""
-        self.capabilities(name)  # type: ignore[attr-defined]
+        self.capabilities(name)
         if calibration is None:
             return
         Z, toks = calibration
@@ -199,7 +203,7 @@ class Upkeep:
         ``outages``, ``last_error``) and each routable model's circuit, as last known."""
         now = time.time()
         stats = self.store.all_stats()
-        pool = self._routable_pool()  # type: ignore[attr-defined]
+        pool = self._routable_pool()
         return {
             "store": self.store.health(),
             "models": {m: self.circuit.health(m, stats.get(m), now) for m in pool},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["AsyncTwinsMixin"]
 
@@ -16,6 +16,10 @@ _SESSION_TTL_S = 86400.0
 
 class AsyncTwinsMixin:
     """``a<name>`` for every public method of a profile store."""
+
+    if TYPE_CHECKING:  # the store's own methods and hooks (this is a mixin of ProfileStore)
+
+        def __getattr__(self, name: str) -> Any: ...
 
     async def arecord_call(self, model: str, **kwargs: Any) -> Any:
         """Async twin of :meth:`record_call`."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zerorouter_integrations.errors import StoreUnavailableError
 from zerorouter_integrations.feedback import apply_call, apply_error
@@ -64,6 +64,10 @@ class LocalView:
 
 class ResilientMixin:
     """Fault handling of a profile store (see the module docstring); the backend hooks are the store's."""
+
+    if TYPE_CHECKING:  # the store's own methods and hooks (this is a mixin of ProfileStore)
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def fault_types(self) -> tuple[type[BaseException], ...]:
         """Exceptions of this backend that mean "unreachable right now" (the write is queued)."""
