@@ -53,12 +53,13 @@ from langchain_router.options import (
 )
 from langchain_router.results import chat_result, combine_llm_outputs, delta_chunk, final_chunk
 from langchain_router.structured import structured_output
+from langchain_router.sturdy import SturdyChat
 from zerorouter_integrations.errors import ZeroRouterError
 
 __all__ = ["ROUTING_OPTION_KEYS", "ZeroRouterChat", "routing_options_from_config"]
 
 
-class ZeroRouterChat(BaseChatModel):
+class ZeroRouterChat(SturdyChat, BaseChatModel):
     """LangChain chat model that routes each call to the cheapest pool model likely to answer well.
 
     Give either a ready ``router`` or what to build one from (``artifact_path``, ``models``,
@@ -172,39 +173,6 @@ class ZeroRouterChat(BaseChatModel):
         from zerorouter_integrations.endpoints import as_endpoint
 
         return {name: as_endpoint(name, ep) for name, ep in value.items()}
-
-    def _convert_input(self, model_input: Any) -> Any:
-        """LangChain's input conversion; input it cannot read is a ``CallerError`` (a ``ValueError``)
-        naming what was wrong, never a raw ``KeyError`` / ``TypeError`` from deep inside."""
-        from zerorouter_integrations.errors import CallerError
-
-        try:
-            return super()._convert_input(model_input)
-        except CallerError:
-            raise
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError, NotImplementedError) as exc:
-            raise CallerError(
-                f"the input cannot be read as chat messages: {type(exc).__name__}: {exc}", "input"
-            ) from exc
-
-    def __getstate__(self) -> dict[Any, Any]:
-        """Pickle / deep copy: the fields and the router (rebuilt locks, same pool and endpoints)."""
-        state = super().__getstate__()
-        state["__pydantic_private__"] = {
-            k: v for k, v in (state.get("__pydantic_private__") or {}).items() if k != "_lock"
-        }
-        return state
-
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        super().__setstate__(state)
-        self._lock = threading.Lock()
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ZeroRouterChat:
-        import copy
-
-        new = type(self).__new__(type(self))
-        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return new
 
     # ------------------------------------------------------------------ validation
     @model_validator(mode="before")

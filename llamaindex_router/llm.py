@@ -48,6 +48,7 @@ from llamaindex_router._convert import (
     to_openai_messages,
     tool_calls_of,
 )
+from llamaindex_router.copies import CopiesLLM
 from llamaindex_router.options import call_kwargs, policy_for_options
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ __all__ = ["DEFAULT_CONTEXT_WINDOW", "ZeroRouterLLM"]
 DEFAULT_CONTEXT_WINDOW = 4096
 
 
-class ZeroRouterLLM(FunctionCallingLLM):
+class ZeroRouterLLM(CopiesLLM, FunctionCallingLLM):
     """Route every LlamaIndex LLM call to the cheapest model likely to answer it well.
 
     Parameters
@@ -79,8 +80,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
     store : ProfileStore or str, optional
         Feedback store of a router built here (``"sqlite:///path"``, ``"redis://…"``).
     api_key : str or SecretStr, optional
-        Key given to the endpoints (of a router built here) that have neither a key nor a key
-        variable. Kept as a ``SecretStr``: never in a repr, a dump or a serialization.
+        Key for the built router's endpoints that have none (a ``SecretStr``: never shown).
     temperature : float, optional
         Sampling temperature in [0, 2] sent to every model; ``None`` leaves the provider default.
     max_tokens : int, optional
@@ -160,10 +160,7 @@ class ZeroRouterLLM(FunctionCallingLLM):
                 f"give quality_target ({quality_target!r}) or budget_usd_per_1k "
                 f"({budget_usd_per_1k!r}), not both"
             )
-        if api_key is not None and not isinstance(api_key, SecretStr):
-            if not isinstance(api_key, str):
-                raise TypeError(f"api_key is a {type(api_key).__name__}; expected a str or a SecretStr")
-            api_key = SecretStr(api_key)
+        api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         built_here = {
             "artifact_path": artifact_path,
             "models": models,
@@ -206,26 +203,6 @@ class ZeroRouterLLM(FunctionCallingLLM):
     def class_name(cls) -> str:
         return "ZeroRouterLLM"
 
-    # ------------------------------------------------------------------ copies
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle / deep copy: the fields, the router (same pool, endpoints and encoder) or the spec
-        it is built from (LlamaIndex's default rebuilds from public fields only)."""
-        fields = {k: v for k, v in self.__dict__.items() if k != "callback_manager"}
-        return {"fields": fields, "router": self._router, "spec": dict(self._router_spec)}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if state["router"] is not None:
-            self.__init__(state["router"], **state["fields"])  # type: ignore[misc]
-        else:
-            self.__init__(**state["spec"], **state["fields"])  # type: ignore[misc]
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ZeroRouterLLM:
-        import copy
-
-        new = type(self).__new__(type(self))
-        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
-        return new
-
     # ------------------------------------------------------------------ router and metadata
     @property
     def router(self) -> Any:
@@ -247,8 +224,8 @@ class ZeroRouterLLM(FunctionCallingLLM):
                         router = (
                             ZeroRouter.load(path, **spec) if path is not None else ZeroRouter.default(**spec)
                         )
-                    for name, ep in list(router.endpoints.items()):
-                        router.endpoints[name] = ep.with_default_key(key)
+                    keyed = {n: ep.with_default_key(key) for n, ep in router.endpoints.items()}
+                    router.endpoints.update(keyed)
                     self._router = router
         return self._router
 
