@@ -210,6 +210,11 @@ def _deployment(i: int, entry: Any) -> Deployment:
     params = dict(params)
     model = params.pop("model")
     api_base = params.pop("api_base", None) or params.pop("base_url", None)
+    base_ref = _env_ref(api_base)
+    if base_ref is not None:  # like LiteLLM: os.environ/NAME is read when the config is loaded
+        api_base = os.environ.get(base_ref)
+        if not api_base:
+            raise SchemaError(f"{where}.litellm_params.api_base is os.environ/{base_ref}, which is not set")
     raw_key = params.pop("api_key", None)
     key_env = _env_ref(raw_key)
     literal = SecretStr(str(raw_key)) if raw_key is not None and key_env is None else None
