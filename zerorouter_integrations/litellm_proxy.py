@@ -117,7 +117,7 @@ class ZeroRouterProxyHook(CustomLogger):
         """Route a request for a virtual model: set ``model`` and ``fallbacks``; others pass through."""
         model = data.get("model")
         routers = self.routers() if isinstance(model, str) and model.startswith(VIRTUAL) else {}
-        router = routers.get(model) if routers else None
+        router = routers.get(model) if routers and isinstance(model, str) else None
         if router is None or not data.get("messages"):
             return data
         decision = await router.aroute(
