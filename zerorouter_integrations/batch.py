@@ -80,7 +80,7 @@ def decide(
     (both only when a router is built here).
     """
     router = _router(router_or_artifact, models, policy)
-    pool = router.models
+    pool = router.routable_models  # the pool the policy is calibrated on (price-unknown models are left out)
     pred = router.predictor.predict(X, input_tokens=tokens, models=pool)
     idx = router.policy.choose(pred.quality, pred.cost_usd, keys=list(keys))
     rows = np.arange(len(idx))
