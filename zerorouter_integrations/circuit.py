@@ -170,12 +170,14 @@ class CircuitBreaker:
         removed: dict[str, str] = {}
         notes: list[str] = []
         opened: list[tuple[float, str]] = []
+        misconfigured: list[str] = []
         with self._lock:
             for m in candidates:
                 mis = self._misconfigured.get(m)
                 if mis is not None:
                     if mis[0] > now:
                         removed[m] = mis[1]
+                        misconfigured.append(m)
                         continue
                     del self._misconfigured[m]
                 st = stats.get(m)
@@ -195,6 +197,11 @@ class CircuitBreaker:
                         continue
                     self._probes[m] = now + max(self.policy.cooldown_s, 1.0)
                 admitted.append(m)
+        if not admitted and misconfigured and not opened:  # a fixed key is picked up at once
+            admitted = [m for m in candidates if m in misconfigured]
+            for m in admitted:
+                removed.pop(m, None)
+            notes.append("every admissible model was marked misconfigured; trying them again")
         if not admitted and opened:
             _, first = min(opened)
             admitted.append(first)
