@@ -13,8 +13,6 @@ import argparse
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from zerorouter_integrations.stores import MemoryStore, ProfileStore, RedisStore, SQLiteStore
+from zerorouter_integrations.testing.redis_server import RedisServer
 
 __all__ = ["main", "measure"]
 
@@ -68,49 +67,11 @@ def measure(store: ProfileStore, n_threads: int, calls_per_thread: int) -> float
 
 @contextmanager
 def _redis_server() -> Iterator[str | None]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         yield None
         return
-    with tempfile.TemporaryDirectory() as d:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                d,
-                "--logfile",
-                os.path.join(d, "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
-                        c.sendall(b"PING\r\n")
-                        if c.recv(16).startswith(b"+PONG"):
-                            break
-                except OSError:
-                    time.sleep(0.05)
-            else:
-                raise RuntimeError(f"redis-server did not answer on port {port}")
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as d, RedisServer(d, persist=False) as server:
+        yield server.url
 
 
 def main(argv: list[str] | None = None) -> None:

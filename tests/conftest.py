@@ -10,84 +10,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path as _Path
 
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a throwaway ``redis-server`` (database 0) that lives for the whole test session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         reason = "redis-server not found on PATH (apt-get install redis-server, or run .ci/redis.sh)"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI is set, so the Redis tests must run", pytrace=False)
         pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("redis")
-    for _attempt in range(3):  # the free port can be taken between probe and bind: retry
-        port = _free_port()
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(workdir / f"redis-{port}.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15.0
-        while proc.poll() is None and time.monotonic() < deadline:
-            if _redis_answers(port):
-                break
-            time.sleep(0.05)
-        if proc.poll() is None and _redis_answers(port):
-            break
-        proc.kill()
-        proc.wait()
-    else:
-        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in workdir.glob("*.log"))
-        pytest.fail(f"redis-server ({binary}) did not start; its log:\n{logs}", pytrace=False)
+    from zerorouter_integrations.testing.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persist=False)
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 # ---------------------------------------------------------------------------- routing-core fixtures

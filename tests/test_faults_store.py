@@ -114,3 +114,25 @@ def test_construction_errors_name_the_path_or_url(tmp_path):
         SQLiteStore(blocker / "sub" / "x.db")
     with pytest.raises(ValueError, match="mongodb"):
         open_store("mongodb://127.0.0.1/x")
+
+
+def test_redis_server_moves_off_a_port_taken_before_its_first_start(tmp_path) -> None:
+    """The throwaway server the tests and benchmarks share retries on a fresh port when its probed
+    port was taken in the meantime (here: by a listening socket that never answers PING)."""
+    import shutil
+    import socket
+
+    from zerorouter_integrations.testing.redis_server import RedisServer, redis_answers
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not on PATH")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        server = RedisServer(tmp_path / "redis", persist=False)
+        server.port = taken
+        with server:
+            assert server.port != taken
+            assert redis_answers(server.port)
+        assert not server.running

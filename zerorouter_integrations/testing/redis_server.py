@@ -15,16 +15,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RedisServer"]
+__all__ = ["RedisServer", "free_port", "redis_answers"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (another process may still take it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _answers(port: int) -> bool:
+def redis_answers(port: int) -> bool:
+    """Whether a Redis server on 127.0.0.1:``port`` answers ``PING``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
@@ -54,7 +56,8 @@ class RedisServer:
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="zr-redis-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.persist = persist
-        self.port = _free_port()
+        self.port = free_port()
+        self._started_once = False
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,9 +65,25 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 15.0) -> RedisServer:
-        """Start (or restart) the server on the same port; returns ``self`` once it answers PING."""
+        """Start (or restart) the server on the same port; returns ``self`` once it answers PING.
+
+        On the very first start a port taken between probing and binding is replaced by a fresh one
+        (up to three tries); a restart always keeps the port, so clients reconnect to the same URL.
+        """
         if self._proc is not None and self._proc.poll() is None:
             return self
+        tries = 1 if self._started_once else 3
+        for attempt in range(tries):
+            if self._launch(timeout_s):
+                self._started_once = True
+                return self
+            log = self._log_tail()
+            self.stop()
+            if attempt + 1 < tries:
+                self.port = free_port()
+        raise RuntimeError(f"redis-server did not start on port {self.port}; its log:\n{log}")
+
+    def _launch(self, timeout_s: float) -> bool:
         persist = (
             ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         )
@@ -86,17 +105,15 @@ class RedisServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                break
-            if _answers(self.port):
-                return self
+                return False
+            if redis_answers(self.port):
+                return True
             time.sleep(0.05)
-        log = (
-            (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-            if (self.workdir / "redis.log").exists()
-            else ""
-        )
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}; its log:\n{log}")
+        return False
+
+    def _log_tail(self) -> str:
+        log = self.workdir / "redis.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
