@@ -7,10 +7,12 @@ default by :func:`zerorouter_integrations.batch.route_parquet`:
 * ``local``: one process, the encoder on all cores, batches streamed from and to Parquet;
 * ``ray``: a local Ray instance with ``num_cpus=2`` and 2 actors (one encoder thread each).
 
-``rows/s`` is rows over wall time (router and encoder start-up included: that is what a run
-costs). ``peak RSS`` is the largest resident memory of the process tree (driver, raylet and workers
-for Ray) sampled every 0.2 s from ``/proc``. Memory is *flat* when the peak does not grow with the
-number of rows: each engine runs at ``--rows`` and at a quarter of it.
+Each engine routes the ``--rows`` file once; a row of the table is printed as the written row count
+passes 1k, 10k, 25k, 50k, 100k (and the end). ``rows/s (overall)`` is rows over wall time (router,
+encoder and Ray start-up included: that is what a run costs); ``rows/s (since previous)`` is the
+steady rate between two checkpoints. ``peak RSS so far`` is the largest resident memory of the process
+tree (driver, raylet and workers for Ray), sampled every 0.2 s from ``/proc``. Memory is *flat* when
+that peak stops growing with the rows written.
 
     python benchmarks/batch.py [--rows 100000] [--batch-size 1024]
 """
@@ -67,9 +69,12 @@ class PeakMemory:
         self.interval, self.peak, self._stop = interval, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self) -> None:
+        self.peak = max(self.peak, _tree_rss_mb(os.getpid()))
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_rss_mb(os.getpid()))
+            self.sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakMemory:
@@ -102,19 +107,40 @@ def make_input(n: int, folder: Path, data: str | None) -> Path:
     return path
 
 
-def run(engine: str, path: Path, out: Path, batch_size: int) -> tuple[float, float]:
+CHECKPOINTS = (1_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000)
+
+
+class Progress:
+    """Rows written over time (``route_parquet``'s ``on_rows``) and the peak RSS when each checkpoint was passed."""
+
+    def __init__(self, total: int, mem: PeakMemory):
+        self.t0, self.mem = time.perf_counter(), mem
+        marks = [c for c in CHECKPOINTS if c < total] + [total]
+        self.pending, self.rows = list(marks), []  # (rows, seconds, peak MiB)
+
+    def __call__(self, n: int) -> None:
+        while self.pending and n >= self.pending[0]:
+            self.pending.pop(0)
+            self.mem.sample()
+            self.rows.append((n, time.perf_counter() - self.t0, self.mem.peak))
+
+
+def run(engine: str, path: Path, out: Path, batch_size: int, total: int) -> list[tuple[int, float, float]]:
     with PeakMemory() as mem:
+        progress = Progress(total, mem)
         if engine == "ray":
             import ray
 
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
             try:
-                stats = route_parquet(path, out, engine="ray", batch_size=batch_size, concurrency=2)
+                route_parquet(path, out, engine="ray", batch_size=batch_size, concurrency=2, on_rows=progress)
             finally:
                 ray.shutdown()
         else:
-            stats = route_parquet(path, out, engine="local", batch_size=batch_size, show_progress=False)
-    return stats.rows_per_s, mem.peak
+            route_parquet(
+                path, out, engine="local", batch_size=batch_size, show_progress=False, on_rows=progress
+            )
+    return progress.rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,20 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", default="local,ray")
     ap.add_argument("--data")
     args = ap.parse_args(argv)
-    sizes = sorted({max(args.rows // 4, 1), args.rows})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        inputs = {n: make_input(n, folder, args.data) for n in sizes}
-        print("| engine | rows | rows/s | peak RSS (MiB) |")
-        print("| --- | --- | --- | --- |")
+        path = make_input(args.rows, folder, args.data)
+        print(
+            "| engine | rows written | elapsed (s) | rows/s (overall) | rows/s (since previous) | peak RSS so far (MiB) |"
+        )
+        print("| --- | --- | --- | --- | --- | --- |")
         for engine in args.engines.split(","):
-            for n in sizes:
-                t0 = time.perf_counter()
-                rps, peak = run(engine, inputs[n], folder / f"out-{engine}-{n}.parquet", args.batch_size)
+            prev = (0, 0.0)
+            for n, secs, peak in run(
+                engine, path, folder / f"out-{engine}.parquet", args.batch_size, args.rows
+            ):
+                rate = (n - prev[0]) / max(secs - prev[1], 1e-9)
                 print(
-                    f"| {engine} | {n:,} | {rps:,.0f} | {peak:,.0f} |  ({time.perf_counter() - t0:.0f} s)",
+                    f"| {engine} | {n:,} | {secs:,.0f} | {n / secs:,.0f} | {rate:,.0f} | {peak:,.0f} |",
                     flush=True,
                 )
+                prev = (n, secs)
     return 0
 
 

@@ -19,9 +19,10 @@ streams the input through it in batches, writing as it goes, so memory stays fla
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,10 @@ class BatchRouter:
         ``{"budget_usd_per_1k": x}`` or ``{"quality_target": q, "reference": name}``; default: the
         router's default policy.
     num_threads : int, optional
-        Encoder threads (Ray actors use one each).
+        Encoder threads (Ray actors use one each). Each thread runs its own single-threaded encoder
+        session on a share of the batch (the shipped int8 encoder embeds one text per run, so one
+        session with several intra-op threads leaves cores idle on such small runs); default: one
+        per available core.
     """
 
     def __init__(
@@ -153,18 +157,22 @@ class BatchRouter:
         self.policy = dict(policy) if policy else None
         self.num_threads = num_threads
         self._state: Any = None
+        self._encoders: list[Any] = []
 
     def _load(self) -> Any:
         if self._state is None:
             from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
             from zerorouter_integrations.encoder import QueryEncoder
+            from zerorouter_integrations.encoder_model import default_threads
             from zerorouter_integrations.policy import Policy
 
             art = RouterArtifact.load(self.artifact or DEFAULT_ARTIFACT)
             settings = {k: v for k, v in art.encoder.items() if k in ("max_seq_length", "precision")}
-            encoder = QueryEncoder(
-                **settings, num_threads=self.num_threads, cache_size=0, show_progress=False
-            )
+            n = self.num_threads or default_threads()
+            self._encoders = [
+                QueryEncoder(**settings, num_threads=1, cache_size=0, show_progress=False) for _ in range(n)
+            ]
+            encoder = self._encoders[0]
             pol = None
             if self.policy:
                 pol = (
@@ -186,7 +194,7 @@ class BatchRouter:
         if "prompt_id" not in batch.columns:
             raise SchemaError(f"the input needs a 'prompt_id' column; found {list(batch.columns)}")
         texts = batch_texts(batch)
-        X = router.featurizer.transform(texts)
+        X = router.featurizer.transform(texts, self._embed(texts))
         tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
         keys = [str(k) for k in batch["prompt_id"].tolist()]
         out = decide(router, X, tokens, keys=keys)
@@ -201,9 +209,32 @@ class BatchRouter:
             columns=list(OUTPUT_COLUMNS),
         )
 
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of ``texts``: each distinct text once, shares of them on the encoder threads."""
+        uniq = list(dict.fromkeys(texts))
+        encoders = self._encoders[: max(1, min(len(self._encoders), len(uniq) // 8))]
+        if len(encoders) == 1:
+            emb = encoders[0].encode(uniq)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            bounds = np.linspace(0, len(uniq), len(encoders) + 1).astype(int)
+            with ThreadPoolExecutor(len(encoders)) as pool:
+                parts = list(
+                    pool.map(
+                        lambda j: encoders[j].encode(uniq[bounds[j] : bounds[j + 1]]), range(len(encoders))
+                    )
+                )
+            emb = np.vstack(parts)
+        if len(uniq) == len(texts):
+            return emb
+        pos = {t: i for i, t in enumerate(uniq)}
+        return emb[[pos[t] for t in texts]]
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_state"] = None  # workers load their own router
+        state["_state"] = None  # workers load their own router and encoders
+        state["_encoders"] = []
         return state
 
 
@@ -249,8 +280,12 @@ def route_parquet(
     concurrency: int = 2,
     num_threads: int | None = None,
     show_progress: bool | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> BatchStats:
     """Route every row of ``input_path`` and write ``out_path`` (Parquet, written atomically).
+
+    ``on_rows(n)`` (optional) is called with the number of rows written so far after each output
+    batch, with either engine.
 
     ``engine="ray"`` needs the ``ray`` extra (``pip install 'zerorouter-integrations[ray]'``) and runs
     ``concurrency`` actors with one encoder thread each on the current (or a local) Ray instance.
@@ -263,6 +298,7 @@ def route_parquet(
     columns = _input_columns(src)
     fn_kwargs: dict[str, Any] = {"artifact": artifact, "models": models, "policy": policy}
     t0 = time.perf_counter()
+    write = functools.partial(write_batches, on_rows=on_rows)
     if engine == "ray":
         from zerorouter_integrations.batch_ray import route_parquet_ray
 
@@ -272,19 +308,21 @@ def route_parquet(
             columns,
             BatchRouter,
             fn_kwargs,
-            write_batches,
+            write,
             batch_size=batch_size,
             concurrency=concurrency,
         )
     else:
-        rows = _route_local(
-            src, dst, columns, BatchRouter(**fn_kwargs, num_threads=num_threads), batch_size, show_progress
-        )
+        fn = BatchRouter(**fn_kwargs, num_threads=num_threads)
+        rows = _route_local(src, dst, columns, fn, batch_size, show_progress, write)
     return BatchStats(rows=rows, seconds=time.perf_counter() - t0, engine=engine, out=dst)
 
 
-def write_batches(dst: Path, frames: Any) -> int:
-    """Write an iterable of output frames into one Parquet file, atomically; returns the row count."""
+def write_batches(dst: Path, frames: Iterable[Any], on_rows: Callable[[int], None] | None = None) -> int:
+    """Write an iterable of output frames into one Parquet file, atomically; returns the row count.
+
+    ``on_rows(n)`` is called with the rows written so far after each frame.
+    """
     import os
     import tempfile
 
@@ -302,6 +340,8 @@ def write_batches(dst: Path, frames: Any) -> int:
                 writer = pq.ParquetWriter(tmp, table.schema)
             writer.write_table(table)
             rows += len(frame)
+            if on_rows is not None:
+                on_rows(rows)
         if writer is None:
             import pandas as pd
 
@@ -319,7 +359,13 @@ def write_batches(dst: Path, frames: Any) -> int:
 
 
 def _route_local(
-    src: Path, dst: Path, columns: list[str], fn: BatchRouter, batch_size: int, show_progress: bool | None
+    src: Path,
+    dst: Path,
+    columns: list[str],
+    fn: BatchRouter,
+    batch_size: int,
+    show_progress: bool | None,
+    write: Callable[[Path, Iterable[Any]], int],
 ) -> int:
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
@@ -334,6 +380,6 @@ def _route_local(
             yield out
 
     try:
-        return write_batches(dst, frames())
+        return write(dst, frames())
     finally:
         bar.close()

@@ -50,7 +50,18 @@ def route_parquet_ray(
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
-        ds = ray.data.read_parquet(str(src), columns=columns)
+        # One block per batch (at least one per actor): a single-file input otherwise reads as one
+        # block, which one actor would route alone while the others wait. Ray Data's newer Parquet
+        # reader (2.5x) splits only at row-group boundaries and ignores override_num_blocks, so the
+        # reader that splits its output is used where the switch exists.
+        import pyarrow.parquet as pq
+
+        if getattr(ctx, "use_datasource_v2", False):
+            ctx.use_datasource_v2 = False
+
+        n_rows = pq.ParquetFile(src).metadata.num_rows
+        blocks = max(concurrency, -(-n_rows // batch_size))
+        ds = ray.data.read_parquet(str(src), columns=columns, override_num_blocks=blocks)
         out = ds.map_batches(
             fn_cls,
             fn_constructor_kwargs={**dict(fn_kwargs), "num_threads": 1},
