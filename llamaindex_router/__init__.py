@@ -25,6 +25,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 import zerorouter_integrations  # noqa: F401  (its import applies the offline settings before litellm / HF)
+from zerorouter_integrations.extras import need
+
+# Every submodule import runs this first: without the framework the error names the extra to install.
+need("llamaindex", "the LlamaIndex adapter (llamaindex_router)")
 
 if TYPE_CHECKING:  # pragma: no cover
     from llamaindex_router.embedding import MiniLMEmbedding

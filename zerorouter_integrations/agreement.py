@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from zerorouter_integrations.extras import need
+
 __all__ = ["EPS", "OUTPUTS", "AgreementModel", "expit", "logit"]
 
 #: Probabilities are clipped to [EPS, 1 − EPS] before taking log-odds.
@@ -213,6 +215,7 @@ class AgreementModel:
         -------
         self
         """
+        need("fit", "fitting a cascade's agreement model (AgreementModel.fit)")
         from scipy.optimize import minimize
 
         pa, pb, pe = (np.clip(np.asarray(v, dtype=float).ravel(), EPS, 1 - EPS) for v in (pa, pb, pe))

@@ -20,6 +20,7 @@ import numpy as np
 
 from zerorouter_integrations._io import atomic_write_bytes
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.jsonfast import loads_finite
 from zerorouter_integrations.latent.base import Ability, LatentSpace
 from zerorouter_integrations.predictor import QualityPredictor
 from zerorouter_integrations.profiles import ModelProfile, ProfileDict
@@ -249,7 +250,10 @@ class RouterArtifact:
 
         try:
             text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-            data = json.loads(text, parse_constant=constant)
+            try:
+                data = loads_finite(text)  # orjson: ~5x faster on the float arrays
+            except ValueError:  # malformed or non-finite: the standard parser says where
+                data = json.loads(text, parse_constant=constant)
         except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SchemaError(
                 f"{f}: not a router artifact (gzipped JSON expected; truncated or corrupt?): "

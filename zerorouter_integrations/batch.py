@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.extras import need
 
 __all__ = ["OUTPUT_COLUMNS", "BatchRouter", "BatchStats", "batch_texts", "decide", "route_parquet"]
 
@@ -186,6 +187,7 @@ class BatchRouter:
         return self._state
 
     def __call__(self, batch: Any) -> Any:
+        need("tables", "routing a Parquet batch")
         import pandas as pd
 
         from zerorouter_integrations.profiles import estimate_tokens
@@ -253,6 +255,7 @@ class BatchStats:
 
 
 def _input_columns(path: Path) -> list[str]:
+    need("tables", "routing a Parquet batch (zerorouter route-batch)")
     import pyarrow.parquet as pq
 
     if not path.is_file():
@@ -326,6 +329,7 @@ def write_batches(dst: Path, frames: Iterable[Any], on_rows: Callable[[int], Non
     import os
     import tempfile
 
+    need("tables", "writing routed Parquet batches")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -367,6 +371,7 @@ def _route_local(
     show_progress: bool | None,
     write: Callable[[Path, Iterable[Any]], int],
 ) -> int:
+    need("tables", "routing a Parquet batch (zerorouter route-batch)")
     import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 

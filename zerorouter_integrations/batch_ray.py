@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from zerorouter_integrations.extras import need
+
 __all__ = ["EmbedBatch", "import_ray", "route_parquet_ray", "table_features_ray"]
 
 
@@ -122,6 +124,8 @@ def table_features_ray(
     --engine ray`` passes to the evaluation, whose output contract does not change.
     """
     import numpy as np
+
+    need("ray", "routing a batch with Ray")
     import pandas as pd
 
     from zerorouter_integrations.encoder import ROUTING_ENCODER

@@ -20,6 +20,7 @@ from zerorouter_integrations.agreement import EPS, AgreementModel
 from zerorouter_integrations.answers import canonical_answer, detect_answer_kind, extract_answer
 from zerorouter_integrations.cascade_menus import PlanChoice, build_menus, choose, pairs
 from zerorouter_integrations.cascade_policy import CascadePolicy
+from zerorouter_integrations.extras import need
 
 __all__ = ["EVAL_ROUTERS", "evaluate_cascade", "table_answers"]
 
@@ -38,6 +39,7 @@ def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, l
         of canonical answers or ``None``; ``kinds``: answer kind per prompt (``None``: not comparable).
         A string says why the table has no usable answers.
     """
+    need("tables", "replaying a cascade on a routing table")
     import pandas as pd
 
     extras = table.extras("outcome_extras")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
+from zerorouter_integrations.jsonfast import loads_finite
 from zerorouter_integrations.names import bare_name
 
 __all__ = [
@@ -133,8 +134,11 @@ def price_map_path() -> Path:
 def price_map() -> Mapping[str, Mapping[str, Any]]:
     """LiteLLM's local price map: model key → info (``litellm_provider``, ``max_input_tokens``, prices,
     ``supports_*`` flags). Read once per process; LiteLLM itself is not imported."""
-    with price_map_path().open(encoding="utf-8") as fh:
-        data = json.load(fh)
+    raw = price_map_path().read_bytes()
+    try:
+        data = loads_finite(raw)  # orjson when installed
+    except ValueError:
+        data = json.loads(raw)  # the standard parser as LiteLLM reads it (NaN allowed)
     return {k: v for k, v in data.items() if isinstance(v, dict) and k != "sample_spec"}
 
 

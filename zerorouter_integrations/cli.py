@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from zerorouter_integrations.extras import need
+
 __all__ = ["main"]
 
 
@@ -55,6 +57,7 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 # ---------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
+    need("fit", "zerorouter eval")
     from zerorouter_integrations.evaluation import evaluate
     from zerorouter_integrations.tables import Split
 
@@ -101,6 +104,7 @@ def _print_markdown(text: str) -> None:
 
 # ---------------------------------------------------------------------- fit
 def cmd_fit(args: argparse.Namespace) -> int:
+    need("fit", "zerorouter fit")
     from zerorouter_integrations.evaluation import make_space
     from zerorouter_integrations.tables import Split
     from zerorouter_integrations.training import fit_artifact
@@ -189,6 +193,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
+    need("demo", "zerorouter demo")
     from zerorouter_integrations.demo import run_demo
 
     run_demo(
@@ -203,6 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import warnings
 
+    need("serve", "zerorouter serve")
     from zerorouter_integrations.server import build_gateway, run_server
 
     if not Path(args.config).is_file():
@@ -228,6 +234,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_replay(args: argparse.Namespace, rest: list[str]) -> int:
+    need("tables", "zerorouter serve-replay")
     from zerorouter_integrations.testing.replay import serve_replay_main
 
     return int(serve_replay_main(rest) or 0)

@@ -15,33 +15,89 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from zerorouter_integrations.extras import need
+
 __all__ = ["read_anchor_file", "run_onboard"]
 
 
-def read_anchor_file(path: str) -> Any:
-    """The scored anchors of ``--anchors`` (CSV, JSONL or Parquet with ``prompt``, ``score``[, ``cost_usd``])."""
-    import pandas as pd
+def read_anchor_file(path: str) -> dict[str, list[Any]]:
+    """The scored anchors of ``--anchors``: CSV or JSONL (the base install reads them) or Parquet (the
+    ``tables`` extra), with columns ``prompt``, ``score`` and optionally ``cost_usd``.
+
+    Returns ``{"prompt": [...], "score": [...]}`` plus ``"cost_usd"`` when the file has that column
+    (an empty or null cost is NaN). A missing column, a score that is not a number or a malformed
+    line raises :class:`~zerorouter_integrations.errors.SchemaError` naming the file and the row.
+    """
+    import csv
+    import json
 
     from zerorouter_integrations.errors import SchemaError
 
     f = Path(path)
     if not f.is_file():
         raise ValueError(f"{f}: anchor file not found")
+    rows: list[dict[str, Any]]
     if f.suffix == ".parquet":
-        df = pd.read_parquet(f)
+        need("tables", f"reading the Parquet anchor file {f}")
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(f).to_pylist()
+        columns = pq.read_schema(f).names
     elif f.suffix in (".jsonl", ".ndjson"):
-        df = pd.read_json(f, lines=True)
+        rows = []
+        with f.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SchemaError(f"{f}: line {n} is not JSON: {exc}") from None
+                if not isinstance(row, dict):
+                    raise SchemaError(f"{f}: line {n} is a {type(row).__name__}; expected a JSON object")
+                rows.append(row)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
     elif f.suffix == ".csv":
-        df = pd.read_csv(f)
+        with f.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
     else:
         raise ValueError(f"{f}: unsupported anchor file type {f.suffix!r}; expected .csv, .jsonl or .parquet")
-    missing = [c for c in ("prompt", "score") if c not in df.columns]
+    missing = [c for c in ("prompt", "score") if c not in columns]
     if missing:
         raise SchemaError(
             f"{f}: missing column(s) {missing}; an anchor file needs 'prompt' and 'score' "
             "(and optionally 'cost_usd')"
         )
-    return df
+    out: dict[str, list[Any]] = {"prompt": [], "score": []}
+    if "cost_usd" in columns:
+        out["cost_usd"] = []
+    for n, row in enumerate(rows, 1):
+        out["prompt"].append(str(row.get("prompt")))
+        out["score"].append(_number(f, n, "score", row.get("score"), allow_empty=False))
+        if "cost_usd" in out:
+            out["cost_usd"].append(_number(f, n, "cost_usd", row.get("cost_usd"), allow_empty=True))
+    return out
+
+
+def _number(f: Path, n: int, column: str, value: Any, *, allow_empty: bool) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if allow_empty:
+            return float("nan")
+        raise _bad_number(f, n, column, value)
+    if isinstance(value, bool):
+        raise _bad_number(f, n, column, value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _bad_number(f, n, column, value) from None
+
+
+def _bad_number(f: Path, n: int, column: str, value: Any) -> Exception:
+    from zerorouter_integrations.errors import SchemaError
+
+    return SchemaError(f"{f}: row {n} has {column}={value!r}; expected a number")
 
 
 def _prices(args: argparse.Namespace) -> tuple[float, float] | None:
@@ -165,13 +221,12 @@ def run_onboard(args: argparse.Namespace, console: Callable[..., Any]) -> int:
     else:
         if not args.anchors:
             raise ValueError("give --anchors FILE (prompt, score[, cost_usd]) or --live")
-        df = read_anchor_file(args.anchors)
-        costs = df["cost_usd"].tolist() if "cost_usd" in df.columns else None
+        anchors = read_anchor_file(args.anchors)
         profile = router.onboard(
             args.model,
-            df["prompt"].astype(str).tolist(),
-            df["score"].astype(float).tolist(),
-            costs=costs,
+            anchors["prompt"],
+            anchors["score"],
+            costs=anchors.get("cost_usd"),
             litellm_model=args.litellm_model,
             input_usd_per_token=prices[0] if prices else None,
             output_usd_per_token=prices[1] if prices else None,

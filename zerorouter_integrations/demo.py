@@ -15,6 +15,7 @@ import numpy as np
 
 from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.extras import need
 
 __all__ = ["find_data_dir", "run_demo"]
 
@@ -168,6 +169,7 @@ def run_demo(
 def _plot(curves: dict[str, Any], path: Path) -> Path:
     import io
 
+    need("plots", "the demo's plot")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING, Any
 
 from zerorouter_integrations.errors import SchemaError
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 __all__ = [
     "Attempt",
@@ -23,6 +24,14 @@ __all__ = [
     "StreamEvent",
     "Usage",
 ]
+
+
+def _secret_str() -> type[SecretStr]:
+    """pydantic's ``SecretStr``, imported when a key is given (pydantic costs ~50 ms to import, and
+    deciding never needs it)."""
+    from pydantic import SecretStr
+
+    return SecretStr
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,11 @@ class ModelEndpoint:
                 f"ModelEndpoint.litellm_model={self.litellm_model!r} for {self.name!r}; expected a "
                 "LiteLLM model string such as 'openai/gpt-4o-mini'"
             )
-        if isinstance(self.api_key, str):
-            object.__setattr__(self, "api_key", SecretStr(self.api_key))
-        elif self.api_key is not None and not isinstance(self.api_key, SecretStr):
+        if self.api_key is None:
+            pass
+        elif isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", _secret_str()(self.api_key))
+        elif not isinstance(self.api_key, _secret_str()):
             raise ValueError(
                 f"ModelEndpoint.api_key for {self.name!r} is a {type(self.api_key).__name__}; expected a "
                 "str, a pydantic SecretStr or None"
@@ -98,7 +109,7 @@ class ModelEndpoint:
     def secret_api_key(self) -> str | None:
         """The API key in clear, for the one place that sends it (LiteLLM's ``api_key``)."""
         key = self.api_key
-        return key.get_secret_value() if isinstance(key, SecretStr) else key
+        return key if key is None or isinstance(key, str) else key.get_secret_value()
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (``from_dict`` inverts it) without the API key: it becomes ``None``.

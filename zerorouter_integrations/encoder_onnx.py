@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,15 +62,13 @@ class OnnxBackend:
         # function of the text alone (the same in training, serving and the caches).
         self.one_at_a_time = precision == "int8"
         self.model_file = target
-        tokenizer = Tokenizer.from_file(str(Path(spec.transformer_dir) / "tokenizer.json"))
+        self._tokenizer_dir = Path(spec.transformer_dir)
+        self._max_seq_length = max_seq_length
+        tokenizer = Tokenizer.from_file(str(self._tokenizer_dir / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=max_seq_length)
         self._single = tokenizer
-        padded = Tokenizer.from_file(str(Path(spec.transformer_dir) / "tokenizer.json"))
-        padded.enable_truncation(max_length=max_seq_length)
-        pad = pad_id(padded, spec.transformer_dir)
-        padded.enable_padding(pad_id=pad, pad_token=padded.id_to_token(pad) or "[PAD]")
-        self._padded = padded
+        self._padded: Any = None  # built on the first batch (the int8 model runs one text at a time)
         self.normalizes = spec.normalizes
         probe = self.embed(["dimension probe"])
         self.dim = int(probe.shape[1])
@@ -111,6 +110,17 @@ class OnnxBackend:
             self.session = ort_session(target, threads)
         return target
 
+    def _padded_tokenizer(self) -> Any:
+        if self._padded is None:
+            from tokenizers import Tokenizer
+
+            padded = Tokenizer.from_file(str(self._tokenizer_dir / "tokenizer.json"))
+            padded.enable_truncation(max_length=self._max_seq_length)
+            pad = pad_id(padded, str(self._tokenizer_dir))
+            padded.enable_padding(pad_id=pad, pad_token=padded.id_to_token(pad) or "[PAD]")
+            self._padded = padded
+        return self._padded
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if self.one_at_a_time and len(texts) > 1:
             return np.vstack([self.embed([t]) for t in texts])
@@ -119,7 +129,7 @@ class OnnxBackend:
             ids = np.asarray([enc.ids], dtype=np.int64)
             mask = np.asarray([enc.attention_mask], dtype=np.int64)
         else:
-            encs = self._padded.encode_batch(texts)
+            encs = self._padded_tokenizer().encode_batch(texts)
             ids = np.asarray([e.ids for e in encs], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encs], dtype=np.int64)
         out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]

@@ -20,7 +20,9 @@
     ├── StreamInterruptedError           a stream broke after content was yielded (partial text kept)
     ├── StoreUnavailableError            the profile store cannot answer a read it alone can answer
     ├── AllModelsFailedError             dispatch tried every candidate and each one failed
-    └── OnboardingError                  a live onboarding run could not grade the model
+    ├── OnboardingError                  a live onboarding run could not grade the model
+    └── MissingExtraError (ImportError)  a feature needs an optional dependency the base install
+                                         leaves out; the message names the ``pip install`` extra
 
 Every message names the bad value and what was expected, so the caller knows what to fix.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "CallerError",
     "ConfigurationError",
     "InfeasibleError",
+    "MissingExtraError",
     "NoAdmissibleModelError",
     "NotFittedError",
     "OnboardingError",
@@ -119,6 +122,22 @@ class AllModelsFailedError(ZeroRouterError):
 
 class OnboardingError(ZeroRouterError):
     """A live onboarding run could not grade the model (e.g. its first calls all failed alike)."""
+
+
+class MissingExtraError(ZeroRouterError, ImportError):
+    """A feature needs an optional dependency that is not installed; ``extra`` is the extra of
+    ``zerorouter-integrations`` that installs it (see :mod:`zerorouter_integrations.extras`)."""
+
+    def __init__(self, message: str, *, extra: str, name: str | None = None):
+        super().__init__(message, name=name)
+        self.extra = extra
+
+    def __reduce__(self) -> Any:  # picklable with its keywords (ImportError's default drops them)
+        return (_missing_extra, (str(self), self.extra, self.name))
+
+
+def _missing_extra(message: str, extra: str, name: str | None) -> MissingExtraError:
+    return MissingExtraError(message, extra=extra, name=name)
 
 
 class CallerError(ZeroRouterError, ValueError):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.metrics import Curve, cost_to_reach, upper_hull
 
 __all__ = ["EvaluationReport", "RouterResult"]
@@ -188,6 +189,7 @@ class EvaluationReport:
 
     def plot(self, path: str | Path) -> Path:
         """Deferral curves of every router and the references, as a PNG."""
+        need("plots", "EvalReport.plot")
         import matplotlib
 
         matplotlib.use("Agg")

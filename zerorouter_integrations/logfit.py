@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from zerorouter_integrations.artifact import RouterArtifact
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent.base import Ability
 from zerorouter_integrations.profiles import CostModel, estimate_tokens
+from zerorouter_integrations.special import expit
 
 __all__ = ["MAP_PENALTIES", "PRIOR_WIDENING", "Observations", "RefitInfo", "refine_artifact", "stable_fold"]
 
@@ -126,6 +127,7 @@ class _MapProblem:
         lam_w, lam_c = lam
         if (math.isinf(lam_w) and math.isinf(lam_c)) or len(rows) == 0:
             return np.zeros((d, k)), np.zeros(k)
+        need("fit", "fit_from_logs")
         from scipy.optimize import minimize
 
         Xs, A, base, y = self.Xs[rows], self.A[rows], self.base[rows], self.y[rows]

@@ -72,6 +72,7 @@ from typing import Any, Literal
 import numpy as np
 
 from zerorouter_integrations.errors import InfeasibleError, UnknownModelError
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.optimizer_knapsack import (
     solve_single_knapsack,
 )
@@ -269,6 +270,7 @@ def optimize_batch(
     UnknownModelError
         A capacity key that is not in ``model_names``.
     """
+    need("fit", "route_batch's integer program (HiGHS through SciPy)")
     t0 = time.perf_counter()
     Qm = _as_matrix("Q", Q)
     n, m = Qm.shape

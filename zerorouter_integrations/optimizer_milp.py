@@ -11,6 +11,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from zerorouter_integrations.errors import InfeasibleError, ZeroRouterError
+from zerorouter_integrations.extras import need
 
 __all__ = [
     "LP_METHOD",
@@ -73,6 +74,7 @@ def solve_milp(
     integral: bool = True,
 ):
     """Minimise ``objective @ x`` over the kept options; returns scipy's ``OptimizeResult``."""
+    need("fit", "route_batch's integer program (HiGHS through SciPy)")
     import scipy.sparse as sp  # lazy: scipy.optimize costs ~1.5 s to import
     from scipy.optimize import Bounds, LinearConstraint, milp
 

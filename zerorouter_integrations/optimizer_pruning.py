@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.optimizer_knapsack import (
     compact,
     improve_assignment,
@@ -104,6 +105,7 @@ def lp_relaxation(opts: SolverOptions, objective: np.ndarray, rows_all, cap):
     Returns None when the relaxation is infeasible. Reduced costs are ``c − Aᵀy`` from the row
     duals; they are dropped (None) if the dual objective does not reproduce the LP value.
     """
+    need("fit", "route_batch's LP bound (HiGHS through SciPy)")
     import scipy.sparse as sp
     from scipy.optimize import linprog
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_money",
     "estimate_tokens",
     "load_profiles",
+    "nnls_line",
     "profiles_version",
     "save_profiles",
 ]
@@ -69,6 +70,25 @@ def estimate_tokens(text_or_chars: str | int) -> int:
     return int(math.ceil(n / 4))
 
 
+def nnls_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``argmin ‖a + b·x − y‖²`` over ``a, b ≥ 0``: what ``scipy.optimize.nnls`` gives for the
+    design ``[1, x]`` (``tests/test_special.py`` compares them), in closed form with NumPy.
+
+    With two unknowns the optimum is the unconstrained least-squares line when both coefficients are
+    ≥ 0, else the best of the three faces of the constraint set: ``b = 0`` (``a`` = the mean of
+    ``y``, clipped at 0), ``a = 0`` (``b = x·y / x·x``, clipped at 0) and ``a = b = 0``.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    A = np.column_stack([np.ones_like(x), x])
+    (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
+    if a >= 0 and b >= 0:
+        return float(a), float(b)
+    xx = float(x @ x)
+    faces = [(max(float(np.mean(y)), 0.0), 0.0), (0.0, max(float(x @ y) / xx, 0.0) if xx > 0 else 0.0)]
+    return min(faces, key=lambda ab: float(np.sum((ab[0] + ab[1] * x - y) ** 2)))
+
+
 @dataclass
 class CostModel:
     """Expected USD cost of one call: ``intercept_usd + per_input_token_usd × input_tokens``.
@@ -106,11 +126,8 @@ class CostModel:
             raise ValueError("CostModel.fit needs at least one (input_tokens, cost) pair without NaN")
         if len(y) < 3 or np.ptp(x) == 0:
             return cls(intercept_usd=float(np.mean(y)), per_input_token_usd=0.0, n_obs=len(y))
-        from scipy.optimize import nnls
-
-        A = np.column_stack([np.ones_like(x), x])
-        coef, _ = nnls(A, y)
-        return cls(intercept_usd=float(coef[0]), per_input_token_usd=float(coef[1]), n_obs=len(y))
+        a, b = nnls_line(x, y)
+        return cls(intercept_usd=a, per_input_token_usd=b, n_obs=len(y))
 
     def predict(self, input_tokens: np.ndarray | float) -> np.ndarray:
         return self.intercept_usd + self.per_input_token_usd * np.asarray(input_tokens, dtype=float)

@@ -29,9 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
+from zerorouter_integrations.extras import missing_extra
+
+try:
+    import pandas as pd
+except ImportError as exc:  # the base install: Parquet routing tables come with an extra
+    raise missing_extra("tables", "routing tables (zerorouter_integrations.tables)", "pandas") from exc
 
 __all__ = [
     "SCORE_TYPES",

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zerorouter_integrations.extras import need
+
 __all__ = [
     "ImportIssue",
     "ImportReport",
@@ -218,6 +220,7 @@ def resolve_model(model: str, model_map: Mapping[str, str] | None) -> str:
 
 def calls_to_frame(calls: Iterable[LoggedCall]) -> Any:
     """All calls as a pandas DataFrame (one row per call, the :class:`LoggedCall` fields as columns)."""
+    need("tables", "calls_to_frame")
     import pandas as pd
 
     rows = [c.to_dict() for c in calls]
@@ -239,6 +242,8 @@ def calls_to_table(
     (``prompt_id`` = call id) and one outcome of its model, with the logged cost and tokens.
     """
     import numpy as np
+
+    need("tables", "a routing table from logged calls")
     import pandas as pd
 
     from zerorouter_integrations.tables import RoutingTable

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit
+
+from zerorouter_integrations.extras import need
+from zerorouter_integrations.special import expit
 
 __all__ = [
     "bayes_logistic",
@@ -79,6 +81,7 @@ def population_cov(W: np.ndarray, *, standardized: bool = True) -> np.ndarray:
     shrinkage is applied to the correlation structure (each coordinate standardized, then rescaled):
     every coordinate keeps its own variance and only the correlations are pulled toward zero.
     """
+    need("fit", "the Ledoit-Wolf prior covariance of a latent space fit")
     from sklearn.covariance import LedoitWolf
 
     m, p = W.shape

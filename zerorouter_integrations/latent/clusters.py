@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import softmax
 
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
+from zerorouter_integrations.special import softmax
 
 __all__ = ["KMeansSpace", "LearnedMapSpace", "cluster_rates"]
 
@@ -65,6 +66,7 @@ def _validated_shrinkage(
         p = np.clip(p_o + alpha * (p_c - p_o), 1e-6, 1 - 1e-6)
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
+    need("fit", "fitting a cluster latent space")
     from scipy.optimize import minimize_scalar  # imported here: loading a fitted space stays fast
 
     res = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-3})
@@ -113,6 +115,7 @@ class KMeansSpace(_ClusterAbilityMixin, LatentSpace):
         self.seed = seed
 
     def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> KMeansSpace:
+        need("fit", "fitting the K-means latent space")
         from sklearn.cluster import KMeans
 
         X, Y = validate_xy(X, Y, models)
@@ -234,6 +237,7 @@ class LearnedMapSpace(_ClusterAbilityMixin, LatentSpace):
 
     def _fit_map(self, Xs: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """The map ``V`` fit on standardized features ``Xs`` and scores ``Y``, initialized from K-means."""
+        need("fit", "fitting the learned cluster map")
         from sklearn.cluster import KMeans
 
         n, d = Xs.shape

@@ -10,7 +10,8 @@ averaged over a spread of known models playing "a typical new model".
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+
+from zerorouter_integrations.special import expit
 
 __all__ = ["greedy_logit_design"]
 

@@ -64,8 +64,8 @@ import operator
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit
 
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent import bayes, stacking
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.latent.bayes import bayes_logistic
@@ -73,6 +73,7 @@ from zerorouter_integrations.latent.clusters import cluster_rates
 from zerorouter_integrations.latent.design import greedy_logit_design
 from zerorouter_integrations.latent.irt_fit import fit_free, fit_known, fit_linear, laplace_covs, svd_init
 from zerorouter_integrations.latent.irt_serving import IRTStack, predict_irt_stacked, serving_map, stack_irt
+from zerorouter_integrations.special import expit
 
 __all__ = ["IRTSpace", "bayes_logistic"]
 
@@ -213,7 +214,8 @@ class IRTSpace(LatentSpace):
     def fit(self, X: np.ndarray, Y: np.ndarray, models: Sequence[str]) -> IRTSpace:
         X, Y = validate_xy(X, Y, models)
         self._check_params()
-        from threadpoolctl import threadpool_limits
+        need("fit", "fitting the IRT latent space")
+        from threadpoolctl import threadpool_limits  # comes with scikit-learn
 
         # The fit is made of many small linear-algebra calls (L-BFGS on ~10^4 numbers, Newton steps on
         # 40-dimensional abilities): BLAS threads only add synchronization, and on a busy machine they
@@ -271,6 +273,7 @@ class IRTSpace(LatentSpace):
         K = int(self.local_clusters)
         self.centers_ = None
         if K > 0:
+            need("fit", "fitting the IRT space's local clusters")
             from sklearn.cluster import KMeans
 
             km = KMeans(n_clusters=min(K, n), n_init=2, random_state=self.seed).fit(Xs)

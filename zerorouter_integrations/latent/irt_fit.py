@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import expit
 
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent.bayes import bayes_logistic, unpacker
+from zerorouter_integrations.special import expit
 
 __all__ = ["fit_free", "fit_known", "fit_linear", "laplace_covs", "lbfgs", "svd_init"]
 
@@ -40,6 +41,7 @@ def svd_init(
 
 def lbfgs(fg: Callable, v0: np.ndarray, max_iter: int) -> tuple[np.ndarray, int, float]:
     """L-BFGS-B on ``fg`` (value and gradient) from ``v0``: ``(solution, iterations, final value)``."""
+    need("fit", "fitting the IRT latent space")
     from scipy.optimize import minimize  # imported here: loading a fitted space must stay fast
 
     opt = minimize(

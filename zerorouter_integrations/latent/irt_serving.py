@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from zerorouter_integrations.latent.base import Ability
 from zerorouter_integrations.latent.bayes import epistemic_sd
+from zerorouter_integrations.special import expit
 
 __all__ = ["IRTStack", "predict_irt_stacked", "serving_map", "stack_irt"]
 

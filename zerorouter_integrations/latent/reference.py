@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit
 
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.latent.irt import bayes_logistic
+from zerorouter_integrations.special import expit
 
 __all__ = ["KNNSpace", "LogisticSpace"]
 

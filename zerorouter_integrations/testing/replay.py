@@ -59,6 +59,7 @@ from typing import Any, Literal
 
 from zerorouter_integrations.data import find_data_dir
 from zerorouter_integrations.errors import SchemaError
+from zerorouter_integrations.extras import need
 
 __all__ = [
     "ModelBehaviour",
@@ -215,6 +216,7 @@ class _RecordedAnswers:
                 self._loaded.set()
 
     def _load(self) -> None:
+        need("tables", "the replay server's routing tables")
         import pyarrow.parquet as pq  # lazy: ~0.5 s
 
         models: dict[str, None] = {}
