@@ -22,7 +22,18 @@ from zerorouter_integrations.errors import MissingExtraError, SchemaError, ZeroR
 from zerorouter_integrations.extras import EXTRAS, missing_extra, need
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRA_ONLY = ("scipy", "sklearn", "pandas", "pyarrow", "matplotlib", "langchain_core", "llama_index", "torch")
+EXTRA_ONLY = (
+    "scipy",
+    "sklearn",
+    "pandas",
+    "pyarrow",
+    "matplotlib",
+    "langchain_core",
+    "llama_index",
+    "torch",
+    "redis",
+    "mcp",
+)
 
 BLOCK = f"""
 import sys
@@ -126,6 +137,10 @@ print(json.dumps({{"chosen": d.chosen, "rc": rc, "pool": sorted(c.model for c in
         ("import langchain_router.chat_model", "langchain"),
         ("from llamaindex_router import ZeroRouterLLM", "llamaindex"),
         (
+            "from zerorouter_integrations.router import ZeroRouter\nZeroRouter.default(store='redis://127.0.0.1:1/0')",
+            "redis",
+        ),
+        (
             "from zerorouter_integrations.router import ZeroRouter\n"
             "ZeroRouter.default().route_batch(['What is 2 + 2?', 'Name a prime.'], quality_target=0.5)",
             "fit",
@@ -161,3 +176,26 @@ def test_cli_names_the_extra_in_one_line(command, extra, tmp_path):
         f"zerorouter {command[0]}: error: zerorouter {command[0]} needs "
         f"'{EXTRAS[extra][0]}', which the base install leaves out: pip install 'zerorouter-integrations[{extra}]'"
     )
+
+
+def test_the_base_install_calls_models_with_tools_without_mcp(tmp_path):
+    """LiteLLM before 1.110 imports its MCP gateway (the ``mcp`` package, not in the base) on any call
+    with tools; the dispatcher tells it to skip the gateway, so function tools work without it."""
+    code = """
+import json, sys
+from zerorouter_integrations.dispatch import Dispatcher, ModelEndpoint
+from zerorouter_integrations.testing import ReplayServer
+tool = {"type": "function", "function": {"name": "magic_function", "description": "Apply magic.",
+        "parameters": {"type": "object", "properties": {"input": {"type": "integer"}}, "required": ["input"]}}}
+msgs = [{"role": "user", "content": "What is magic_function(3)?"}]
+with ReplayServer(models=["ok"]) as srv:
+    d = Dispatcher({"ok": ModelEndpoint(name="ok", litellm_model="openai/ok", api_base=srv.base_url, api_key="sk-x")})
+    one = d.complete(["ok"], msgs, tools=[tool], tool_choice="auto")
+    last = list(d.stream(["ok"], msgs, tools=[tool]))[-1]
+print(json.dumps({"calls": [one.tool_calls[0]["function"]["name"], last.result.tool_calls[0]["function"]["name"]],
+                  "mcp": "mcp" in sys.modules}))
+"""
+    out = _base(code, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rec == {"calls": ["magic_function", "magic_function"], "mcp": False}

@@ -1,7 +1,8 @@
 """The optional parts of the install: which extra brings which library, and the error that says so.
 
 ``pip install zerorouter-integrations`` (or ``pip install -e .``) is the light base: routing, dispatch
-through LiteLLM, onboarding from scored anchors (in memory, CSV, JSONL) or live, the CLI, the stores.
+through LiteLLM, onboarding from scored anchors (in memory, CSV, JSONL) or live, the CLI, the memory
+and SQLite stores.
 Everything else is an extra, and code that needs one raises :class:`MissingExtraError` (an
 ``ImportError``) naming the command that installs it:
 
@@ -11,11 +12,12 @@ extra         brings                                       needed by
 tables        pandas, pyarrow                              Parquet routing tables (``load_table``), the
                                                            replay server's tables, Parquet anchor files,
                                                            log importers, ``zerorouter route-batch`` files
-fit           tables + scipy, scikit-learn                 fitting and evaluating routers (``zerorouter
+fit           tables + plots + scipy, scikit-learn         fitting and evaluating routers (``zerorouter
                                                            fit`` / ``eval``, ``fit_from_logs``, cascade
                                                            fitting) and ``route_batch``'s integer program
 plots         matplotlib                                   the plots of ``zerorouter eval`` and the demo
 demo          tables + plots                               ``zerorouter demo``
+redis         redis                                        ``RedisStore`` (``store="redis://…"``)
 langchain     langchain-core                               ``langchain_router``
 llamaindex    llama-index-core                             ``llamaindex_router``
 serve         starlette, uvicorn                           ``zerorouter serve``
@@ -36,9 +38,10 @@ __all__ = ["EXTRAS", "MissingExtraError", "missing_extra", "need"]
 #: extra → the importable top-level modules it brings (the first missing one is named in the error).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "tables": ("pandas", "pyarrow"),
-    "fit": ("scipy", "sklearn", "pandas", "pyarrow"),
+    "fit": ("scipy", "sklearn", "pandas", "pyarrow", "matplotlib"),
     "plots": ("matplotlib",),
     "demo": ("pandas", "pyarrow", "matplotlib"),
+    "redis": ("redis",),
     "langchain": ("langchain_core",),
     "llamaindex": ("llama_index.core",),
     "serve": ("starlette", "uvicorn"),

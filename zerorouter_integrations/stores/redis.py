@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from zerorouter_integrations.extras import need
 from zerorouter_integrations.stores.base import ObservedStats, ProfileStore
 
 __all__ = ["RECORD_LUA", "RedisStore"]
@@ -189,6 +190,7 @@ class RedisStore(ProfileStore):
         prefix: str = "zerorouter:",
         client: Any | None = None,
     ):
+        need("redis", "RedisStore (a redis:// profile store)")
         import redis  # the `redis` package; imported here so this module loads without it
 
         if not isinstance(prefix, str):
