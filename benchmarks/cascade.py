@@ -100,14 +100,15 @@ ROUTERS = ["zerorouter", "zerorouter-cascade", *EXTRA]
 
 
 class _Memo:
-    """The IRT fit of a split is the same for every router: fit it once per split."""
+    """The IRT fit of a split is the same for every router: fit it once per split (and once per fold of
+    the cascade's cross-validation inside the training prompts)."""
 
     def __init__(self) -> None:
         self.orig = evaluation.fit_and_onboard
         self.cache: dict[tuple, Any] = {}
 
     def __call__(self, ctx: Any, space: Any, **kw: Any) -> Any:
-        key = (id(ctx), type(space).__name__, repr(sorted(kw.items())))
+        key = (id(ctx), ctx.train_idx.tobytes(), type(space).__name__, repr(sorted(kw.items())))
         if key not in self.cache:
             self.cache[key] = self.orig(ctx, space, **kw)
         return self.cache[key]
@@ -290,8 +291,17 @@ def main(argv: list[str] | None = None) -> int:
         help="split seeds first..first+n-1 (default 0; e.g. 10 for fresh splits)",
     )
     p.add_argument("--embeddings-dir", default=None, help="read DIR/emb_<table>.npy instead of encoding")
+    p.add_argument(
+        "--routers", default=None, help=f"comma-separated subset of {', '.join(ROUTERS)} (default: all)"
+    )
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
+    if args.routers:
+        wanted = [r.strip() for r in args.routers.split(",") if r.strip()]
+        unknown = [r for r in wanted if r not in ROUTERS]
+        if unknown:
+            p.error(f"--routers: unknown {unknown}; expected names from {ROUTERS}")
+        ROUTERS[:] = wanted
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)

@@ -294,11 +294,19 @@ def test_default_prior_keeps_the_escalation_quality_at_the_dear_end():
     E = pl.E
     assert (E == Q.argmax(axis=1)).all()
     assert not ch.is_pair.any() and (ch.model == E).all()
-    # the independence prior instead cascades and accepts agreeing cheap answers predicted worse than E
+    # the independence prior, just off λ = 0, cascades and accepts agreeing cheap answers predicted
+    # worse than E; at λ = 0 the dear end is E alone by construction, whatever the agreement model
     pol0 = CascadePolicy(lam=0.0, agreement=AgreementModel(rho=0.0, beta=0.0))
     pol0.agreement_ = pol0.agreement
-    ch0 = choose(build_menus(pol0, Q, C, None, None, kinds), 0.0, 0.0)
+    pl0 = build_menus(pol0, Q, C, None, None, kinds)
+    ch0 = choose(pl0, 1e-9, 0.0)
     assert ch0.is_pair.mean() > 0.5 and ch0.acc_agree[ch0.is_pair].all()
+    at0 = choose(pl0, 0.0, 0.0)
+    assert not at0.is_pair.any() and (at0.model == pl0.E).all()
+    # unless single plans are barred (allow_single=False): then λ = 0 still cascades
+    pol1 = CascadePolicy(lam=0.0, allow_single=False, agreement=AgreementModel(rho=0.0, beta=0.0))
+    pol1.agreement_ = pol1.agreement
+    assert choose(build_menus(pol1, Q, C, None, None, kinds), 0.0, 0.0).is_pair.mean() > 0.5
 
 
 def test_agreement_model_fit_recovers_chance_rate():
@@ -375,6 +383,35 @@ def test_code_request_is_routed_to_one_model(router, policy, server):
     resp = run_cascade(router, CODE_REQUEST, policy=policy)
     assert len(server.requests) == 1 and resp.decision.stages[0].kind == "route"
     assert "not comparable" in resp.decision.stages[0].detail["reason"]
+    assert any(n.startswith("cascade declined: an open-ended or code request") for n in resp.decision.notes)
+
+
+def test_open_ended_requests_decline_to_cascade(router, policy):
+    """Free-form chat has no comparable answer, and a router whose scores are judge scores or win
+    probabilities compares nothing: one model answers and the decision's notes say why."""
+    chat = [
+        {"role": "system", "content": "You are a friendly writing assistant."},
+        {"role": "user", "content": "Write a short, warm note thanking my team for a great quarter."},
+    ]
+    d = router.route(chat, cascade=policy)
+    assert d.plan.mode == "single" and any("cascade declined" in n for n in d.notes)
+    # the question of the current turn decides the kind, not the system prompt or earlier turns
+    follow = [*chat, {"role": "assistant", "content": "Sure!"}, {"role": "user", "content": QUESTION}]
+    assert router.route(follow, cascade=policy).plan.mode == "cascade"
+    assert not any("cascade declined" in n for n in router.route(QUESTION, cascade=policy).notes)
+    missing = object()
+    before = getattr(router.predictor, "score_type_", missing)
+    router.predictor.score_type_ = "continuous"
+    try:
+        d = router.route(QUESTION, cascade=policy)
+        assert d.plan.mode == "single"
+        assert any("scores are continuous" in n for n in d.notes), d.notes
+    finally:
+        if before is missing:
+            del router.predictor.score_type_
+        else:
+            router.predictor.score_type_ = before
+    assert router.route(QUESTION, cascade=policy).plan.mode == "cascade"
 
 
 def test_first_stage_runs_concurrently(router, policy, server):

@@ -485,3 +485,58 @@ def test_lazy_router_fills_missing_api_key(server: Any) -> None:
             keyless.invoke("Write a function to filter odd numbers.")
     finally:
         server.require_api_key = None
+
+
+def test_agent_steps_are_routed_on_what_they_ask(router: Any) -> None:
+    """A real ``create_agent`` run without the pinning middleware: every model call is routed on its own
+    turn, so the step after a tool result is judged on the question and that result (not the system
+    prompt), sync and async alike, and each step's decision is what ``route()`` decides for its messages."""
+    from langchain.agents import create_agent
+
+    def run(result: str, *, use_async: bool = False) -> list[AIMessage]:
+        @tool
+        def get_weather(city: str) -> str:
+            """Return the current weather in a city."""
+            return result
+
+        agent = create_agent(
+            ZeroRouterChat(router=router),
+            tools=[get_weather],
+            system_prompt="You answer weather questions. Use the get_weather tool.",
+        )
+        inputs = {"messages": [{"role": "user", "content": AGENT_EXAMPLE.QUESTION}]}
+        out = asyncio.run(agent.ainvoke(inputs)) if use_async else agent.invoke(inputs)
+        return [m for m in out["messages"] if isinstance(m, AIMessage)]
+
+    plain = run("sunny and 21 °C in Paris")
+    hard = run(
+        "ERROR: the weather service needs a signed request. Prove that your HMAC-SHA256 construction is "
+        "secure, then implement it in Rust with constant-time comparison, and retry."
+    )
+    assert len(plain) == len(hard) == 2 and plain[0].tool_calls and hard[0].tool_calls
+
+    def quality(m: AIMessage) -> dict[str, float]:
+        cands = m.response_metadata["routing_decision"]["candidates"]
+        return {c["model"]: c["predicted_quality"] for c in cands}
+
+    # the first step is the same question in both runs; the tool-result steps read their own results
+    assert quality(plain[0]) == pytest.approx(quality(hard[0]), abs=1e-12)
+    assert quality(plain[1]) != pytest.approx(quality(plain[0]), abs=1e-6)
+    assert quality(plain[1]) != pytest.approx(quality(hard[1]), abs=1e-6)
+    # each step's decision is route()'s for that step's messages (same scores, same model), async too
+    steps = [
+        [
+            {"role": "system", "content": "You answer weather questions. Use the get_weather tool."},
+            {"role": "user", "content": AGENT_EXAMPLE.QUESTION},
+        ]
+    ]
+    again = run("sunny and 21 °C in Paris", use_async=True)
+    for got, msg in zip((plain[0], again[0]), steps * 2):
+        d = router.route(msg, tools=[{"type": "function", "function": {"name": "get_weather"}}])
+        meta = got.response_metadata["routing_decision"]
+        assert meta["chosen"] == d.chosen and quality(got) == pytest.approx(
+            {c.model: c.predicted_quality for c in d.candidates}, abs=1e-12
+        )
+    assert [m.response_metadata["model_name"] for m in again] == [
+        m.response_metadata["model_name"] for m in plain
+    ]

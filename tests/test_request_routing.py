@@ -119,3 +119,125 @@ def test_identical_requests_get_identical_decisions(default_router):
         scores = [c.score for c in d.candidates]
         assert d.candidates[0].model == d.chosen and scores[0] == max(scores), p
         assert d.policy["lam_used"] == pol.lam_for(messages_to_text([{"role": "user", "content": p}]))
+
+
+DOC = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
+    "after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. "
+) * 6
+RAG_TEMPLATES = {
+    # LangChain's "answer based only on the following context" prompt: the documents come first
+    "langchain": "Answer the question based only on the following context:\n{c}\n\nQuestion: {q}",
+    # LangChain hub rlm/rag-prompt: the question, then the context
+    "rag-prompt": "You are an assistant for question-answering tasks. Use the following pieces of retrieved "
+    "context to answer the question.\nQuestion: {q} \nContext: {c} \nAnswer:",
+    # LlamaIndex's default text_qa_template
+    "llamaindex": "Context information is below.\n---------------------\n{c}\n---------------------\n"
+    "Given the context information and not prior knowledge, answer the query.\nQuery: {q}\nAnswer: ",
+    "tags": "<documents>\n{c}\n</documents>\n{q}",
+    "plain": "Context:\n{c}\n\n{q}\n\nAnswer:",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAG_TEMPLATES))
+def test_retrieved_context_does_not_drown_the_question(name, default_router):
+    """A long document plus a short question: the encoder (first 64 tokens) reads the question."""
+    from zerorouter_integrations.features import focus_question, request_reading
+
+    feats = default_router.featurizer
+    easy, hard = (RAG_TEMPLATES[name].format(c=DOC, q=q) for q in (EASY, HARD))
+    for q, text in ((EASY, easy), (HARD, hard)):
+        reading = focus_question(text)
+        assert reading.split("\n")[0].endswith(q.strip()) and len(reading) >= len(text.strip()) - 2
+        assert request_reading([SYSTEM, {"role": "user", "content": text}]) == reading
+    x_easy, x_hard = (
+        feats.transform_request([SYSTEM, *EXCHANGE, {"role": "user", "content": easy}]),
+        (feats.transform_request([{"role": "user", "content": hard}])),
+    )
+    assert not np.allclose(x_easy[:384], x_hard[:384])  # different questions, different embeddings
+    # read whole when switched off: the document opens the reading (or the question does, by template)
+    assert request_reading([{"role": "user", "content": easy}], focus=False) == easy
+
+
+def test_table_prompts_are_read_as_they_are(data_dir):
+    """The RAG focus never fires on a routing table's prompt: benchmark rows route exactly as fit."""
+    from zerorouter_integrations.features import focus_question, request_reading
+    from zerorouter_integrations.tables import load_table
+
+    for name in ("routerbench_subset", "zeroeval", "alpacaeval", "llmrouter_ulab"):
+        texts = load_table(data_dir / name).texts()
+        assert [t for t in texts if focus_question(t) != t] == [], name
+        assert all(request_reading([{"role": "user", "content": t}]) == t for t in texts[:200])
+
+
+def test_the_mix_draw_is_the_same_in_another_process(default_router):
+    """The calibrated mix is keyed by a BLAKE2b hash of the request, not Python's salted hash()."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    prompts = _both_sides(default_router.policy, 30)
+    convo = [_second_turn(q) for q in (EASY, HARD)]
+    here = [(d.chosen, d.policy["lam_used"]) for d in map(default_router.route, [*prompts, *convo])]
+    assert len({lam for _m, lam in here}) == 2, "both sides of the mix are expected among these prompts"
+    code = (
+        "import json, sys\n"
+        "from zerorouter_integrations.router import ZeroRouter\n"
+        "reqs = json.loads(sys.stdin.read())\n"
+        "r = ZeroRouter.default(endpoints={})\n"
+        "print(json.dumps([[d.chosen, d.policy['lam_used']] for d in map(r.route, reqs)]))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([*prompts, *convo]),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    there = [tuple(x) for x in json.loads(out.stdout.strip().splitlines()[-1])]
+    assert there == here
+
+
+def test_async_route_and_batch_take_the_same_side(default_router):
+    """aroute() and offline batch routing key the mix like route(): same request, same model."""
+    import asyncio
+
+    import pandas as pd
+
+    from zerorouter_integrations.batch import BatchRouter
+
+    r = default_router
+    prompts = _both_sides(r.policy, 40)
+    sync = [r.route(p) for p in prompts]
+    assert len({d.policy["lam_used"] for d in sync}) == 2
+
+    async def many() -> list:
+        return await asyncio.gather(*(r.aroute(p) for p in prompts))
+
+    assert [d.chosen for d in asyncio.run(many())] == [d.chosen for d in sync]
+    out = BatchRouter()(pd.DataFrame({"prompt_id": [f"p{i}" for i in range(40)], "prompt": prompts}))
+    assert out["model"].tolist() == [d.chosen for d in sync]
+    chats = [json_chat(_second_turn(q)) for q in (EASY, HARD)]
+    got = BatchRouter()(pd.DataFrame({"prompt_id": ["e", "h"], "messages": chats}))
+    assert got["model"].tolist() == [r.route(_second_turn(q)).chosen for q in (EASY, HARD)]
+
+
+def _both_sides(pol: Policy, n: int) -> list[str]:
+    """``n`` prompts, a third of them on the rarer side of the policy's calibrated mix."""
+    from zerorouter_integrations.policy_calibration import prompt_uniform
+
+    cands = [f"Question {i}: what is {i} + {2 * i}? Explain the steps." for i in range(5000)]
+    alt = [p for p in cands if prompt_uniform(p) < pol.mix_]
+    main = [p for p in cands if prompt_uniform(p) >= pol.mix_]
+    rare, common = (alt, main) if len(alt) < len(main) else (main, alt)
+    return rare[: n // 3] + common[: n - n // 3]
+
+
+def json_chat(messages: list[dict]) -> str:
+    import json
+
+    return json.dumps(messages)

@@ -5,9 +5,10 @@ chat, or a list of ``{"role", "content"}``). ``OUT.parquet`` keeps ``prompt_id``
 (the choice), ``predicted_quality``, ``predicted_cost_usd`` and ``policy`` (the policy used, as JSON).
 
 The decision is the router's per-query policy over its whole pool (:meth:`Policy.choose
-<zerorouter_integrations.policy.Policy.choose>` on the predicted quality and cost), with the prompt
-id as the key of a mixed calibration, so a row's choice never depends on which rows share its batch
-or which worker ran it. Offline there are no live request constraints (tools, context windows) or
+<zerorouter_integrations.policy.Policy.choose>` on the predicted quality and cost), with the
+request's text as the key of a mixed calibration (as :meth:`ZeroRouter.route` keys it), so a row's
+choice never depends on which rows share its batch or which worker ran it, and it is the choice
+``route()`` makes for the same request. Offline there are no live request constraints (tools, context windows) or
 observed latencies; this is the choice :meth:`ZeroRouter.route` makes for a plain text request with a
 fresh store.
 
@@ -95,9 +96,29 @@ def decide(
 
 
 def batch_texts(batch: Any) -> list[str]:
-    """Prompt texts of a pandas batch: ``prompt``, or ``messages`` (JSON text or a list of messages)."""
+    """Prompt texts of a pandas batch: ``prompt``, or ``messages`` (JSON text or a list of messages)
+    read as the router reads a chat (:func:`~zerorouter_integrations.features.messages_to_text`)."""
+    return [_request_text(r) for r in _batch_requests(batch)]
+
+
+def _request_text(request: str | list[dict[str, Any]]) -> str:
+    """The text :meth:`ZeroRouter.route` reads (and keys its calibrated mix by) for one request."""
     from zerorouter_integrations.features import messages_to_text
 
+    return messages_to_text([{"role": "user", "content": request}] if isinstance(request, str) else request)
+
+
+def _encoder_reading(request: str | list[dict[str, Any]]) -> str:
+    """What the encoder reads of one request, as in :meth:`ZeroRouter.route`."""
+    from zerorouter_integrations.features import request_reading
+    from zerorouter_integrations.validation import encoder_messages
+
+    msgs = [{"role": "user", "content": request}] if isinstance(request, str) else request
+    return request_reading([dict(m) for m in encoder_messages(msgs)])
+
+
+def _batch_requests(batch: Any) -> list[str | list[dict[str, Any]]]:
+    """Each row's request: the ``prompt`` text, or the ``messages`` chat as a list of dicts."""
     if "prompt" in batch.columns:
         values = batch["prompt"].tolist()
         bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
@@ -106,18 +127,22 @@ def batch_texts(batch: Any) -> list[str]:
                 f"column 'prompt' row {bad} (prompt_id {batch['prompt_id'].iloc[bad]!r}) holds "
                 f"{values[bad]!r:.60}; expected text"
             )
-        return values
+        return list(values)
     if "messages" not in batch.columns:
         raise SchemaError(
             f"the input needs a 'prompt' (text) or 'messages' (JSON chat) column; found {list(batch.columns)}"
         )
-    out = []
+    out: list[str | list[dict[str, Any]]] = []
     for i, v in enumerate(batch["messages"].tolist()):
         try:
             msgs = json.loads(v) if isinstance(v, str) else v
             if hasattr(msgs, "tolist"):
                 msgs = msgs.tolist()
-            out.append(messages_to_text([dict(m) for m in msgs]))
+            chat = [dict(m) for m in msgs]
+            from zerorouter_integrations.features import split_turn
+
+            split_turn(chat)  # raises on a malformed message
+            out.append(chat)
         except (TypeError, ValueError, AttributeError) as exc:
             raise SchemaError(
                 f"column 'messages' row {i} (prompt_id {batch['prompt_id'].iloc[i]!r}) is not a chat "
@@ -195,11 +220,12 @@ class BatchRouter:
         router = self._load()
         if "prompt_id" not in batch.columns:
             raise SchemaError(f"the input needs a 'prompt_id' column; found {list(batch.columns)}")
-        texts = batch_texts(batch)
-        X = router.featurizer.transform(texts, self._embed(texts))
+        requests = _batch_requests(batch)
+        texts = [_request_text(r) for r in requests]
+        readings = [_encoder_reading(r) for r in requests]
+        X = router.featurizer.transform(readings, self._embed(readings))
         tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
-        keys = [str(k) for k in batch["prompt_id"].tolist()]
-        out = decide(router, X, tokens, keys=keys)
+        out = decide(router, X, tokens, keys=texts)  # keyed like route(): by the request's text
         return pd.DataFrame(
             {
                 "prompt_id": batch["prompt_id"].to_numpy(),

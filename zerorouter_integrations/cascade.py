@@ -70,6 +70,7 @@ __all__ = [
     "arun_cascade",
     "astream_cascade",
     "canonical_answer",
+    "comparable_scores",
     "detect_answer_kind",
     "evaluate_cascade",
     "extractor_for",
@@ -108,20 +109,30 @@ def plan_cascade(
     text: str,
     comparable: bool = True,
     latency_sla_s: float | None = None,
+    turn: str | None = None,
 ) -> Any:
     """Give ``decision`` its cascade-mode plan (a :class:`CascadePlan`, or a single-model plan when the
     cascade policy prefers one) over the decision's ranked candidates; returns the decision.
 
-    ``comparable=False`` (tool calls) never cascades; ``text`` is the request's text (answer kind,
-    stable mixing key).
+    ``comparable=False`` (tool calls) never cascades; ``text`` is the request's text (the stable mixing
+    key); the answer kind is detected from ``turn`` (the turn being answered; default ``text``).
+    Requests without comparable answers are answered by one model, and the decision's ``notes`` say
+    why: tool calls, code or open-ended requests, and every request of a router whose quality scores
+    are judge scores or win probabilities (:func:`comparable_scores`).
     """
     pol = resolve_policy(router, policy)
+    score_type = comparable_scores(router)
     if not comparable:
-        kind = None  # tool calls are not compared
+        kind, why = None, "a tool call"
+    elif score_type is not None:
+        kind, why = None, f"the router's quality scores are {score_type}, not checkable answers"
     elif callable(pol.extractor):
-        kind = "custom"
+        kind, why = "custom", ""
     else:
-        kind = detect_answer_kind(text)
+        kind = detect_answer_kind(text if turn is None else turn)
+        why = "an open-ended or code request (no comparable final answer)"
+    if kind is None:
+        decision.notes = [*(decision.notes or []), f"cascade declined: {why}; one model answers"]
     cands = decision.candidates
     plan = pol.plan(
         [cd.model for cd in cands],
@@ -156,6 +167,21 @@ def plan_cascade(
         **{k: v for k, v in (getattr(pol, "calibration_", None) or {}).items() if k in ("kind", "target")},
     }
     return decision
+
+
+def comparable_scores(router: Any) -> str | None:
+    """``None`` when the router's quality scores are checkable correctness (0/1 or partial credit), else
+    what they are: a cascade compares two answers, which means nothing for a judge's score or a win
+    probability against a reference, so such a router never cascades. Read from the predictor's (or
+    the router's) ``score_type_`` / ``score_type`` attribute; unknown counts as comparable."""
+    for obj in (getattr(router, "predictor", None), router):
+        for name in ("score_type_", "score_type"):
+            value = getattr(obj, name, None)
+            if isinstance(value, str):
+                return (
+                    None if value in ("binary", "partial") else f"{value} (judge scores or win probabilities)"
+                )
+    return None
 
 
 def _cascade_kwargs(policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

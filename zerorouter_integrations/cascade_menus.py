@@ -197,7 +197,12 @@ def build_menus(
 
 
 def choose(pl: PlanMenus, lam: np.ndarray | float, mu: float) -> PlanChoice:
-    """The best plan per prompt at price of cost ``lam`` (scalar or per prompt) and of latency ``mu``."""
+    """The best plan per prompt at price of cost ``lam`` (scalar or per prompt) and of latency ``mu``.
+
+    The dear end is the escalation target by construction: at ``λ = 0`` and ``μ = 0`` (cost and
+    latency free) a prompt that may take a single model goes to its escalation target alone, so a
+    λ sweep always reaches the target's quality, whatever the agreement model predicts.
+    """
     n, m = pl.Q.shape
     rows = np.arange(n)
     lam_v = np.broadcast_to(np.asarray(lam, dtype=float), (n,)).astype(float)
@@ -226,6 +231,8 @@ def choose(pl: PlanMenus, lam: np.ndarray | float, mu: float) -> PlanChoice:
     Call = np.hstack([pl.C, Cp])
     best = S.max(axis=1, keepdims=True)
     plan = np.where(S >= best - 1e-12 * np.maximum(1.0, np.abs(best)), Call, np.inf).argmin(axis=1)
+    if mu <= 0:
+        plan = np.where((lam_v <= 0) & pl.single_ok[rows, E], E, plan)
     is_pair = plan >= m
     pidx = np.where(is_pair, plan - m, 0)
     take = (lambda X: X[rows, pidx]) if S_pair.shape[1] else (lambda X: np.zeros(n))
@@ -265,9 +272,11 @@ def calibrate_lam(
     def feasible(v: float) -> bool:
         return v <= target * (1 + 1e-12) if budget else v >= target * (1 - 1e-12)
 
-    v0 = float(vals(0.0).mean())
     pos = pl.C[pl.C > 0]
     scale = float(np.median(pos)) if pos.size else 1.0
+    v0 = float(vals(0.0).mean())
+    if not budget:  # the best quality may lie just off λ = 0 (the escalation target alone)
+        v0 = max(v0, float(vals(1e-9 / scale).mean()))
     lam_max = 1e7 / scale
     v_max = float(vals(lam_max).mean())
     if budget:

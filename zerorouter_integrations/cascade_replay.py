@@ -22,7 +22,14 @@ from zerorouter_integrations.cascade_menus import PlanChoice, build_menus, choos
 from zerorouter_integrations.cascade_policy import CascadePolicy
 from zerorouter_integrations.extras import need
 
-__all__ = ["EVAL_ROUTERS", "evaluate_cascade", "table_answers"]
+__all__ = [
+    "CONSTANT_GRID",
+    "EVAL_ROUTERS",
+    "cv_constants",
+    "evaluate_cascade",
+    "table_answers",
+    "with_constants",
+]
 
 
 def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, list[str | None]] | str:
@@ -53,6 +60,11 @@ def table_answers(table: Any, *, extractor: Any = "auto") -> tuple[np.ndarray, l
         kinds: list[str | None] = ["custom"] * len(texts)
     else:
         kinds = [detect_answer_kind(t) for t in texts]
+    # judge scores and win probabilities are not checked answers: those prompts are never cascaded
+    open_ended = {t for t, kind in table.score_types_by_task().items() if kind == "continuous"}
+    if open_ended:
+        tasks = table.prompts["task"].astype(str).tolist()
+        kinds = [None if task in open_ended else k for k, task in zip(kinds, tasks)]
     pid_pos = pd.Index(table.prompt_ids)
     models = table.model_names
     mod_pos = pd.Index(models)
@@ -120,6 +132,141 @@ def _realize(
     return q, c, esc
 
 
+#: The cascade's constants that :func:`evaluate_cascade` chooses among by cross-validation inside the
+#: training prompts (the first entry is the default of :class:`CascadePolicy` and :class:`AgreementModel`):
+#: the agreement model (the closed-form prior, a stronger-coupling prior, or fitted on the training
+#: prompts' recorded answers), the escalation target and the number of first-stage candidates.
+CONSTANT_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"agreement": agreement, **prior, "escalate_to": escalate, "max_candidates": cands}
+    for agreement, prior in (
+        ("prior", {"rho": AgreementModel.DEFAULT_RHO, "beta": AgreementModel.DEFAULT_BETA}),
+        ("prior", {"rho": 0.6, "beta": 2.0}),
+        ("fit", {}),
+    )
+    for escalate in ("reference", "best")
+    for cands in (4, 6)
+)
+
+
+def with_constants(policy: CascadePolicy, constants: dict[str, Any]) -> CascadePolicy:
+    """A copy of ``policy`` with cascade constants set: ``rho``/``beta`` of its (unfitted) agreement
+    model, any other key (but ``agreement``) a :class:`CascadePolicy` parameter."""
+    pol = copy.deepcopy(policy)
+    agr = {k: float(v) for k, v in constants.items() if k in ("rho", "beta")}
+    if agr and not (pol.agreement is not None and pol.agreement.fitted):
+        base = pol.agreement or AgreementModel()
+        prior = {"rho": float(base.rho), "beta": float(base.beta), **agr}
+        pol.agreement = AgreementModel(chance=base.chance, min_rows=base.min_rows, **prior)
+    pol.set_params(**{k: v for k, v in constants.items() if k not in ("rho", "beta", "agreement")})
+    pol.agreement_ = pol.agreement or AgreementModel()
+    return pol
+
+
+def _replay_sweep(
+    pol: CascadePolicy,
+    P: Any,
+    kinds: Sequence[str | None],
+    names: Sequence[str],
+    Y: np.ndarray,
+    C: np.ndarray,
+    codes: np.ndarray,
+    grid: np.ndarray,
+) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
+    """Realized (mean cost, mean quality) of each λ of ``grid`` replaying the recorded answers, and the
+    (cascade share, escalation rate, λ) of each point."""
+    pl = build_menus(pol, P.quality, P.cost_usd, None, P.quality_sd, kinds, names=names)
+    pts, stats = [], []
+    for lam in grid:
+        ch = choose(pl, float(lam), 0.0)
+        q, c, esc = _realize(ch, Y, C, codes)
+        pts.append([float(c.mean()), float(q.mean())])
+        stats.append((float(ch.is_pair.mean()), float(esc.mean()), float(lam)))
+    return np.asarray(pts), stats
+
+
+def _cost_fraction(pts: np.ndarray, Y: np.ndarray, C: np.ndarray) -> float:
+    """Cost at which the curve ``pts`` reaches the best single model's quality on ``Y`` as a fraction of
+    its cost (lower is better); when it reaches it only at the dear end or never, ``1 +`` its relative
+    shortfall at 60 % of that cost."""
+    from zerorouter_integrations.metrics import Curve, cost_to_reach, upper_hull
+
+    q, c = Y.mean(axis=0), C.mean(axis=0)
+    best = int(np.lexsort((c, -q))[0])
+    curve = Curve(points=pts, hull=upper_hull(pts))
+    got = cost_to_reach(curve, float(q[best]))
+    if got is not None and c[best] > 0 and got < 0.999 * c[best]:
+        return got / float(c[best])
+    # reached only at the dear end (or never): the shortfall at 60 % of the best model's cost decides
+    short = float(q[best] - curve.quality_at(np.array([0.6 * c[best]]))[0])
+    return 1.0 + max(0.0, short) / max(float(q[best]), 1e-12)
+
+
+def _reference_model(pool: Sequence[str], Q: np.ndarray, C: np.ndarray) -> str:
+    """The calibration set's best model by mean predicted quality (ties to the cheaper)."""
+    return pool[int(np.lexsort((C.mean(axis=0), -Q.mean(axis=0)))[0])]
+
+
+def cv_constants(
+    ctx: Any,
+    policy: CascadePolicy,
+    A_all: np.ndarray,
+    kinds_all: Sequence[str | None],
+    *,
+    grid: Sequence[dict[str, Any]] = CONSTANT_GRID,
+    folds: int = 3,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cascade constants of ``grid`` that reach the best single model's quality at the least cost
+    out of fold on the training prompts.
+
+    The training prompts are split in ``folds``; for each fold the space is fit (and new models
+    onboarded) on the others and predicts the fold (a fitted agreement model is fit on the others'
+    recorded answers, as :func:`evaluate_cascade` fits it on the training prompts); each candidate's
+    λ sweep is replayed on the fold's recorded answers with those out-of-fold predictions, the folds'
+    points are pooled, and the pooled curve is scored by the cost at which it reaches the training
+    prompts' best single model (:func:`_cost_fraction`). Ties go to the earlier entry (the first is
+    the default). Returns the constants and a report (the score of every candidate). Nothing of the
+    test prompts is used.
+    """
+    import dataclasses
+
+    from zerorouter_integrations.eval_context import fit_and_onboard
+    from zerorouter_integrations.latent.irt import IRTSpace
+
+    cols = [ctx.models.index(mm) for mm in ctx.pool]
+    tr = np.asarray(ctx.train_idx)
+    complete = ~(np.isnan(ctx.S_all[np.ix_(tr, cols)]) | np.isnan(ctx.C_all[np.ix_(tr, cols)])).any(axis=1)
+    tr = tr[complete]
+    fold = np.random.default_rng(ctx.seed + 11).permutation(len(tr)) % folds
+    lams = _sweep_lams(ctx.C_all[np.ix_(tr, cols)])
+    sums = np.zeros((len(grid), len(lams), 2))
+    for f in range(folds):
+        rows = tr[fold == f]
+        sub = dataclasses.replace(ctx, train_idx=np.setdiff1d(ctx.train_idx, rows))
+        pred = fit_and_onboard(sub, IRTSpace(seed=ctx.seed))
+        P = pred.predict(ctx.features[rows], input_tokens=ctx.tokens_all[rows], models=ctx.pool)
+        P_fit = pred.predict(
+            ctx.features[sub.train_idx], input_tokens=ctx.tokens_all[sub.train_idx], models=ctx.pool
+        )
+        ref = _reference_model(ctx.pool, P_fit.quality, P_fit.cost_usd)
+        Y, C = ctx.S_all[np.ix_(rows, cols)], ctx.C_all[np.ix_(rows, cols)]
+        codes = _answer_codes(A_all[np.ix_(rows, cols)])
+        kinds = [kinds_all[i] for i in rows]
+        fitted: AgreementModel | None = None
+        for g, constants in enumerate(grid):
+            pol = with_constants(policy, constants)
+            pol.escalate_model_ = ref if pol.escalate_to == "reference" else None
+            if constants.get("agreement") == "fit":
+                if fitted is None:
+                    fitted = _fit_agreement(sub, pred, A_all, kinds_all, with_constants(policy, {}))[0]
+                pol.agreement = pol.agreement_ = fitted
+            pts, _ = _replay_sweep(pol, P, kinds, ctx.pool, Y, C, codes, lams)
+            sums[g] += pts * len(rows)
+    Y_all, C_all = ctx.S_all[np.ix_(tr, cols)], ctx.C_all[np.ix_(tr, cols)]
+    scores = [_cost_fraction(sums[g] / len(tr), Y_all, C_all) for g in range(len(grid))]
+    best = int(np.argmin(scores))
+    return dict(grid[best]), {"folds": folds, "n_prompts": int(len(tr)), "scores": scores}
+
+
 def evaluate_cascade(
     ctx: Any,
     Y: np.ndarray,
@@ -127,6 +274,7 @@ def evaluate_cascade(
     *,
     policy: CascadePolicy | None = None,
     agreement: str = "prior",
+    constants: str | dict[str, Any] = "cv",
     lams: np.ndarray | None = None,
     return_points: bool = False,
 ) -> Any:
@@ -136,16 +284,21 @@ def evaluate_cascade(
     (:func:`~zerorouter_integrations.evaluation.fit_and_onboard`); the agreement model is left at its
     closed-form prior (``agreement="prior"``, what a deployed router without recorded answers uses),
     or fit on the training prompts' recorded answers of the known models (``"fit"``; ``"crossfit"``
-    fits it on out-of-fold predictions, two extra fits of the space); then λ sweeps a log grid, each λ
-    gives per-prompt plans, and each plan is replayed on the test prompts: a cascade costs both cheap
-    calls plus the escalation when its recorded answers lead to one, and scores the accepted answer's
-    (or the escalation's) recorded score.
+    fits it on out-of-fold predictions, two extra fits of the space). The cascade's constants
+    (:data:`CONSTANT_GRID`: the agreement model, prior or fitted, which then overrides
+    ``agreement``; the escalation target; the number of first-stage candidates) are chosen by
+    cross-validation inside the training prompts (``constants="cv"``, :func:`cv_constants`: three more
+    fits of the space), or given (a dict), or left at the defaults (``"default"``). Then λ sweeps a
+    log grid, each λ gives per-prompt plans, and each plan is replayed on the test prompts: a cascade
+    costs both cheap calls plus the escalation when its recorded answers lead to one, and scores the
+    accepted answer's (or the escalation's) recorded score. The dear end of the sweep (``λ = 0``) is
+    the escalation target alone, so the curve reaches its quality by construction.
 
     Returns
     -------
     (Curve, dict) or str
         The curve and extras (share of cascaded prompts and escalation rate at the QNC point,
-        agreement model rows), or why the table cannot be evaluated.
+        the constants used, agreement model rows), or why the table cannot be evaluated.
     """
     from zerorouter_integrations.eval_context import fit_and_onboard
     from zerorouter_integrations.latent.irt import IRTSpace
@@ -169,16 +322,27 @@ def evaluate_cascade(
     pol = copy.deepcopy(policy) if policy is not None else CascadePolicy(lam=0.0)
     if not isinstance(pol.escalate_to, str):
         raise ValueError("offline evaluation supports escalate_to='best' or 'reference'")
+    extra: dict[str, Any] = {}
+    if constants == "cv":
+        chosen, extra["cv"] = cv_constants(ctx, pol, A_all, kinds_all)
+    elif constants == "default":
+        chosen = {}
+    elif isinstance(constants, dict):
+        chosen = dict(constants)
+    else:
+        raise ValueError(f"constants must be 'cv', 'default' or a dict; got {constants!r}")
+    pol = with_constants(pol, chosen)
+    agreement = str(chosen.get("agreement", agreement))
+    extra["constants"] = chosen
     pred = fit_and_onboard(ctx, IRTSpace(seed=ctx.seed))
     P = pred.predict(ctx.features[ev], input_tokens=ctx.tokens_all[ev], models=ctx.pool)
     # the training prompts are the calibration set (reference model for escalate_to="reference")
     P_tr = pred.predict(
         ctx.features[ctx.train_idx], input_tokens=ctx.tokens_all[ctx.train_idx], models=ctx.pool
     )
-    j_ref = int(np.lexsort((P_tr.cost_usd.mean(axis=0), -P_tr.quality.mean(axis=0)))[0])
-    pol.escalate_model_ = ctx.pool[j_ref] if pol.escalate_to == "reference" else None
+    ref = _reference_model(ctx.pool, P_tr.quality, P_tr.cost_usd)
+    pol.escalate_model_ = ref if pol.escalate_to == "reference" else None
     pol.escalate_policy_ = None
-    extra: dict[str, Any] = {}
     if agreement in ("fit", "crossfit"):
         model, rows_used = _fit_agreement(
             ctx, pred, A_all, kinds_all, pol, folds=2 if agreement == "crossfit" else 0
@@ -189,16 +353,10 @@ def evaluate_cascade(
         raise ValueError(f"agreement must be 'fit', 'crossfit' or 'prior', got {agreement!r}")
     pol.agreement_ = pol.agreement or AgreementModel()
     kinds_eval = [kinds_all[i] for i in ev]
-    pl = build_menus(pol, P.quality, P.cost_usd, None, P.quality_sd, kinds_eval, names=ctx.pool)
     codes = _answer_codes(A_eval)
     grid = _sweep_lams(P.cost_usd) if lams is None else np.asarray(lams, dtype=float)
-    pts, stats = [], []
-    for lam in grid:
-        ch = choose(pl, float(lam), 0.0)
-        q, c, esc = _realize(ch, Y, C, codes)
-        pts.append([float(c.mean()), float(q.mean())])
-        stats.append((float(ch.is_pair.mean()), float(esc.mean()), float(lam)))
-    pts_a = np.asarray(pts)
+    pts_a, stats = _replay_sweep(pol, P, kinds_eval, ctx.pool, Y, C, codes, grid)
+    pts = pts_a.tolist()
     curve = Curve(points=pts_a, hull=upper_hull(pts_a))
     # operating point closest to the best single model's quality (for the extras)
     q_best = float(Y.mean(axis=0).max())
@@ -211,7 +369,7 @@ def evaluate_cascade(
         comparable_share=float(np.mean([k is not None for k in kinds_eval])),
     )
     if return_points:
-        extra["points"] = pts_a.tolist()
+        extra["points"] = pts
         extra["stats"] = stats
     return curve, extra
 

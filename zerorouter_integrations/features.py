@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TEXT_FEATURES", "PromptFeaturizer", "messages_to_text", "split_turn", "text_features"]
+__all__ = [
+    "TEXT_FEATURES",
+    "PromptFeaturizer",
+    "focus_question",
+    "messages_to_text",
+    "request_reading",
+    "split_turn",
+    "text_features",
+]
 
 _CODE = re.compile(r"```|\bdef \w+\(|\breturn\b|\bclass \w+|;\s*$|\bimport \w+|==|\{\s*$|\bprint\(", re.M)
 _MATH = re.compile(r"\$|\\frac|\\sqrt|\\cdot|\^\{|\\le|\\ge|\\pi|\d\s*[\+\-\*/×÷=]\s*\d")
@@ -100,6 +108,95 @@ def split_turn(messages: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]
     return [t for t in turn if t], context
 
 
+#: A turn longer than this many characters (about the encoder's 64-token window) that holds retrieved
+#: context is read question first (:func:`focus_question`).
+FOCUS_CHARS = 400
+_QUESTION_MARK = re.compile(
+    r"^[ \t#*]*(?:user |the )?(?:question|query|request|task|instruction)s?[ \t*]*[:：]", re.I | re.M
+)
+_CONTEXT_WORDS = r"(?:context|contexts|documents?|sources?|search results|passages|excerpts)"
+_CONTEXT_MARK = re.compile(
+    rf"^[ \t#*]*(?:retrieved |relevant |the )?{_CONTEXT_WORDS}[ \t*]*[:：]"  # "Context: …"
+    rf"|^[^\n]*\b{_CONTEXT_WORDS}[ \t*]*[:：][ \t]*$"  # "… the following context:" ending a line
+    r"|^[ \t]*context information\b"  # LlamaIndex's question-answering template
+    r"|<(?:context|documents?|sources?|search_results)\b",
+    re.I | re.M,
+)
+_CONTEXT_CLOSE = re.compile(r"</(?:context|documents?|sources?|search_results)>", re.I)
+_ANSWER_MARK = re.compile(r"^[ \t#*]*(?:helpful )?answer[ \t*]*[:：]?\s*\Z", re.I | re.M)
+
+
+def focus_question(text: str) -> str:
+    """A turn that holds retrieved context and a question, read question first (else ``text`` as it is).
+
+    The encoder reads only the opening tokens, so a RAG prompt that puts its documents before the
+    question ("Context: … Question: …") would be routed on the documents. When ``text`` is longer
+    than :data:`FOCUS_CHARS` and marks retrieved context (a ``Context:`` / ``Documents:`` /
+    ``Sources:`` line or a ``<context>`` / ``<documents>`` tag), the question is moved to the front:
+    the last ``Question:`` (``Query:``, ``Task:``, …) segment, up to the next context mark, or else the
+    last paragraph when the context opens the text. The rest follows, so nothing is dropped. Text
+    without such marks (every prompt of the shared routing tables) is returned unchanged.
+    """
+    if len(text) <= FOCUS_CHARS:
+        return text
+    contexts = list(_CONTEXT_MARK.finditer(text))
+    if not contexts:
+        return text
+    questions = list(_QUESTION_MARK.finditer(text))
+    if questions:
+        q = questions[-1]
+        if q.start() == 0:
+            return text
+        ends = [m.start() for m in contexts if m.start() > q.start()]
+        end = min(ends) if ends else len(text)
+        question = text[q.start() : end].strip()
+        rest = (text[: q.start()].rstrip() + "\n\n" + text[end:].lstrip()).strip()
+        return f"{question}\n\n{rest}" if rest else question
+    if contexts[0].start() > FOCUS_CHARS // 4:
+        return text  # the context does not open the text: the request comes first already
+    closes = list(_CONTEXT_CLOSE.finditer(text))
+    if closes and 0 < len(text[closes[-1].end() :].strip()) <= FOCUS_CHARS:  # "<context>…</context> ask"
+        return text[closes[-1].end() :].strip() + "\n\n" + text[: closes[-1].end()]
+    body = _ANSWER_MARK.sub("", text.rstrip()).rstrip()  # a trailing bare "Answer:" cue stays last
+    cue = text.rstrip()[len(body) :]
+    paras = re.split(r"\n\s*\n", body)
+    if len(paras) < 2 or len(paras[-1]) > FOCUS_CHARS or _CONTEXT_MARK.search(paras[-1]):
+        return text
+    return paras[-1].strip() + "\n\n" + "\n\n".join(paras[:-1]) + cue
+
+
+def request_reading(
+    messages: Sequence[dict[str, Any]] | str,
+    *,
+    current_turn: bool = True,
+    focus: bool = True,
+    tool_results: bool = True,
+) -> str:
+    """What the encoder reads of a request: the turn being answered, whole, its question first.
+
+    A string or a single user message without retrieved context is read as it is (the form the
+    routing tables hold, so those prompts are routed exactly as they were fit). In a conversation
+    the reading is the current turn (:func:`split_turn`: the last user message, then the tool
+    results of the current agent step), with :func:`focus_question` applied to the user message, so
+    neither a system prompt, nor earlier turns, nor retrieved documents push the question out of the
+    encoder's 64-token window. The switches turn each handling off (for the ablation in
+    ``benchmarks/traffic_features.py``): ``current_turn=False`` reads the whole conversation
+    oldest-first (what a plain join does); ``focus=False`` reads a long turn as it is;
+    ``tool_results=False`` leaves the current step's tool results out.
+    """
+    if isinstance(messages, str):
+        return focus_question(messages) if focus else messages
+    if not current_turn:
+        return "\n".join(t for t in (_content_text(m) for m in messages) if t)
+    turn, _context = split_turn(messages)
+    if not turn:
+        return ""
+    has_user = any(isinstance(m, dict) and m.get("role") == "user" for m in messages)
+    head = [focus_question(turn[0]) if focus and has_user else turn[0]]
+    rest = turn[1:] if has_user else []
+    return "\n".join(head + (rest if tool_results else []))
+
+
 def messages_to_text(messages: Sequence[dict[str, Any]] | str, *, max_chars: int = 8000) -> str:
     """The text a router should read from a chat request: the turn being answered first.
 
@@ -164,11 +261,8 @@ class PromptFeaturizer:
         """Feature vector of one chat request: the turn being answered, read on its own.
 
         A string or a single user message is read as it is (like a table's prompt). In a conversation
-        the features are those of the current turn (:func:`split_turn`: the last user message and the
-        tool results of the current agent step), so a later turn is routed on what it asks, not on
-        the conversation's opening.
+        the features are those of the current turn (:func:`request_reading`: the last user message,
+        question first when it holds retrieved context, and the tool results of the current agent
+        step), so a later turn is routed on what it asks, not on the conversation's opening.
         """
-        if isinstance(messages, str):
-            return self.transform_one(messages)
-        turn, _context = split_turn(messages)
-        return self.transform_one("\n".join(turn))
+        return self.transform_one(request_reading(messages))

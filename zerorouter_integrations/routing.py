@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from zerorouter_integrations.errors import NoAdmissibleModelError, UnknownModelError
-from zerorouter_integrations.features import messages_to_text
+from zerorouter_integrations.features import messages_to_text, split_turn
 from zerorouter_integrations.profiles import estimate_tokens
 
 __all__ = ["Deciding", "Messages", "as_messages", "policy_summary", "rank_candidates"]
@@ -174,7 +174,8 @@ class Deciding:
             from zerorouter_integrations.cascade import plan_cascade
 
             sla = latency_sla_s if latency_sla_s is not None else self.latency_sla_s
-            plan_cascade(self, decision, None if cascade is True else cascade, text, comparable, sla)
+            turn = "\n".join(split_turn(msgs)[0])  # the answer kind is that of the turn being answered
+            plan_cascade(self, decision, None if cascade is True else cascade, text, comparable, sla, turn)
         else:
             decision.plan = SinglePlan(decision.ranking)
         return decision
