@@ -113,21 +113,28 @@ CHECKPOINTS = (1_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000)
 class Progress:
     """Rows written over time (``route_parquet``'s ``on_rows``) and the peak RSS when each checkpoint was passed."""
 
-    def __init__(self, total: int, mem: PeakMemory):
-        self.t0, self.mem = time.perf_counter(), mem
-        marks = [c for c in CHECKPOINTS if c < total] + [total]
-        self.pending, self.rows = list(marks), []  # (rows, seconds, peak MiB)
+    def __init__(self, engine: str, total: int, mem: PeakMemory):
+        self.engine, self.t0, self.mem = engine, time.perf_counter(), mem
+        self.pending = [c for c in CHECKPOINTS if c < total] + [total]
+        self.prev = (0, 0.0)
 
     def __call__(self, n: int) -> None:
-        while self.pending and n >= self.pending[0]:
-            self.pending.pop(0)
+        if self.pending and n >= self.pending[0]:
+            while self.pending and n >= self.pending[0]:
+                self.pending.pop(0)
             self.mem.sample()
-            self.rows.append((n, time.perf_counter() - self.t0, self.mem.peak))
+            secs = time.perf_counter() - self.t0
+            rate = (n - self.prev[0]) / max(secs - self.prev[1], 1e-9)
+            print(
+                f"| {self.engine} | {n:,} | {secs:,.0f} | {n / secs:,.0f} | {rate:,.0f} | {self.mem.peak:,.0f} |",
+                flush=True,
+            )
+            self.prev = (n, secs)
 
 
-def run(engine: str, path: Path, out: Path, batch_size: int, total: int) -> list[tuple[int, float, float]]:
+def run(engine: str, path: Path, out: Path, batch_size: int, total: int) -> None:
     with PeakMemory() as mem:
-        progress = Progress(total, mem)
+        progress = Progress(engine, total, mem)
         if engine == "ray":
             import ray
 
@@ -140,7 +147,6 @@ def run(engine: str, path: Path, out: Path, batch_size: int, total: int) -> list
             route_parquet(
                 path, out, engine="local", batch_size=batch_size, show_progress=False, on_rows=progress
             )
-    return progress.rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,16 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("| --- | --- | --- | --- | --- | --- |")
         for engine in args.engines.split(","):
-            prev = (0, 0.0)
-            for n, secs, peak in run(
-                engine, path, folder / f"out-{engine}.parquet", args.batch_size, args.rows
-            ):
-                rate = (n - prev[0]) / max(secs - prev[1], 1e-9)
-                print(
-                    f"| {engine} | {n:,} | {secs:,.0f} | {n / secs:,.0f} | {rate:,.0f} | {peak:,.0f} |",
-                    flush=True,
-                )
-                prev = (n, secs)
+            run(engine, path, folder / f"out-{engine}.parquet", args.batch_size, args.rows)
     return 0
 
 

@@ -18,7 +18,7 @@ from zerorouter_integrations.encoder import QueryEncoder
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.features import PromptFeaturizer
 from zerorouter_integrations.fromlogs import fit_from_logs
-from zerorouter_integrations.logfit import Observations, refine_artifact
+from zerorouter_integrations.logfit import Observations, eb_offsets, refine_artifact
 from zerorouter_integrations.tables import load_table
 from zerorouter_integrations.testing.logsim import complete_pool, simulate_deployment, split_log_eval
 
@@ -57,6 +57,35 @@ def test_simulated_logs_are_one_model_per_prompt_with_table_costs(deployment):
     assert scores[c.call_id] == table.scores([pid], [c.model])[0, 0]
 
 
+def test_logged_propensities_are_the_policy_mix(deployment):
+    _, _, calls, _, _ = deployment
+    props = np.array([c.propensity for c in calls], dtype=float)
+    assert ((props > 0) & (props <= 1)).all()
+    # A choice both prices of the mix make has propensity 1; one only one side makes, mix or 1 − mix.
+    others = sorted(set(np.round(props[props < 1], 9)))
+    assert len(others) <= 2 and (len(others) < 2 or others[0] + others[1] == pytest.approx(1.0))
+
+
+def test_empirical_bayes_offsets_shrink_noise_and_find_a_real_shift():
+    rng = np.random.default_rng(0)
+
+    def groups(shifts, n):
+        out = {}
+        for j, d in enumerate(shifts):
+            s = rng.normal(0.0, 1.5, n)
+            out[f"m{j}"] = (s, (rng.random(n) < 1 / (1 + np.exp(-(s + d)))).astype(float))
+        return out
+
+    tau, off = eb_offsets(groups([0.0] * 6, 40))  # the prior is right: nothing to learn
+    assert tau < 0.3 and max(abs(d) for d, _ in off.values()) < 0.3
+    shifts = [-2.0, -1.0, 0.0, 1.0, 2.0]
+    tau, off = eb_offsets(groups(shifts, 300))
+    assert 0.8 < tau < 3.0
+    for j, d in enumerate(shifts):
+        delta, var = off[f"m{j}"]
+        assert abs(delta - d) < 0.4 and 0 < var < 0.1
+
+
 def test_a_regressed_model_is_learned_from_feedback(deployment, prior, featurizer):
     table, pool, calls, scores, evaluated = deployment
     counts = {m: sum(c.model == m for c in calls) for m in pool}
@@ -76,10 +105,16 @@ def test_a_regressed_model_is_learned_from_feedback(deployment, prior, featurize
     assert q1 < q0 - 0.2, (q0, q1)
     ll = report.metrics["log loss (logged model)"]
     assert ll["refined"] < ll["prior"] - 2 * ll["diff_sd"]
-    assert info.updated_models[victim] == counts[victim] and info.prior_widening >= 1.0
-    assert len(info.cv_log_loss) == 6
-    for key in ("DM value of own choice", "DM cost of own choice (USD)", "Brier (logged model)"):
-        assert math.isfinite(report.metrics[key]["refined"])
+    assert info.updated_models[victim] == counts[victim] and info.prior_widening != "none"
+    assert len(info.cv_log_loss) == 7  # the grid and the prior unchanged
+    for key in (
+        "DM value of own choice",
+        "DM cost of own choice (USD)",
+        "Brier (logged model)",
+        "IPS value of own choice",  # the simulated deployment logs its propensities
+        "IPS match rate (choice = logged model)",
+    ):
+        assert math.isfinite(report.metrics[key]["refined"]) and math.isfinite(report.metrics[key]["diff_sd"])
     assert "held out" in report.to_markdown()
     # The refined artifact round-trips and records what was learned.
     refined2 = RouterArtifact.from_dict(json.loads(json.dumps(refined.to_dict())))

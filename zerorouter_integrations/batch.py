@@ -75,7 +75,11 @@ def decide(
     models: Sequence[str] | None = None,
     policy: Any = None,
 ) -> dict[str, Any]:
-    """Choices for prompts with features ``X``: ``{"model", "predicted_quality", "predicted_cost_usd", "policy"}``.
+    """Choices for prompts with features ``X``: ``{"model", "predicted_quality", "predicted_cost_usd", "policy", "propensity"}``.
+
+    ``propensity`` is the probability of each choice under the policy's mixed calibration, the side
+    of the mix taken as random with probability ``mix`` (1 where both prices choose the same model,
+    or without a mix): what a deployment logs for inverse-propensity estimates.
 
     ``router_or_artifact`` is a :class:`~zerorouter_integrations.router.ZeroRouter`, a
     :class:`~zerorouter_integrations.artifact.RouterArtifact`, an artifact path or ``None`` (the
@@ -92,7 +96,22 @@ def decide(
         "predicted_quality": pred.quality[rows, idx],
         "predicted_cost_usd": pred.cost_usd[rows, idx],
         "policy": policy_label(router.policy),
+        "propensity": _propensities(router.policy, pred.quality, pred.cost_usd, idx),
     }
+
+
+def _propensities(policy: Any, Q: np.ndarray, C: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """P(choice) when the side of the policy's mix is drawn at random (``mix``: the lower price)."""
+    import copy
+
+    lam_alt, mix = getattr(policy, "lam_alt_", None), float(getattr(policy, "mix_", 0.0) or 0.0)
+    if lam_alt is None or mix <= 0.0:
+        return np.ones(len(idx))
+    hi, lo = copy.copy(policy), copy.copy(policy)
+    hi.mix_ = lo.mix_ = 0.0
+    lo.lam_ = lam_alt
+    a_hi, a_lo = hi.choose(Q, C), lo.choose(Q, C)
+    return (1.0 - mix) * (idx == a_hi) + mix * (idx == a_lo)
 
 
 def batch_texts(batch: Any) -> list[str]:

@@ -12,7 +12,13 @@ and refined router on the held-out logged traffic:
   bootstrap SD over prompts. The logged policy is deterministic (one model per prompt, no
   exploration), so inverse-propensity weights are undefined for any choice that differs from the
   logged one; DM needs no propensities but inherits the reward model's bias, which the report shows
-  as the gap between ``q̂`` and the observed scores on the logged choices (``dm_bias_on_logged``).
+  as the gap between ``q̂`` and the observed scores on the logged choices (``dm_bias_on_logged``);
+* **policy value by inverse propensity** (IPS), when the logged calls carry the logging policy's
+  propensities (:attr:`LoggedCall.propensity`; a mixed calibration randomizes between two prices):
+  ``V̂_IPS(π) = mean_i 1[π(x_i) = a_i] · y_i / p_i`` over the held-out scored calls, unbiased where
+  the logger gives ``π``'s choice a positive probability, with its bootstrap SD (the variance of the
+  weighted terms over ``n``); with a near-deterministic logger it only sees the prompts where ``π``
+  agrees with it (the "match rate" row), so the DM figure is the one to read and IPS the check.
 
 The returned artifact is then refit on *all* scored calls with the chosen settings.
 """
@@ -127,22 +133,31 @@ def _metric(prior: np.ndarray, refined: np.ndarray, seed: int) -> dict[str, floa
 
 
 def _policy_values(
-    prior: RouterArtifact, refined: RouterArtifact, texts: list[str], featurizer: Any, seed: int
+    prior: RouterArtifact,
+    refined: RouterArtifact,
+    test: Observations,
+    texts: list[str],
+    featurizer: Any,
+    pool: Sequence[str] | None,
+    propensity: np.ndarray | None,
 ):
-    """DM value and predicted cost of each router's default-policy choices on ``texts``."""
+    """DM value, predicted cost and (with propensities) IPS terms of each router's default-policy choices."""
     from zerorouter_integrations.batch import decide
 
     out = {}
     X = featurizer.transform(texts)
     tokens = np.array([estimate_tokens(t) for t in texts], dtype=float)
     reward = refined.predictor
-    pool = [m for m in prior.predictor.profiles_ if m in reward.profiles_]
+    known = [m for m in prior.predictor.profiles_ if m in reward.profiles_]
+    pool = known if pool is None else [m for m in pool if m in set(known)]
     P = reward.predict(X, input_tokens=tokens, models=pool)
     for name, art in (("prior", prior), ("refined", refined)):
         choice = decide(art, X, tokens, keys=[str(i) for i in range(len(texts))], models=pool)
         col = np.array([pool.index(m) for m in choice["model"]])
         rows = np.arange(len(texts))
-        out[name] = (P.quality[rows, col], P.cost_usd[rows, col])
+        match = np.array([a == b for a, b in zip(choice["model"], test.models)], dtype=float)
+        ips = None if propensity is None else match * test.y / np.maximum(propensity, 1e-12)
+        out[name] = (P.quality[rows, col], P.cost_usd[rows, col], ips, match)
     return out
 
 
@@ -154,9 +169,14 @@ def fit_from_logs(
     featurizer: Any,
     holdout: float = 0.2,
     seed: int = 0,
+    pool: Sequence[str] | None = None,
     **refine_kwargs: Any,
 ) -> tuple[RouterArtifact, LogFitReport, RefitInfo]:
-    """Refine ``prior`` with scored logged calls; report before/after on a held-out share of them."""
+    """Refine ``prior`` with scored logged calls; report before/after on a held-out share of them.
+
+    ``pool`` is the deployment's pool for the policy-value rows (default: every model both routers
+    know).
+    """
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout!r}")
     obs, scored = observations_from_calls(calls, scores, featurizer)
@@ -188,12 +208,23 @@ def fit_from_logs(
         p1, ll1, se1 = _pointwise(held.predictor, test)
         report.metrics["log loss (logged model)"] = _metric(ll0, ll1, seed)
         report.metrics["Brier (logged model)"] = _metric(se0, se1, seed)
-        test_texts = [c.prompt for c in scored if c.call_id in test_ids]
-        values = _policy_values(prior, held, test_texts, featurizer, seed)
+        test_calls = [c for c in scored if c.call_id in test_ids]
+        props = [c.propensity for c in test_calls]
+        propensity = None if any(p is None for p in props) else np.asarray(props, dtype=float)
+        values = _policy_values(
+            prior, held, test, [c.prompt for c in test_calls], featurizer, pool, propensity
+        )
         report.metrics["DM value of own choice"] = _metric(values["prior"][0], values["refined"][0], seed)
         report.metrics["DM cost of own choice (USD)"] = _metric(
             values["prior"][1], values["refined"][1], seed
         )
+        if propensity is not None:
+            report.metrics["IPS value of own choice"] = _metric(
+                values["prior"][2], values["refined"][2], seed
+            )
+            report.metrics["IPS match rate (choice = logged model)"] = _metric(
+                values["prior"][3], values["refined"][3], seed
+            )
         # The reward model's bias where the truth is known (the logged choices): prior column = 0.
         report.metrics["DM bias on logged choices (q̂ − observed)"] = _metric(0.0 * p1, p1 - test.y, seed)
     refined, info = refine_artifact(prior, obs, calibration_texts=texts, **common)

@@ -7,17 +7,27 @@ Logged traffic shows one model per prompt, with a score on some calls (feedback,
    ``(ΔW, Δc)`` minimizes the logged calls' cross-entropy under the prior abilities plus the ridge
    penalty ``λ_W/2 ‖ΔW‖² + λ_c/2 ‖Δc‖²`` (convex, L-BFGS). ``λ = ∞`` keeps that part; ``λ_W = ∞``
    with a finite ``λ_c`` only shifts the coordinates;
-2. **the abilities**: each logged model's ability is a Bayesian logistic update of the prior's
-   posterior ``N(w, κ Σ)`` with its scored calls at their new coordinates, as
-   :meth:`ZeroRouter.record_quality` does for one call, with the prior's covariance widened by
-   ``κ ≥ 1`` (a power prior: benchmark data count for less than your own traffic). A logged model the
-   prior does not know is onboarded from its scored calls (population prior of the space);
+2. **the abilities**, one of two ways (cross-validation picks):
+
+   * a Bayesian logistic update of each logged model's prior posterior ``N(w, κ Σ)`` with its scored
+     calls at their new coordinates, as :meth:`ZeroRouter.record_quality` does for one call, with
+     the prior's covariance widened by ``κ ≥ 1`` (a power prior: benchmark data count for less than
+     your own traffic);
+   * ``κ = "eb"``: **empirical-Bayes bias shrinkage**: each logged model's logit moves by an offset
+     ``δ_m ~ N(0, τ²)`` (your traffic is easier or harder *for that model* than the prior says), with
+     ``τ²`` shared by the logged models and estimated by maximizing their (Laplace) marginal
+     likelihood (``τ = 0``: no change when the logs carry no signal); ``δ_m`` is the posterior mode,
+     and its posterior variance enters the ability's covariance.
+
+   A logged model the prior does not know is onboarded from its scored calls (population prior of
+   the space);
 3. **cost models** from the logged costs (all calls, scored or not) and the expected output tokens.
 
 ``(λ_W, λ_c)`` and ``κ`` are chosen by 5-fold cross-validated log loss of the scored calls (grids
-:data:`MAP_PENALTIES` × :data:`PRIOR_WIDENING`), folds by a stable hash of the call id; the grids
-include "no change" (``λ = ∞``, ``κ = 1``), so the refined router falls back to the prior when the
-logs carry no signal. The policy-calibration prompts become a sample of your logged prompts, so
+:data:`MAP_PENALTIES` × :data:`PRIOR_WIDENING`, folds by a stable hash of the call id) with the
+one-standard-error rule (:func:`choose_by_cv`): the least flexible setting, "no change" first,
+whose loss is within one SE of the best; so the refined router stays the prior when the logs carry
+no clear signal. The policy-calibration prompts become a sample of your logged prompts, so
 budgets and quality targets are calibrated on your own traffic.
 """
 
@@ -45,8 +55,11 @@ __all__ = ["MAP_PENALTIES", "PRIOR_WIDENING", "Observations", "RefitInfo", "refi
 #: part): no change; a shift of the coordinates only (your traffic is easier or harder along the
 #: latent directions than the benchmarks); the whole linear map.
 MAP_PENALTIES = ((math.inf, math.inf), (math.inf, 0.1), (math.inf, 0.01), (1.0, 0.01), (0.1, 0.01))
-#: Widening factors κ of the prior abilities' covariance tried by cross-validation (1 = plain Bayes).
-PRIOR_WIDENING = (1.0, 4.0, 16.0)
+#: Ability updates tried by cross-validation: widening factors κ of the prior abilities' covariance
+#: (1 = plain Bayes), and ``"eb"``: the empirical-Bayes bias offsets only.
+PRIOR_WIDENING: tuple[float | str, ...] = (1.0, "eb", 4.0, 16.0)
+#: Grid of the offsets' prior SD ``τ`` over which the marginal likelihood is maximized (0 included).
+EB_TAU_GRID = np.r_[0.0, np.geomspace(0.02, 3.0, 24)]
 
 
 def stable_fold(key: str, n_folds: int, seed: int = 0) -> int:
@@ -78,13 +91,16 @@ class RefitInfo:
     """What :func:`refine_artifact` chose and why (the cross-validation table)."""
 
     map_penalty: tuple[float, float]
-    prior_widening: float
+    #: κ, ``"eb"`` (bias offsets only) or ``"none"`` (the prior's abilities kept).
+    prior_widening: float | str
     cv_log_loss: dict[str, float] = field(default_factory=dict)
     n_observations: int = 0
     updated_models: dict[str, int] = field(default_factory=dict)
     onboarded_models: list[str] = field(default_factory=list)
     cost_models: dict[str, int] = field(default_factory=dict)
     skipped_models: dict[str, str] = field(default_factory=dict)
+    eb_tau: float | None = None
+    eb_offsets: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +112,8 @@ class RefitInfo:
             "onboarded_models": list(self.onboarded_models),
             "cost_models": dict(self.cost_models),
             "skipped_models": dict(self.skipped_models),
+            "eb_tau": self.eb_tau,
+            "eb_offsets": dict(self.eb_offsets),
         }
 
 
@@ -169,6 +187,53 @@ def _update(ability: Ability, Z: np.ndarray, y: np.ndarray, widen: float) -> Abi
     return Ability(ability.kind, {**ability.params, "w": w_new, "cov": cov_new}, n_obs=ability.n_obs + len(y))
 
 
+def _offset_mode(s: np.ndarray, y: np.ndarray, tau2: float) -> tuple[float, float, float]:
+    """``(δ̂, H, log marginal)`` of ``y ~ σ(s + δ)``, ``δ ~ N(0, τ²)`` (Newton; Laplace approximation)."""
+    if tau2 <= 0.0:
+        return 0.0, 0.0, float(-np.sum(np.logaddexp(0.0, s) - y * s))
+    d = 0.0
+    for _ in range(50):
+        p = expit(s + d)
+        g = np.sum(y - p) - d / tau2
+        h = float(np.sum(p * (1 - p))) + 1.0 / tau2
+        step = g / h
+        d += step
+        if abs(step) < 1e-10:
+            break
+    p = expit(s + d)
+    H = float(np.sum(p * (1 - p)))
+    ll = -np.sum(np.logaddexp(0.0, s + d) - y * (s + d))
+    return d, H, float(ll - d * d / (2 * tau2) - 0.5 * math.log1p(tau2 * H))
+
+
+def eb_offsets(
+    groups: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[float, dict[str, tuple[float, float]]]:
+    """Empirical-Bayes logit offsets per model: ``(τ̂, {model: (δ̂, posterior variance)})``.
+
+    ``groups`` maps a model to ``(s, y)``: its calls' prior logits and scores. ``τ`` maximizes the
+    summed Laplace marginal likelihood over :data:`EB_TAU_GRID`; ``τ̂ = 0`` leaves every model as it was.
+    """
+    best_tau, best = 0.0, -math.inf
+    for tau in EB_TAU_GRID:
+        total = sum(_offset_mode(s, y, float(tau) ** 2)[2] for s, y in groups.values())
+        if total > best + 1e-9:
+            best_tau, best = float(tau), total
+    out = {}
+    for m, (s, y) in groups.items():
+        d, H, _ = _offset_mode(s, y, best_tau**2)
+        out[m] = (d, 0.0 if best_tau == 0.0 else 1.0 / (H + 1.0 / best_tau**2))
+    return best_tau, out
+
+
+def _shift(ability: Ability, delta: float, var: float) -> Ability:
+    """``ability`` with its bias moved by ``delta`` (and the offset's posterior variance added)."""
+    w, cov = ability.array("w").copy(), ability.array("cov").copy()
+    w[-1] += delta
+    cov[-1, -1] += var
+    return Ability(ability.kind, {**ability.params, "w": w, "cov": cov}, n_obs=ability.n_obs)
+
+
 def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -180,16 +245,30 @@ def _fit_rows(
     abilities: Mapping[str, Ability],
     rows: np.ndarray,
     lam: tuple[float, float],
-    widen: float,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Ability]]:
-    dW, dc = prob.solve(lam, rows)
+    widen: float | str,
+    solved: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Ability], float | None]:
+    """Map update (or the given ``solved`` one), then each logged model's ability update; and ``τ̂`` for ``"eb"``."""
+    dW, dc = prob.solve(lam, rows) if solved is None else solved
     Z = prob.coordinates(dW, dc, rows)
     models = np.array([obs.models[i] for i in rows])
-    new = {}
-    for m in dict.fromkeys(models.tolist()):
+    y = prob.y[rows]
+    new: dict[str, Ability] = {}
+    names = list(dict.fromkeys(models.tolist()))
+    if widen == "eb":
+        groups = {}
+        for m in names:
+            sel = models == m
+            w = abilities[m].array("w")
+            groups[m] = (Z[sel] @ w[:-1] + w[-1], y[sel])
+        tau, offsets = eb_offsets(groups)
+        for m, (d, var) in offsets.items():
+            new[m] = _shift(abilities[m], d, var)
+        return dW, dc, new, tau
+    for m in names:
         sel = models == m
-        new[m] = _update(abilities[m], Z[sel], prob.y[rows][sel], widen)
-    return dW, dc, new
+        new[m] = _update(abilities[m], Z[sel], y[sel], float(widen))
+    return dW, dc, new, None
 
 
 def _predict_rows(
@@ -206,31 +285,58 @@ def choose_by_cv(
     abilities: Mapping[str, Ability],
     *,
     penalties: Sequence[tuple[float, float]] = MAP_PENALTIES,
-    widening: Sequence[float] = PRIOR_WIDENING,
+    widening: Sequence[float | str] = PRIOR_WIDENING,
     n_folds: int = 5,
     seed: int = 0,
-) -> tuple[tuple[float, float], float, dict[str, float]]:
-    """``((λ_W, λ_c), κ, table)``: the grid point of least cross-validated log loss (ties: the smaller change)."""
+) -> tuple[tuple[float, float], float | str, dict[str, float]]:
+    """``((λ_W, λ_c), κ, table)`` chosen by cross-validated log loss with the one-standard-error rule.
+
+    The chosen point is the *least flexible* one (the prior unchanged first, then by position in
+    ``penalties`` plus position in ``widening``) whose out-of-fold log loss is within one standard
+    error (over calls) of the best point's. A handful of scored calls thus keeps the prior unless the
+    logs clearly say otherwise (``κ = "none"``, ``λ = ∞``: no change at all).
+    """
     prob = _MapProblem(space, obs, abilities)
     folds = np.array([stable_fold(i, n_folds, seed) for i in obs.ids])
     table: dict[str, float] = {}
-    best: tuple[float, tuple[float, float], float] = (math.inf, (math.inf, math.inf), 1.0)
-    for lam in penalties:
-        for widen in widening:
-            losses = []
+    rows_all = np.arange(len(obs))
+    p0 = np.clip(
+        _predict_rows(prob, obs, abilities, rows_all, *prob.solve((math.inf, math.inf), rows_all)),
+        1e-6,
+        1 - 1e-6,
+    )
+    y = prob.y
+    # (complexity, loss per call, λ, κ); the prior itself is the simplest candidate.
+    cands: list[tuple[int, np.ndarray, tuple[float, float], float | str]] = [
+        (-1, -(y * np.log(p0) + (1 - y) * np.log(1 - p0)), (math.inf, math.inf), "none")
+    ]
+    table["prior (no change)"] = float(cands[0][1].mean())
+    for li, lam in enumerate(penalties):
+        solved: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the map update does not depend on κ
+        for wi, widen in enumerate(widening):
+            per_call = np.full(len(obs), np.nan)
             for f in range(n_folds):
                 tr, va = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
                 if len(va) == 0 or len(tr) == 0:
                     continue
-                dW, dc, fitted = _fit_rows(prob, obs, abilities, tr, lam, widen)
-                merged = {**abilities, **fitted}
-                losses.append(_log_loss(_predict_rows(prob, obs, merged, va, dW, dc), prob.y[va]) * len(va))
-            loss = float(np.sum(losses) / len(obs))
+                if f not in solved:
+                    solved[f] = prob.solve(lam, tr)
+                dW, dc, fitted, _ = _fit_rows(prob, obs, abilities, tr, lam, widen, solved[f])
+                p = np.clip(_predict_rows(prob, obs, {**abilities, **fitted}, va, dW, dc), 1e-6, 1 - 1e-6)
+                per_call[va] = -(y[va] * np.log(p) + (1 - y[va]) * np.log(1 - p))
+            per_call = np.where(np.isnan(per_call), cands[0][1], per_call)
             lam_s = ",".join("inf" if math.isinf(v) else f"{v:g}" for v in lam)
-            table[f"lambda=({lam_s}),kappa={widen:g}"] = loss
-            if loss < best[0] - 1e-9:
-                best = (loss, lam, widen)
-    return best[1], best[2], table
+            kappa = widen if isinstance(widen, str) else f"{widen:g}"
+            table[f"lambda=({lam_s}),kappa={kappa}"] = float(per_call.mean())
+            cands.append((li + wi, per_call, lam, widen))
+    best = min(cands, key=lambda c: c[1].mean())
+    # The SE of the best point's CV loss (not of paired differences, which are small exactly for the
+    # settings that barely differ and would favour the wild ones).
+    se = float(best[1].std(ddof=1) / math.sqrt(len(obs))) if len(obs) > 1 else 0.0
+    for _, losses, lam, widen in sorted(cands, key=lambda c: c[0]):
+        if losses.mean() <= best[1].mean() + se + 1e-12:
+            return lam, widen, table
+    return best[2], best[3], table
 
 
 def refine_artifact(
@@ -244,7 +350,7 @@ def refine_artifact(
     min_onboard: int = 10,
     min_cost_calls: int = 10,
     penalties: Sequence[tuple[float, float]] = MAP_PENALTIES,
-    widening: Sequence[float] = PRIOR_WIDENING,
+    widening: Sequence[float | str] = PRIOR_WIDENING,
     seed: int = 0,
     build_info: Mapping[str, Any] | None = None,
 ) -> tuple[RouterArtifact, RefitInfo]:
@@ -259,7 +365,7 @@ def refine_artifact(
     new = copy.deepcopy(artifact)
     pred = new.predictor
     space = pred.space_
-    info = RefitInfo(map_penalty=(math.inf, math.inf), prior_widening=1.0, n_observations=len(obs))
+    info = RefitInfo(map_penalty=(math.inf, math.inf), prior_widening="none", n_observations=len(obs))
     if len(obs):
         if obs.y.min() < 0 or obs.y.max() > 1 or np.isnan(obs.y).any():
             raise ValueError("observation scores must be in [0, 1]")
@@ -267,17 +373,21 @@ def refine_artifact(
         unknown = sorted({m for m in obs.models if m not in pred.profiles_})
         kobs = obs.take(np.asarray(known, dtype=int))
         abilities = {m: p.ability for m, p in pred.profiles_.items()}
+        lam: tuple[float, float] = (math.inf, math.inf)
+        widen: float | str = "none"
         if len(kobs) >= 10:
             lam, widen, info.cv_log_loss = choose_by_cv(
                 space0, kobs, abilities, penalties=penalties, widening=widening, seed=seed
             )
-        else:
-            lam, widen = (math.inf, math.inf), 1.0
         info.map_penalty, info.prior_widening = lam, widen
-        if len(kobs):
+        if len(kobs) and widen != "none":
             prob = _MapProblem(space0, kobs, abilities)
             rows = np.arange(len(kobs))
-            dW, dc, fitted = _fit_rows(prob, kobs, abilities, rows, lam, widen)
+            dW, dc, fitted, info.eb_tau = _fit_rows(prob, kobs, abilities, rows, lam, widen)
+            if widen == "eb":
+                info.eb_offsets = {
+                    m: float(ab.array("w")[-1] - abilities[m].array("w")[-1]) for m, ab in fitted.items()
+                }
             if not (math.isinf(lam[0]) and math.isinf(lam[1])):
                 space.W_ = space0.W_ + dW  # type: ignore[attr-defined]  # an IRT space (checked above)
                 space.c_ = space0.c_ + dc  # type: ignore[attr-defined]

@@ -64,6 +64,11 @@ class LoggedCall:
     trace_id : str or None
     source : str
         ``"FILE:LINE"`` of the record.
+    propensity : float or None
+        The probability that the logging router's policy chose this model for this prompt (a mixed
+        calibration picks one of two prices by a hash of the prompt: ``mix`` or ``1 − mix`` where the
+        two prices choose differently, else 1), when the deployment logged it; what an
+        inverse-propensity estimate of another policy's value needs.
     """
 
     call_id: str
@@ -77,6 +82,7 @@ class LoggedCall:
     output_tokens: int | None = None
     trace_id: str | None = None
     source: str = ""
+    propensity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -87,6 +87,7 @@ def simulate_deployment(
             input_tokens=None if np.isnan(row["input_tokens"]) else int(row["input_tokens"]),
             output_tokens=None if np.isnan(row["output_tokens"]) else int(row["output_tokens"]),
             source=f"simulated:{i + 1}",
+            propensity=float(out["propensity"][i]),
         )
         calls.append(call)
         if rng.random() < feedback_fraction:
