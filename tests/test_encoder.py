@@ -79,7 +79,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_auto_exports_onnx_atomically_and_encodes(onnx_encoder: QueryEncoder, onnx_cache_dir: Path):
     assert onnx_encoder.resolved_backend == "onnx"
-    exports = list((onnx_cache_dir / "onnx").iterdir())
+    exports = [p for p in (onnx_cache_dir / "onnx").iterdir() if p.name != "optimized"]  # shipped graph
     assert [p.name.startswith(".tmp-") for p in exports] == [False]  # one export, no leftovers
     assert (exports[0] / "model.onnx").is_file()
     assert json.loads((exports[0] / "meta.json").read_text())["pooling"] == "mean"
@@ -293,7 +293,7 @@ def test_int8_precision_is_a_quantized_onnx_model_close_to_float32(
 def test_shipped_int8_model_is_the_exporters_output(onnx_cache_dir: Path, real_prompts: list[str]):
     """The int8 MiniLM shipped in the package (scripts/build_encoder.py) is what the exporter and
     quantizer make from the bundled weights: the same file, the same embeddings and fingerprint, and
-    it loads with no export, no torch, nothing written to the cache."""
+    it loads with no export and no torch (the cache gets only its optimized graph)."""
     pytest.importorskip("onnx")
     from zerorouter_integrations.encoder_model import SHIPPED_DIR
 
@@ -318,4 +318,47 @@ def test_shipped_int8_model_is_the_exporters_output(onnx_cache_dir: Path, real_p
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["onnx", "384", "False", "False"]
-    assert not empty.exists()  # nothing exported or written
+    # nothing exported: the one file written is the shipped graph as onnxruntime optimized it
+    written = [p.relative_to(empty) for p in empty.rglob("*") if p.is_file()]
+    assert len(written) == 1 and written[0].parent == Path("onnx/optimized"), written
+
+
+def test_optimized_graph_cache_gives_the_same_embeddings(real_prompts, tmp_path, caplog):
+    """The shipped model's session comes from a graph optimized once and cached per onnxruntime
+    version: first use (optimize at the extended level, save), later uses (load the saved graph with
+    optimizations off) and a plain fully optimized session give bit-identical outputs."""
+    from tokenizers import Tokenizer
+
+    from zerorouter_integrations.encoder_model import SHIPPED_DIR, ort_session
+    from zerorouter_integrations.encoder_onnx import optimized_session
+
+    model = SHIPPED_DIR / "model.int8.onnx"
+    tok = Tokenizer.from_file(str(SHIPPED_DIR / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=64)
+
+    def run(session) -> np.ndarray:
+        rows = []
+        for text in [*real_prompts, *SHORT]:
+            e = tok.encode(text)
+            feed = {
+                "input_ids": np.asarray([e.ids], np.int64),
+                "attention_mask": np.asarray([e.attention_mask], np.int64),
+            }
+            rows.append(session.run(None, feed)[0])
+        return np.vstack(rows)
+
+    plain = run(ort_session(model, 2))
+    first = run(optimized_session(model, 2, tmp_path))
+    (cached,) = (tmp_path / "onnx" / "optimized").glob("model.int8-*-ort*.onnx")
+    assert not list(cached.parent.glob(".*.tmp"))
+    again = run(optimized_session(model, 2, tmp_path))
+    assert np.array_equal(first, plain) and np.array_equal(again, plain)
+    cached.write_bytes(cached.read_bytes()[:1000])  # truncated: discarded with a warning, optimized again
+    with caplog.at_level("WARNING", logger="zerorouter_integrations.encoder"):
+        assert np.array_equal(run(optimized_session(model, 2, tmp_path)), plain)
+    assert "discarding unreadable optimized ONNX graph" in caplog.text
+    assert cached.stat().st_size > 1_000_000
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the cache folder would be")
+    assert np.array_equal(run(optimized_session(model, 2, blocked)), plain)  # no cache: plain session

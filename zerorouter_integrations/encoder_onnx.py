@@ -7,8 +7,11 @@ another model's export under ``<cache>/onnx/<model hash>-<export version>/`` (ma
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,44 @@ from zerorouter_integrations.encoder_model import (
     pad_id,
 )
 
-__all__ = ["OnnxBackend"]
+__all__ = ["OnnxBackend", "optimized_session"]
 
 logger = logging.getLogger("zerorouter_integrations.encoder")
+
+
+def optimized_session(model: Path, num_threads: int, root: Path) -> Any:
+    """A session of ``model`` (the shipped int8 file) from its graph as onnxruntime optimizes it,
+    optimized once per model file and onnxruntime version and kept under ``<root>/onnx/optimized/``.
+
+    Optimizing the graph is most of opening a session (~0.1 s of a ~0.4 s first decision); a graph
+    saved at the ``extended`` level (fusions only: no hardware-specific layouts, so the file is valid
+    on any CPU) loads with optimizations off and computes bit-identical embeddings to a session
+    optimized at the ``all`` level (``tests/test_encoder.py``). A cache that cannot be written or
+    read costs only the time: the plain session is used.
+    """
+    import onnxruntime as ort
+
+    st = model.stat()
+    cached = (
+        root / "onnx" / "optimized" / f"{model.stem}-{st.st_size}-{st.st_mtime_ns}-ort{ort.__version__}.onnx"
+    )
+    if cached.is_file():
+        try:
+            return ort_session(cached, num_threads, level="disabled")
+        except Exception as exc:  # truncated or foreign: optimize again below
+            logger.warning("discarding unreadable optimized ONNX graph %s: %s", cached, exc)
+            cached.unlink(missing_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        session = ort_session(model, num_threads, level="extended", save_to=tmp)
+        os.replace(tmp, cached)
+        return session
+    except Exception as exc:  # a read-only or full cache: run without it
+        logger.info("not caching the optimized ONNX graph of %s: %s", model, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return ort_session(model, num_threads)
 
 
 class OnnxBackend:
@@ -54,7 +92,7 @@ class OnnxBackend:
             if precision != "int8":
                 raise OnnxUnavailable(f"the shipped ONNX model is int8, not {precision}")
             target = Path(spec.onnx_file)
-            self.session = ort_session(target, threads)
+            self.session = optimized_session(target, threads, root)
         else:
             target = self._exported(spec, root, threads, precision)
         # Dynamic int8 quantization scales activations by the whole input tensor, padding included:
