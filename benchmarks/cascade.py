@@ -212,6 +212,21 @@ def table_markdown(name: str, reports: list[Any]) -> str:
             )
             + "."
         )
+    if all(cas) and all("constants" in x.extra for x in cas):
+        lines.append(
+            "Constants chosen by cross-validation inside the training prompts: "
+            + "; ".join(
+                f"split {r.split_seed}: "
+                + ", ".join(f"{k}={v}" for k, v in x.extra["constants"].items() if k not in ("rho", "beta"))
+                + (
+                    f" (ρ={x.extra['constants']['rho']}, β={x.extra['constants']['beta']})"
+                    if "rho" in x.extra["constants"]
+                    else ""
+                )
+                for r, x in zip(reports, cas)
+            )
+            + "."
+        )
     crude = [r.routers.get("crude cascade (fixed pair → best)") for r in reports]
     if all(crude):
         lines.append(

@@ -148,7 +148,7 @@ def test_retrieved_context_does_not_drown_the_question(name, default_router):
     easy, hard = (RAG_TEMPLATES[name].format(c=DOC, q=q) for q in (EASY, HARD))
     for q, text in ((EASY, easy), (HARD, hard)):
         reading = focus_question(text)
-        assert reading.split("\n")[0].endswith(q.strip()) and len(reading) >= len(text.strip()) - 2
+        assert reading.startswith(q.strip()) and DOC.strip()[-200:] in reading  # the question first, all kept
         assert request_reading([SYSTEM, {"role": "user", "content": text}]) == reading
     x_easy, x_hard = (
         feats.transform_request([SYSTEM, *EXCHANGE, {"role": "user", "content": easy}]),

@@ -173,13 +173,16 @@ def comparable_scores(router: Any) -> str | None:
     """``None`` when the router's quality scores are checkable correctness (0/1 or partial credit), else
     what they are: a cascade compares two answers, which means nothing for a judge's score or a win
     probability against a reference, so such a router never cascades. Read from the predictor's (or
-    the router's) ``score_type_`` / ``score_type`` attribute; unknown counts as comparable."""
+    the router's) ``score_type_`` / ``score_type`` attribute; unknown, or ``"mixed"`` (fit on tables of
+    several score types, where the answer kind of each request decides), counts as comparable."""
     for obj in (getattr(router, "predictor", None), router):
         for name in ("score_type_", "score_type"):
             value = getattr(obj, name, None)
             if isinstance(value, str):
                 return (
-                    None if value in ("binary", "partial") else f"{value} (judge scores or win probabilities)"
+                    None
+                    if value in ("binary", "partial", "mixed")
+                    else f"{value} (judge scores or win probabilities)"
                 )
     return None
 

@@ -133,9 +133,11 @@ def focus_question(text: str) -> str:
     question ("Context: … Question: …") would be routed on the documents. When ``text`` is longer
     than :data:`FOCUS_CHARS` and marks retrieved context (a ``Context:`` / ``Documents:`` /
     ``Sources:`` line or a ``<context>`` / ``<documents>`` tag), the question is moved to the front:
-    the last ``Question:`` (``Query:``, ``Task:``, …) segment, up to the next context mark, or else the
-    last paragraph when the context opens the text. The rest follows, so nothing is dropped. Text
-    without such marks (every prompt of the shared routing tables) is returned unchanged.
+    the last ``Question:`` (``Query:``, ``Task:``, …) segment without its label, up to the next
+    context mark, or else the last paragraph (or what follows the closing tag) when the context opens
+    the text. The rest follows, so nothing but that label is dropped, and a short question opens the
+    reading as it would stand alone. Text without such marks (every prompt of the shared routing
+    tables) is returned unchanged.
     """
     if len(text) <= FOCUS_CHARS:
         return text
@@ -149,8 +151,12 @@ def focus_question(text: str) -> str:
             return text
         ends = [m.start() for m in contexts if m.start() > q.start()]
         end = min(ends) if ends else len(text)
-        question = text[q.start() : end].strip()
-        rest = (text[: q.start()].rstrip() + "\n\n" + text[end:].lstrip()).strip()
+        segment = text[q.end() : end].strip()  # the question without its label
+        question = _ANSWER_MARK.sub("", segment).rstrip()
+        cue = segment[len(question) :].strip()  # a bare "Answer:" cue after it stays last
+        rest = "\n\n".join(p for p in (text[: q.start()].strip(), text[end:].strip(), cue) if p)
+        if not question:
+            return text
         return f"{question}\n\n{rest}" if rest else question
     if contexts[0].start() > FOCUS_CHARS // 4:
         return text  # the context does not open the text: the request comes first already
