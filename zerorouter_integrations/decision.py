@@ -13,7 +13,6 @@ model of some capability, later turns only go to models at least as capable.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
@@ -21,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
+from zerorouter_integrations._aio import to_thread
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.jsonsafe import json_safe
 from zerorouter_integrations.latency import expected_latency_s, p95_latency_s, sla_mask
@@ -482,9 +482,7 @@ class SessionStickiness:
         if session_id is None:
             return list(ranking), False
         aget = getattr(self.store, "aget_session", None)
-        payload = (
-            await aget(session_id) if aget else await asyncio.to_thread(self.store.get_session, session_id)
-        )
+        payload = await aget(session_id) if aget else await to_thread(self.store.get_session, session_id)
         v = None if payload is None else payload.get(self.FLOOR_KEY)
         return self._apply(None if v is None else float(v), ranking, capability)
 
@@ -495,6 +493,6 @@ class SessionStickiness:
         aget = getattr(self.store, "aget_session", None)
         aset = getattr(self.store, "aset_session", None)
         if aget is None or aset is None:
-            await asyncio.to_thread(self.record, session_id, model, capability)
+            await to_thread(self.record, session_id, model, capability)
             return
         await aset(session_id, self._merge(await aget(session_id), model, capability))

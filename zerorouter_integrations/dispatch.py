@@ -20,13 +20,13 @@ Cost comes from the endpoint's custom prices when it has them, otherwise from Li
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from zerorouter_integrations._aio import sleep
 from zerorouter_integrations._env import import_litellm
 from zerorouter_integrations.classify import classify
 from zerorouter_integrations.dispatch_errors import classify_error, error_message
@@ -352,7 +352,7 @@ class Dispatcher:
                 except Exception as exc:
                     att = self._failed(name, exc, _perf() - t0, attempts, i)
                     if att.retryable and i < self.retry.max_retries:
-                        await asyncio.sleep(self._backoff(i))
+                        await sleep(self._backoff(i))
                         continue
                     break
                 return self._succeeded(self._result(name, response, _perf() - t0, attempts))
@@ -414,7 +414,7 @@ class Dispatcher:
                     if st.yielded:
                         raise StreamInterruptedError("".join(st.parts), name, exc) from exc
                     if att.retryable and i < self.retry.max_retries:
-                        await asyncio.sleep(self._backoff(i))
+                        await sleep(self._backoff(i))
                         continue
                     break
                 yield StreamEnd(self._succeeded(self._stream_result(st, attempts)))

@@ -4,7 +4,6 @@ context window, content policy). See :func:`classify_error`."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from zerorouter_integrations._env import import_litellm
@@ -18,7 +17,9 @@ _EXC: dict[str, tuple[type, ...]] = {}
 def _exc_classes() -> dict[str, tuple[type, ...]]:
     if _EXC:
         return _EXC
-    litellm = import_litellm()
+    litellm = import_litellm()  # imports asyncio, httpx and openai anyway
+    import asyncio
+
     import httpx
     import openai
 

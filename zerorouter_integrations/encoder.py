@@ -28,7 +28,6 @@ never the backend; the shipped int8 model has the fingerprint of an int8 export 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -41,6 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from zerorouter_integrations._aio import to_thread
 from zerorouter_integrations.encoder_cache import CacheInfo, DiskCache, MemoryCache
 from zerorouter_integrations.encoder_model import (
     TORCH_EXTRA_HINT,
@@ -405,7 +405,7 @@ class QueryEncoder:
     async def aencode(self, texts: Sequence[str], *, show_progress: bool | None = None) -> np.ndarray:
         """Async twin of :meth:`encode`; runs in a worker thread."""
         items = _check_texts(texts)
-        return await asyncio.to_thread(self.encode, items, show_progress=show_progress)
+        return await to_thread(self.encode, items, show_progress=show_progress)
 
     async def aencode_one(self, text: str) -> np.ndarray:
         """Async twin of :meth:`encode_one`; a cache hit returns at once, a miss runs in a thread."""
@@ -413,7 +413,7 @@ class QueryEncoder:
             cached = self._mem.get(text)
             if cached is not None:
                 return cached.copy()
-        return await asyncio.to_thread(self.encode_one, text)
+        return await to_thread(self.encode_one, text)
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ own anchors through it; :meth:`record_quality` refines a model's ability from a 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from zerorouter_integrations._aio import to_thread
 from zerorouter_integrations.artifact import DEFAULT_ARTIFACT, RouterArtifact
 from zerorouter_integrations.catalog import BENCHMARK_ONLY, dispatch_model, missing_credentials, resolve
 from zerorouter_integrations.endpoints import api_base_from_env, as_endpoint, gateway_endpoints
@@ -424,7 +424,7 @@ class ZeroRouter(Deciding, Upkeep):
 
     async def acomplete(self, messages: Messages, **kwargs: Any) -> RoutedResponse:
         """Async twin of :meth:`complete`."""
-        msgs, decision, params, t0 = await asyncio.to_thread(self._decide_call, messages, kwargs)
+        msgs, decision, params, t0 = await to_thread(self._decide_call, messages, kwargs)
         return await self.executor.acomplete(decision, msgs, params, t0)
 
     def stream(self, messages: Messages, **kwargs: Any) -> Iterator[RoutedChunk]:
@@ -434,7 +434,7 @@ class ZeroRouter(Deciding, Upkeep):
 
     async def astream(self, messages: Messages, **kwargs: Any) -> AsyncIterator[RoutedChunk]:
         """Async twin of :meth:`stream`."""
-        msgs, decision, params, t0 = await asyncio.to_thread(self._decide_call, messages, kwargs)
+        msgs, decision, params, t0 = await to_thread(self._decide_call, messages, kwargs)
         async for chunk in self.executor.astream(decision, msgs, params, t0):
             yield chunk
 

@@ -10,7 +10,6 @@ capability for stickiness) live here too.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from zerorouter_integrations._aio import to_thread
 from zerorouter_integrations.errors import NoAdmissibleModelError, UnknownModelError
 from zerorouter_integrations.features import messages_to_text, split_turn
 from zerorouter_integrations.profiles import estimate_tokens
@@ -182,7 +182,7 @@ class Deciding:
 
     async def aroute(self, messages: Messages, **kwargs: Any) -> Any:
         """Async twin of :meth:`route` (the encoder runs in a worker thread)."""
-        return await asyncio.to_thread(self.route, messages, **kwargs)
+        return await to_thread(self.route, messages, **kwargs)
 
     def _decide(
         self,

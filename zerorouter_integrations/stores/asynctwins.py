@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from zerorouter_integrations._aio import to_thread
 
 __all__ = ["AsyncTwinsMixin"]
 
@@ -23,29 +24,29 @@ class AsyncTwinsMixin:
 
     async def arecord_call(self, model: str, **kwargs: Any) -> Any:
         """Async twin of :meth:`record_call`."""
-        return await asyncio.to_thread(self.record_call, model, **kwargs)
+        return await to_thread(self.record_call, model, **kwargs)
 
     async def arecord_error(self, model: str, **kwargs: Any) -> Any:
         """Async twin of :meth:`record_error`."""
-        return await asyncio.to_thread(self.record_error, model, **kwargs)
+        return await to_thread(self.record_error, model, **kwargs)
 
     async def aget_stats(self, model: str) -> Any:
         """Async twin of :meth:`get_stats`."""
-        return await asyncio.to_thread(self.get_stats, model)
+        return await to_thread(self.get_stats, model)
 
     async def aall_stats(self) -> dict[str, Any]:
         """Async twin of :meth:`all_stats`."""
-        return await asyncio.to_thread(self.all_stats)
+        return await to_thread(self.all_stats)
 
     async def aput_request(
         self, request_id: str, payload: Mapping[str, Any], ttl_s: float | None = _REQUEST_TTL_S
     ) -> None:
         """Async twin of :meth:`put_request`."""
-        await asyncio.to_thread(self.put_request, request_id, payload, ttl_s)
+        await to_thread(self.put_request, request_id, payload, ttl_s)
 
     async def aget_request(self, request_id: str) -> dict[str, Any] | None:
         """Async twin of :meth:`get_request`."""
-        return await asyncio.to_thread(self.get_request, request_id)
+        return await to_thread(self.get_request, request_id)
 
     async def aappend_quality(
         self,
@@ -55,26 +56,26 @@ class AsyncTwinsMixin:
         request_id: str | None = None,
     ) -> int:
         """Async twin of :meth:`append_quality`."""
-        return await asyncio.to_thread(self.append_quality, model, features, score, request_id)
+        return await to_thread(self.append_quality, model, features, score, request_id)
 
     async def aquality_observations(self, model: str) -> list[tuple[list[float], float]]:
         """Async twin of :meth:`quality_observations`."""
-        return await asyncio.to_thread(self.quality_observations, model)
+        return await to_thread(self.quality_observations, model)
 
     async def aget_session(self, session_id: str) -> dict[str, Any] | None:
         """Async twin of :meth:`get_session`."""
-        return await asyncio.to_thread(self.get_session, session_id)
+        return await to_thread(self.get_session, session_id)
 
     async def aset_session(
         self, session_id: str, payload: Mapping[str, Any], ttl_s: float | None = _SESSION_TTL_S
     ) -> None:
         """Async twin of :meth:`set_session`."""
-        await asyncio.to_thread(self.set_session, session_id, payload, ttl_s)
+        await to_thread(self.set_session, session_id, payload, ttl_s)
 
     async def areset(self) -> None:
         """Async twin of :meth:`reset`."""
-        await asyncio.to_thread(self.reset)
+        await to_thread(self.reset)
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
-        await asyncio.to_thread(self.close)
+        await to_thread(self.close)
