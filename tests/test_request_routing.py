@@ -141,32 +141,36 @@ RAG_TEMPLATES = {
 
 @pytest.mark.parametrize("name", sorted(RAG_TEMPLATES))
 def test_retrieved_context_does_not_drown_the_question(name, default_router):
-    """A long document plus a short question: the encoder (first 64 tokens) reads the question."""
-    from zerorouter_integrations.features import focus_question, request_reading
+    """A long document plus a short question: the question is what the router reads (and routes on)."""
+    from zerorouter_integrations.features import focus_question, request_reading, split_question
 
     feats = default_router.featurizer
-    easy, hard = (RAG_TEMPLATES[name].format(c=DOC, q=q) for q in (EASY, HARD))
-    for q, text in ((EASY, easy), (HARD, hard)):
-        reading = focus_question(text)
-        assert reading.startswith(q.strip()) and DOC.strip()[-200:] in reading  # the question first, all kept
-        assert request_reading([SYSTEM, {"role": "user", "content": text}]) == reading
-    x_easy, x_hard = (
-        feats.transform_request([SYSTEM, *EXCHANGE, {"role": "user", "content": easy}]),
-        (feats.transform_request([{"role": "user", "content": hard}])),
+    for q in (EASY, HARD):
+        text = RAG_TEMPLATES[name].format(c=DOC, q=q)
+        question, rest = split_question(text)
+        assert question == q and DOC.strip()[-200:] in rest
+        assert focus_question(text) == f"{question}\n\n{rest}"  # for people: the question first, all kept
+        msgs = [SYSTEM, *EXCHANGE, {"role": "user", "content": text}]
+        assert request_reading(msgs) == q
+        # routed exactly as the bare question, after a system prompt and an earlier exchange
+        np.testing.assert_array_equal(feats.transform_request(msgs), feats.transform_one(q))
+        # read whole when switched off: the turn as it is
+        assert request_reading(msgs, focus=False) == text
+    easy, hard = (
+        default_router.route([{"role": "user", "content": RAG_TEMPLATES[name].format(c=DOC, q=q)}])
+        for q in (EASY, HARD)
     )
-    assert not np.allclose(x_easy[:384], x_hard[:384])  # different questions, different embeddings
-    # read whole when switched off: the document opens the reading (or the question does, by template)
-    assert request_reading([{"role": "user", "content": easy}], focus=False) == easy
+    assert [c.predicted_quality for c in easy.candidates] != [c.predicted_quality for c in hard.candidates]
 
 
 def test_table_prompts_are_read_as_they_are(data_dir):
     """The RAG focus never fires on a routing table's prompt: benchmark rows route exactly as fit."""
-    from zerorouter_integrations.features import focus_question, request_reading
+    from zerorouter_integrations.features import request_reading, split_question
     from zerorouter_integrations.tables import load_table
 
     for name in ("routerbench_subset", "zeroeval", "alpacaeval", "llmrouter_ulab"):
         texts = load_table(data_dir / name).texts()
-        assert [t for t in texts if focus_question(t) != t] == [], name
+        assert [t for t in texts if split_question(t) is not None] == [], name
         assert all(request_reading([{"role": "user", "content": t}]) == t for t in texts[:200])
 
 

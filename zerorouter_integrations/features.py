@@ -21,6 +21,7 @@ __all__ = [
     "focus_question",
     "messages_to_text",
     "request_reading",
+    "split_question",
     "split_turn",
     "text_features",
 ]
@@ -109,7 +110,7 @@ def split_turn(messages: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]
 
 
 #: A turn longer than this many characters (about the encoder's 64-token window) that holds retrieved
-#: context is read question first (:func:`focus_question`).
+#: context is read for its question (:func:`split_question`).
 FOCUS_CHARS = 400
 _QUESTION_MARK = re.compile(
     r"^[ \t#*]*(?:user |the )?(?:question|query|request|task|instruction)s?[ \t*]*[:：]", re.I | re.M
@@ -126,49 +127,58 @@ _CONTEXT_CLOSE = re.compile(r"</(?:context|documents?|sources?|search_results)>"
 _ANSWER_MARK = re.compile(r"^[ \t#*]*(?:helpful )?answer[ \t*]*[:：]?\s*\Z", re.I | re.M)
 
 
-def focus_question(text: str) -> str:
-    """A turn that holds retrieved context and a question, read question first (else ``text`` as it is).
+def split_question(text: str) -> tuple[str, str] | None:
+    """``(question, rest)`` of a turn that holds retrieved context and a question, else ``None``.
 
-    The encoder reads only the opening tokens, so a RAG prompt that puts its documents before the
-    question ("Context: … Question: …") would be routed on the documents. When ``text`` is longer
-    than :data:`FOCUS_CHARS` and marks retrieved context (a ``Context:`` / ``Documents:`` /
-    ``Sources:`` line or a ``<context>`` / ``<documents>`` tag), the question is moved to the front:
-    the last ``Question:`` (``Query:``, ``Task:``, …) segment without its label, up to the next
-    context mark, or else the last paragraph (or what follows the closing tag) when the context opens
-    the text. The rest follows, so nothing but that label is dropped, and a short question opens the
-    reading as it would stand alone. Text without such marks (every prompt of the shared routing
-    tables) is returned unchanged.
+    When ``text`` is longer than :data:`FOCUS_CHARS` and marks retrieved context (a ``Context:`` /
+    ``Documents:`` / ``Sources:`` line, a line ending in "… the following context:", LlamaIndex's
+    "Context information is below", or a ``<context>`` / ``<documents>`` tag), the question is the
+    last ``Question:`` (``Query:``, ``Task:``, …) segment without its label, up to the next context
+    mark; or, when the context opens the text, what follows its closing tag or the last paragraph.
+    ``rest`` is everything else (the instructions, the documents, a trailing bare ``Answer:`` cue).
+    Text without such marks (every prompt of the shared routing tables) gives ``None``.
     """
     if len(text) <= FOCUS_CHARS:
-        return text
+        return None
     contexts = list(_CONTEXT_MARK.finditer(text))
     if not contexts:
-        return text
+        return None
     questions = list(_QUESTION_MARK.finditer(text))
     if questions:
         q = questions[-1]
-        if q.start() == 0:
-            return text
         ends = [m.start() for m in contexts if m.start() > q.start()]
         end = min(ends) if ends else len(text)
         segment = text[q.end() : end].strip()  # the question without its label
         question = _ANSWER_MARK.sub("", segment).rstrip()
         cue = segment[len(question) :].strip()  # a bare "Answer:" cue after it stays last
         rest = "\n\n".join(p for p in (text[: q.start()].strip(), text[end:].strip(), cue) if p)
-        if not question:
-            return text
-        return f"{question}\n\n{rest}" if rest else question
+        return (question, rest) if question else None
     if contexts[0].start() > FOCUS_CHARS // 4:
-        return text  # the context does not open the text: the request comes first already
+        return None  # the context does not open the text: the request comes first already
     closes = list(_CONTEXT_CLOSE.finditer(text))
     if closes and 0 < len(text[closes[-1].end() :].strip()) <= FOCUS_CHARS:  # "<context>…</context> ask"
-        return text[closes[-1].end() :].strip() + "\n\n" + text[: closes[-1].end()]
-    body = _ANSWER_MARK.sub("", text.rstrip()).rstrip()  # a trailing bare "Answer:" cue stays last
+        return text[closes[-1].end() :].strip(), text[: closes[-1].end()]
+    body = _ANSWER_MARK.sub("", text.rstrip()).rstrip()
     cue = text.rstrip()[len(body) :]
     paras = re.split(r"\n\s*\n", body)
     if len(paras) < 2 or len(paras[-1]) > FOCUS_CHARS or _CONTEXT_MARK.search(paras[-1]):
+        return None
+    return paras[-1].strip(), "\n\n".join(paras[:-1]) + cue
+
+
+def focus_question(text: str) -> str:
+    """A turn that holds retrieved context and a question, question first (else ``text`` as it is).
+
+    The encoder reads only the opening tokens, so a RAG prompt that puts its documents before the
+    question ("Context: … Question: …") would be routed on the documents. :func:`split_question`
+    finds the question; it opens the result, the rest follows, so nothing but the question's label
+    is dropped. Text without retrieval marks (every prompt of the shared tables) is unchanged.
+    """
+    got = split_question(text)
+    if got is None:
         return text
-    return paras[-1].strip() + "\n\n" + "\n\n".join(paras[:-1]) + cue
+    question, rest = got
+    return f"{question}\n\n{rest}" if rest else question
 
 
 def request_reading(
@@ -183,22 +193,27 @@ def request_reading(
     A string or a single user message without retrieved context is read as it is (the form the
     routing tables hold, so those prompts are routed exactly as they were fit). In a conversation
     the reading is the current turn (:func:`split_turn`: the last user message, then the tool
-    results of the current agent step), with :func:`focus_question` applied to the user message, so
-    neither a system prompt, nor earlier turns, nor retrieved documents push the question out of the
-    encoder's 64-token window. The switches turn each handling off (for the ablation in
+    results of the current agent step); when the user message holds retrieved documents and a
+    question (:func:`split_question`), the question stands for it. So neither a system prompt, nor
+    earlier turns, nor retrieved documents push the question out of the encoder's 64-token window or
+    into the cheap text features (which were learned on bare questions: a document's length says
+    nothing about the question's difficulty); context counts in the token and cost estimate and the
+    capability constraints instead. The switches turn each handling off (for the ablation in
     ``benchmarks/traffic_features.py``): ``current_turn=False`` reads the whole conversation
     oldest-first (what a plain join does); ``focus=False`` reads a long turn as it is;
     ``tool_results=False`` leaves the current step's tool results out.
     """
     if isinstance(messages, str):
-        return focus_question(messages) if focus else messages
+        got = split_question(messages) if focus else None
+        return messages if got is None else got[0]
     if not current_turn:
         return "\n".join(t for t in (_content_text(m) for m in messages) if t)
     turn, _context = split_turn(messages)
     if not turn:
         return ""
     has_user = any(isinstance(m, dict) and m.get("role") == "user" for m in messages)
-    head = [focus_question(turn[0]) if focus and has_user else turn[0]]
+    got = split_question(turn[0]) if focus and has_user else None
+    head = [turn[0] if got is None else got[0]]
     rest = turn[1:] if has_user else []
     return "\n".join(head + (rest if tool_results else []))
 
