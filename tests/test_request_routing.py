@@ -245,3 +245,12 @@ def json_chat(messages: list[dict]) -> str:
     import json
 
     return json.dumps(messages)
+
+
+def test_a_question_with_its_own_heading_is_kept_whole():
+    """A question that carries its own "## Question:" heading is taken whole after the template's label."""
+    from zerorouter_integrations.features import split_question
+
+    q = "## Instruction\nSolve the problem.\n\n## Question: \n\nWhat is 17 * 23?"
+    got = split_question(RAG_TEMPLATES["langchain"].format(c=DOC, q=q))
+    assert got is not None and got[0] == q

@@ -134,7 +134,8 @@ def split_question(text: str) -> tuple[str, str] | None:
     ``Documents:`` / ``Sources:`` line, a line ending in "… the following context:", LlamaIndex's
     "Context information is below", or a ``<context>`` / ``<documents>`` tag), the question is the
     last ``Question:`` (``Query:``, ``Task:``, …) segment without its label, up to the next context
-    mark; or, when the context opens the text, what follows its closing tag or the last paragraph.
+    mark (the last label that is not a markdown heading, when there is one); or, when the context
+    opens the text, what follows its closing tag or the last paragraph.
     ``rest`` is everything else (the instructions, the documents, a trailing bare ``Answer:`` cue).
     Text without such marks (every prompt of the shared routing tables) gives ``None``.
     """
@@ -145,7 +146,10 @@ def split_question(text: str) -> tuple[str, str] | None:
         return None
     questions = list(_QUESTION_MARK.finditer(text))
     if questions:
-        q = questions[-1]
+        # a template's own label is plain ("Question:"); a markdown heading ("## Question:") is more
+        # likely part of the question or of a document, so the last plain label wins
+        plain = [m for m in questions if not m.group(0).lstrip().startswith("#")]
+        q = (plain or questions)[-1]
         ends = [m.start() for m in contexts if m.start() > q.start()]
         end = min(ends) if ends else len(text)
         segment = text[q.end() : end].strip()  # the question without its label
