@@ -187,7 +187,9 @@ def fit_from_logs(
     costs: dict[str, tuple[list[float], list[float]]] = {}
     out_tokens: dict[str, list[float]] = {}
     for c in calls:
-        t = c.input_tokens if c.input_tokens is not None else estimate_tokens(c.prompt)
+        # The cost model's regressor is the token estimate the router computes when it predicts (it
+        # has no tokenizer of the provider), not the provider's logged count: fit on what it will read.
+        t = estimate_tokens(c.prompt)
         costs.setdefault(c.model, ([], []))
         costs[c.model][0].append(float(t))
         costs[c.model][1].append(math.nan if c.cost_usd is None else float(c.cost_usd))
