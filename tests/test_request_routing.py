@@ -113,7 +113,8 @@ def test_identical_requests_get_identical_decisions(default_router):
     assert len({tuple(c.score for c in d.candidates) for d in decisions}) == 1
     pol = r.policy
     assert pol.lam_alt_ is not None and 0 < pol.mix_ < 1, "the default policy is expected to mix"
-    prompts = [f"Question {i}: what is {i} + {2 * i}? Explain the steps." for i in range(70)]
+    prompts = _both_sides(pol, 70)  # a third on the rarer side of the mix
+    assert len({pol.lam_for(p) for p in prompts}) == 2
     for p in prompts:
         d = r.route(p)
         scores = [c.score for c in d.candidates]
