@@ -244,7 +244,7 @@ def test_serve_replay_serves_and_rejects_bad_flags(data_dir):
         assert data["usage"]["completion_tokens"] > 0
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
     bad = subprocess.run(
         [sys.executable, "-m", "zerorouter_integrations.cli", "serve-replay", "--port", "abc"],
         capture_output=True,

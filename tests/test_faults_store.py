@@ -136,3 +136,60 @@ def test_redis_server_moves_off_a_port_taken_before_its_first_start(tmp_path) ->
             assert server.port != taken
             assert redis_answers(server.port)
         assert not server.running
+
+
+def test_outbox_writes_each_item_once_when_close_flushes_during_a_retry() -> None:
+    """The retry thread and flush() (what close() runs) drain the same queue: every queued write
+    reaches the backend exactly once, in order (a race here once wrote the head twice and then
+    popped an empty queue)."""
+    import threading
+
+    from zerorouter_integrations.stores.outbox import Outbox
+
+    written: list[int] = []
+    gate = threading.Event()
+
+    def apply(op: str, args: tuple, kwargs: dict) -> None:
+        gate.wait(5)
+        time.sleep(0.002)  # slow backend: both drainers are inside a write at once
+        written.append(args[0])
+
+    box = Outbox(apply, (ConnectionError,), "test", retry_s=0.001)
+    for i in range(50):
+        box.put("record_call", (i,), {})  # starts the retry thread (blocked on the gate)
+    flusher = threading.Thread(target=box.flush, kwargs={"timeout_s": 10})
+    flusher.start()
+    gate.set()
+    flusher.join(15)
+    deadline = time.monotonic() + 10
+    while box.pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert written == list(range(50))
+    assert box.health()["queued"] == 0 and box.written_late == 50 and box.dropped == 0
+
+
+def test_outbox_full_while_writing_its_head_counts_it_written_not_dropped() -> None:
+    """put() on a full queue drops the oldest item; if that item was being written at that moment
+    and the write succeeds, it is counted as written and nothing newer is lost in its place."""
+    import threading
+
+    from zerorouter_integrations.stores.outbox import Outbox
+
+    written: list[int] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def apply(op: str, args: tuple, kwargs: dict) -> None:
+        if args[0] == 0:
+            inside.set()
+            release.wait(5)
+        written.append(args[0])
+
+    box = Outbox(apply, (ConnectionError,), "test", maxlen=2, retry_s=0.001)
+    box.put("record_call", (0,), {})
+    assert inside.wait(5)  # item 0 is being written by the retry thread
+    box.put("record_call", (1,), {})
+    box.put("record_call", (2,), {})  # full: drops item 0 from the queue while it is in flight
+    release.set()
+    assert box.flush(timeout_s=10) == 0
+    assert written == [0, 1, 2]
+    assert box.written_late == 3 and box.dropped == 0

@@ -63,6 +63,9 @@ class Outbox:
         self.max_retry_s = float(max_retry_s)
         self._items: deque[tuple[str, tuple, dict]] = deque()
         self._lock = threading.Lock()
+        # One writer at a time: the retry thread and a flush() on close() must not both write (and
+        # both pop) the same oldest item.
+        self._drain_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -140,25 +143,40 @@ class Outbox:
 
     def _drain_once(self) -> bool:
         """Write the oldest pending item; False when the backend is still unreachable."""
-        with self._lock:
-            if not self._items:
-                return True
-            op, args, kwargs = self._items[0]
-        try:
-            self._apply(op, args, kwargs)
-        except self.faults as exc:
-            self.fault(exc)
-            return False
-        except Exception:
-            logger.exception("profile store %s rejected a queued %s; it is dropped", self.name, op)
+        with self._drain_lock:
             with self._lock:
-                self._items.popleft()
-                self.dropped += 1
+                if not self._items:
+                    return True
+                item = self._items[0]
+            op, args, kwargs = item
+            try:
+                self._apply(op, args, kwargs)
+            except self.faults as exc:
+                self.fault(exc)
+                return False
+            except Exception:
+                logger.exception("profile store %s rejected a queued %s; it is dropped", self.name, op)
+                with self._lock:
+                    self._remove_head(item, written=False)
+                return True
+            with self._lock:
+                self._remove_head(item, written=True)
             return True
-        with self._lock:
+
+    def _remove_head(self, item: tuple[str, tuple, dict], *, written: bool) -> None:
+        """Take ``item`` (just written or rejected) off the queue; caller holds ``_lock``.
+
+        A full queue may have dropped it meanwhile (``put`` drops the oldest): then it was counted as
+        dropped, which a successful write corrects."""
+        if self._items and self._items[0] is item:
             self._items.popleft()
+            if written:
+                self.written_late += 1
+            else:
+                self.dropped += 1
+        elif written:
+            self.dropped -= 1
             self.written_late += 1
-        return True
 
     def _run(self) -> None:
         delay = self.retry_s
