@@ -6,8 +6,11 @@ Re-run it from the repository root (it reads ``../shared/data``)::
 
 What it does, deterministically (seed 0):
 
-1. Loads the routing tables that carry costs (zeroeval, routerbench_subset, llmrouter_ulab) and merges
-   them into one sparse table (prompt ids prefixed with the table name; model names are distinct).
+1. Loads the routing tables that carry costs (zeroeval, routerbench_subset, llmrouter_ulab, and the
+   open-ended alpacaeval: chat and writing instructions judged by win probability) and merges them
+   into one sparse table (prompt ids prefixed with the table name; model names are distinct).
+   alpacaeval's 40 unpriced models shape the latent space (and the prior of new models) only: they
+   get no profile, since a router cannot weigh their cost.
 2. Holds out 20 % of each table's prompts (``split_by_prompt``, seed 0, identical questions kept
    together). The held-out ids are recorded in the artifact so ``zerorouter demo`` evaluates the
    shipped router only on prompts it was not fit on.
@@ -39,12 +42,23 @@ from zerorouter_integrations.encoder import ROUTING_ENCODER  # noqa: E402
 from zerorouter_integrations.tables import RoutingTable, load_table, split_by_prompt  # noqa: E402
 from zerorouter_integrations.training import fit_artifact  # noqa: E402
 
-TABLES = ("zeroeval", "routerbench_subset", "llmrouter_ulab")
+TABLES = ("zeroeval", "routerbench_subset", "llmrouter_ulab", "alpacaeval")
+#: Tables whose models without a price are fit (they shape the space) but get no profile.
+LATENT_ONLY_UNPRICED = ("alpacaeval",)
 MAX_SEQ_LENGTH = ROUTING_ENCODER["max_seq_length"]
 PRECISION = ROUTING_ENCODER["precision"]
 N_ANCHORS = 100
 N_CALIBRATION = 600
 SEED = 0
+
+
+def latent_only_models(data: Path) -> list[str]:
+    """The unpriced models of :data:`LATENT_ONLY_UNPRICED` (no input price in ``models.csv``)."""
+    out: list[str] = []
+    for name in LATENT_ONLY_UNPRICED:
+        m = load_table(data / name).models
+        out += m.loc[m["input_usd_per_1m"].isna(), "model"].astype(str).tolist()
+    return sorted(out)
 
 
 def merged_table(data: Path) -> tuple[RoutingTable, dict[str, list[str]]]:
@@ -83,6 +97,7 @@ def build(data: Path, out: Path) -> Path:
     artifact = fit_artifact(
         table,
         exclude_prompt_ids=test_ids,
+        latent_only_models=latent_only_models(data),
         max_seq_length=MAX_SEQ_LENGTH,
         precision=PRECISION,
         n_anchors=N_ANCHORS,

@@ -195,7 +195,7 @@ def test_fit_and_onboard_bad_inputs(small_table_dir, tmp_path, capsys):
 def test_demo_runs_on_held_out_prompts(data_dir, tmp_path, capsys):
     assert main(["demo", "--data", str(data_dir), "--limit", "25", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert "saving" in out and "zeroeval" in out and "routerbench_subset" in out
+    assert "saving" in out and "zeroeval" in out and "routerbench_subset" in out and "alpacaeval" in out
     assert (tmp_path / "demo" / "demo.png").read_bytes()[:4] == b"\x89PNG"
 
 

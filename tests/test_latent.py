@@ -221,6 +221,15 @@ def test_stacked_prediction_matches_per_model_prediction(small_table, small_feat
         sd_ref = np.column_stack([space.predict(coords, a)[1] for a in abilities])
         np.testing.assert_allclose(q, q_ref, rtol=0, atol=1e-12)
         np.testing.assert_allclose(sd, sd_ref, rtol=0, atol=1e-12)
+    # every candidate weighted (the coarse-group means folded into the local rows), and the three
+    # weights of earlier artifacts
+    for w in ([0.4, 0.3, 0.2, 0.1], [0.5, 0.3, 0.2]):
+        space.stack_weights_ = np.array(w)
+        stacked = space.stack_abilities(abilities)
+        for coords in (Z, Z[:1], dense):
+            q, _sd = space.predict_stacked(coords, stacked)
+            q_ref = np.column_stack([space.predict(coords, a)[0] for a in abilities])
+            np.testing.assert_allclose(q, q_ref, rtol=0, atol=1e-12)
 
 
 def test_transform_matches_the_standardized_formulation(small_table, small_features):
@@ -275,10 +284,11 @@ def test_stacking_is_never_worse_than_its_candidates_out_of_fold(small_table, sm
     S = small_table.scores(models=models)
     space = IRTSpace(seed=0).fit(small_features, S, models)
     w = space.stack_weights_
-    assert w.shape == (3,) and np.all(w >= 0) and abs(w.sum() - 1) < 1e-9
+    assert w.shape == (len(CANDIDATES),) and np.all(w >= 0) and abs(w.sum() - 1) < 1e-9
     losses = space.stack_losses_
-    assert set(losses) == {*CANDIDATES, "blend"}
-    assert losses["blend"] <= min(losses[c] for c in CANDIDATES) + 1e-12
+    assert set(losses) == {*CANDIDATES, "least_loss_blend", "blend"}
+    assert losses["least_loss_blend"] <= min(losses[c] for c in CANDIDATES) + 1e-12
+    assert losses["blend"] >= losses["least_loss_blend"] - 1e-12  # the top-choice guard only gives up loss
     # the blend is what predict() returns; an artifact without weights predicts the latent model alone
     Z = space.transform(small_features[:40])
     ab = space.abilities_[models[0]]
@@ -288,7 +298,12 @@ def test_stacking_is_never_worse_than_its_candidates_out_of_fold(small_table, sm
     del plain.stack_weights_
     np.testing.assert_allclose(plain.predict(Z, ab)[0], P[:, 0])
     # without stacking the weights are the latent model's vertex
-    assert IRTSpace(seed=0, stack=False).fit(small_features, S, models).stack_weights_.tolist() == [1, 0, 0]
+    assert IRTSpace(seed=0, stack=False).fit(small_features, S, models).stack_weights_.tolist() == [
+        1,
+        0,
+        0,
+        0,
+    ]
     with pytest.raises(ValueError, match="stack_folds"):
         IRTSpace(stack_folds=1).fit(small_features, S, models)
     # simplex_weights: a vertex when one candidate is best, an interior point when a mix is
@@ -299,3 +314,69 @@ def test_stacking_is_never_worse_than_its_candidates_out_of_fold(small_table, sm
     overconfident = np.where((y == 1) ^ (rng.random(2000) < 0.2), 0.95, 0.05)  # 20 % confidently wrong
     mix = simplex_weights(np.column_stack([overconfident, np.full(2000, 0.3)]), y)
     assert 0.2 < mix[1] < 0.8
+
+
+def test_stacking_validates_a_model_as_if_it_were_new(small_table, small_features):
+    """A known model is validated under the prior of the others (it cannot be its own prior); with one
+    known model the latent candidate is not blended; the coarse groups are a function of the cluster."""
+    from zerorouter_integrations.latent.bayes import population_cov, prior_without
+    from zerorouter_integrations.latent.clusters import coarse_groups
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(6, 5))
+    mean, cov = prior_without(W, 2, min_bias_sd=3.0)
+    np.testing.assert_allclose(mean, np.delete(W, 2, axis=0).mean(axis=0))
+    ref = population_cov(np.delete(W, 2, axis=0))
+    np.testing.assert_allclose(cov[:-1, :-1], ref[:-1, :-1])
+    assert cov[-1, -1] == max(ref[-1, -1], 9.0)
+    mean1, cov1 = prior_without(W[:1], 0)
+    assert not mean1.any() and np.array_equal(cov1, np.eye(5))
+
+    centers = np.vstack([rng.normal(size=(4, 3)), 10 + rng.normal(size=(4, 3))])
+    groups = coarse_groups(centers, np.ones(8), seed=0)
+    assert groups.shape == (8,) and len(set(groups[:4])) == 1 and len(set(groups[4:])) == 1
+    assert groups[0] != groups[4]
+    assert coarse_groups(centers[:3], np.ones(3), seed=0).tolist() == [0, 0, 0]
+
+    models = small_table.model_names
+    S = small_table.scores(models=models)
+    one = IRTSpace(seed=0).fit(small_features, S[:, :1], models[:1])
+    assert one.stack_weights_[0] == 0.0 and abs(one.stack_weights_.sum() - 1) < 1e-9
+    space = IRTSpace(seed=0).fit(small_features, S, models)
+    ab = space.abilities_[models[0]]
+    local = space.transform(small_features)[:, space.n_dims :]
+    coarse = ab.array("coarse")
+    # constant within a coarse group
+    for g in np.unique(space.coarse_groups_):
+        assert np.ptp(coarse[space.coarse_groups_ == g]) < 1e-12
+    assert np.all((local @ coarse >= 0) & (local @ coarse <= 1))
+
+
+def test_top_choice_guard_falls_back_toward_the_best_model():
+    """A blend whose first choice would lose to always calling the best model is moved toward the
+    overall means until it does not."""
+    from zerorouter_integrations.latent.stacking import CANDIDATES, guard_top_choice, preference_gain
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y_best = np.full(n, 0.5)
+    y_weak = (rng.random(n) < 0.15).astype(float)
+    noise = rng.random(n)  # a latent candidate that thinks the weak model beats the best one at random
+    c = len(CANDIDATES)
+    P = np.zeros((2 * n, c))
+    P[:n, 0], P[n:, 0] = 0.5, np.where(noise < 0.3, 0.9, 0.1)
+    overall = CANDIDATES.index("overall")
+    P[:n, overall], P[n:, overall] = 0.5, 0.15
+    P[:, 1] = P[:, 3] = P[:, overall]
+    y = np.r_[y_best, y_weak]
+    prompt, fold = np.r_[np.arange(n), np.arange(n)], np.r_[np.arange(n), np.arange(n)] % 2
+    where = np.column_stack([prompt, np.r_[np.zeros(n), np.ones(n)], np.zeros(2 * n), fold]).astype(int)
+    latent = np.eye(c)[0]
+    gain, se = preference_gain(P, y, where, latent, best_by=overall)[0]
+    assert gain < -2 * se  # clearly losing
+    w = guard_top_choice(P, y, where, latent, fallback=overall)
+    assert w[overall] > 0
+    assert preference_gain(P, y, where, np.eye(c)[overall], best_by=overall)[0] == (0.0, 0.0)  # the vertex
+    # a latent candidate that is right about where the weak model wins keeps its weight
+    P[n:, 0] = np.where(y_weak == 1, 0.9, 0.1)
+    assert np.array_equal(guard_top_choice(P, y, where, latent, fallback=overall), latent)

@@ -269,4 +269,4 @@ def test_default_loads_and_routes_offline_with_sockets_disabled(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
     assert lines["chosen"].split()[0]
-    assert int(lines["chosen"].split()[1]) == 70
+    assert int(lines["chosen"].split()[1]) == 83

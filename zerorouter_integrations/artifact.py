@@ -208,6 +208,9 @@ class RouterArtifact:
         pred = QualityPredictor(space)
         pred.space_ = space
         pred.profiles_ = ProfileDict((p["name"], ModelProfile.from_dict(p)) for p in d["profiles"])
+        score_type = (d.get("build") or {}).get("score_type")
+        if isinstance(score_type, str):  # what the outcomes it was fit on are (fit_artifact records it)
+            pred.score_type_ = score_type
         return cls(
             predictor=pred,
             anchors=AnchorSet.from_dict(d["anchors"]) if d.get("anchors") else None,

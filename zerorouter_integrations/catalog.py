@@ -70,6 +70,15 @@ CURRENT: dict[str, str] = {
     "llama-3.1-nemotron-51b-instruct": "nvidia_nim/nvidia/llama-3.1-nemotron-51b-instruct",
     "llama3-chatqa-1.5-70b": "nvidia_nim/nvidia/llama3-chatqa-1.5-70b",
     "llama3-chatqa-1.5-8b": "nvidia_nim/nvidia/llama3-chatqa-1.5-8b",
+    # alpacaeval's priced models (open-ended instructions; ``_concise``/``_verbose``: the same model
+    # with another system prompt, dispatched as the model itself)
+    "claude": "bedrock/anthropic.claude-v1",
+    "claude-2": "bedrock/anthropic.claude-v2",
+    "claude-2.1_concise": "bedrock/anthropic.claude-v2:1",
+    "claude-instant-1.2": "anthropic/claude-instant-1.2",
+    "gemma-7b-it": "fireworks_ai/accounts/fireworks/models/gemma-7b-it",
+    "gpt-3.5-turbo-0301": "openai/gpt-3.5-turbo-0301",
+    "gpt35_turbo_instruct": "text-completion-openai/gpt-3.5-turbo-instruct",
 }
 
 _NO_HOST = "open weights that no LiteLLM provider hosts"
@@ -90,6 +99,7 @@ BENCHMARK_ONLY: dict[str, str] = {
 #: reads the key from. Providers not listed are not checked.
 _CREDENTIALS: dict[str, tuple[tuple[str, ...], ...]] = {
     "openai": (("OPENAI_API_KEY",),),
+    "text-completion-openai": (("OPENAI_API_KEY",),),
     "anthropic": (("ANTHROPIC_API_KEY",),),
     "gemini": (("GEMINI_API_KEY",), ("GOOGLE_API_KEY",)),
     "deepseek": (("DEEPSEEK_API_KEY",),),
@@ -114,6 +124,9 @@ _CREDENTIALS: dict[str, tuple[tuple[str, ...], ...]] = {
 
 #: Providers LiteLLM dropped although its price map still lists their models.
 _RETIRED_PROVIDERS = frozenset({"anyscale"})
+#: Providers whose LiteLLM name has a hyphen (the price map's other hyphenated names are sub-kinds such
+#: as ``vertex_ai-language-models``, not prefixes).
+_HYPHENATED_PROVIDERS = frozenset({"text-completion-openai"})
 _DATED = re.compile(r"^(?P<family>.+?)-(?P<date>\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
@@ -146,7 +159,8 @@ def price_map() -> Mapping[str, Mapping[str, Any]]:
 def _providers() -> frozenset[str]:
     names = {str(v.get("litellm_provider")) for v in price_map().values() if v.get("litellm_provider")}
     names |= set(_CREDENTIALS) | {"hosted_vllm", "ollama", "ollama_chat", "openrouter", "litellm_proxy"}
-    return frozenset(n for n in names if re.fullmatch(r"[a-z0-9_]+", n)) - _RETIRED_PROVIDERS
+    names = {n for n in names if re.fullmatch(r"[a-z0-9_]+", n)} | _HYPHENATED_PROVIDERS
+    return frozenset(names) - _RETIRED_PROVIDERS
 
 
 def _split(litellm_model: str) -> tuple[str | None, str]:
@@ -164,7 +178,8 @@ def model_info(litellm_model: str) -> Mapping[str, Any] | None:
     provider, rest = _split(litellm_model)
     if provider is not None:
         info = pm.get(rest)
-        if info is not None and str(info.get("litellm_provider", "")).split("-")[0] == provider:
+        listed = str(info.get("litellm_provider", "")) if info is not None else ""
+        if info is not None and provider in (listed, listed.split("-")[0]):
             return info
     return None
 

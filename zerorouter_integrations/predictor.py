@@ -53,7 +53,12 @@ class QualityPredictor:
         The fitted space (a deep copy of ``space``).
     profiles_ : dict of str to ModelProfile
         The pool, in insertion order.
+    score_type_ : str or None
+        What the outcomes it was fit on are (``"binary"``, ``"partial"``, ``"continuous"`` or
+        ``"mixed"``), where known: a loaded artifact records it (``build["score_type"]``).
     """
+
+    score_type_: str | None = None
 
     def __init__(self, space: LatentSpace):
         self.space = space

@@ -23,6 +23,7 @@ def fit_artifact(
     *,
     exclude_prompt_ids: Sequence[str] = (),
     exclude_models: Sequence[str] = (),
+    latent_only_models: Sequence[str] = (),
     space: LatentSpace | None = None,
     encoder: Any = None,
     max_seq_length: int | None = None,
@@ -39,6 +40,12 @@ def fit_artifact(
     ``precision`` (default: :data:`~zerorouter_integrations.encoder.ROUTING_ENCODER`); the artifact
     records the encoder settings, and routers built on it use the same.
 
+    ``latent_only_models``: models whose outcomes shape the latent space and the population prior of
+    new models but that get no profile (e.g. models without a price, which a router cannot route to);
+    the artifact records them in ``build["latent_only_models"]``, and the table's score type in
+    ``build["score_type"]`` (``"mixed"`` across tasks of different types; a loaded artifact's predictor
+    carries it as ``score_type_``, which the cascade reads).
+
     Anchors are informative training prompts with a reference answer when the table has references
     (so live onboarding can grade them), else any training prompts. Calibration prompts are a seeded
     sample of training prompts, stored with their *predicted* coordinates, as seen at serve time.
@@ -54,6 +61,11 @@ def fit_artifact(
     if len(train_idx) < 10:
         raise ValueError(f"only {len(train_idx)} training prompts left after exclusions; need at least 10")
     models = [m for m in table.model_names if m not in set(exclude_models)]
+    unknown = sorted(set(latent_only_models) - set(models))
+    if unknown:
+        raise ValueError(f"latent_only_models names models the table does not fit: {unknown}")
+    if models and set(models) <= set(latent_only_models):
+        raise ValueError("every model is latent-only; expected at least one model with a profile")
     texts = table.texts()
     if encoder is None:
         encoder = QueryEncoder(
@@ -69,6 +81,7 @@ def fit_artifact(
         X[train_idx], S[train_idx], models, costs=C[train_idx], input_tokens=tokens[train_idx], prices=prices
     )
 
+    _drop_profiles(pred, latent_only_models)
     litellm_names = dict(zip(table.models["model"], table.models["litellm_model"]))
     out_tokens = table.outcomes.groupby("model")["output_tokens"].mean()
     for name, profile in pred.profiles_.items():
@@ -117,7 +130,30 @@ def fit_artifact(
             "seed": seed,
             "n_train_prompts": len(train_idx),
             "excluded_models": sorted(set(exclude_models)),
+            "latent_only_models": sorted(set(latent_only_models)),
+            "score_type": _score_type(table),
             "built": _dt.date.today().isoformat(),
             **(build_info or {}),
         },
     )
+
+
+def _drop_profiles(pred: QualityPredictor, names: Sequence[str]) -> None:
+    """Remove ``names``' profiles and fitted abilities (the space they shaped is kept as fit)."""
+    drop = set(names)
+    if not drop:
+        return
+    for name in drop:
+        pred.profiles_.pop(name, None)
+    space = pred.space_
+    if space.abilities_ is not None:
+        space.abilities_ = {k: v for k, v in space.abilities_.items() if k not in drop}
+    if space.models_ is not None:
+        space.models_ = [m for m in space.models_ if m not in drop]
+
+
+def _score_type(table: RoutingTable) -> str:
+    """The table's score type (:func:`~zerorouter_integrations.tables.infer_score_type`), ``"mixed"``
+    when its tasks' types differ (e.g. 0/1 benchmarks with judge win probabilities)."""
+    kinds = set(table.score_types_by_task().values())
+    return kinds.pop() if len(kinds) == 1 else "mixed"

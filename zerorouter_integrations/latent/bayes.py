@@ -97,6 +97,25 @@ def population_cov(W: np.ndarray, *, standardized: bool = True) -> np.ndarray:
     return LedoitWolf().fit(W / sd).covariance_ * np.outer(sd, sd) + 1e-6 * np.eye(p)
 
 
+def prior_without(
+    W: np.ndarray, j: int, *, standardized: bool = True, min_bias_sd: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Population prior ``(mean, covariance)`` of the abilities ``W`` (rows) other than row ``j``.
+
+    What a new model's prior would be if model ``j`` were not known (:func:`population_cov`, the
+    bias variance floored at ``min_bias_sd²``): for validating model ``j`` as if it were new. With no
+    other model the mean is zero and the covariance the identity (a pool without spread).
+    """
+    others = np.delete(np.asarray(W, dtype=float), j, axis=0)
+    p = W.shape[1]
+    if len(others):
+        mean, cov = others.mean(axis=0), population_cov(others, standardized=standardized).copy()
+    else:
+        mean, cov = np.zeros(p), np.eye(p)
+    cov[-1, -1] = max(cov[-1, -1], float(min_bias_sd) ** 2)
+    return mean, cov
+
+
 def epistemic_sd(p: np.ndarray, v_w: np.ndarray) -> np.ndarray:
     """SD of the success probability due to the ability's uncertainty (delta method, capped at 0.5).
 

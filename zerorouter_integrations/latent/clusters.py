@@ -25,7 +25,7 @@ from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.special import softmax
 
-__all__ = ["KMeansSpace", "LearnedMapSpace", "cluster_rates"]
+__all__ = ["KMeansSpace", "LearnedMapSpace", "cluster_rates", "coarse_groups"]
 
 
 def cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -39,6 +39,22 @@ def cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.nd
     mass = Z.sum(axis=0)
     rate = (Z.T @ y + smoothing * overall) / (mass + smoothing)
     return rate, mass, overall
+
+
+def coarse_groups(centers: np.ndarray, counts: np.ndarray, *, seed: int, ratio: int = 4) -> np.ndarray:
+    """Coarse group of each cluster: K-means (``K // ratio`` groups, at least 1) of the cluster centres
+    weighted by their sizes, so a coarse estimate is a function of the fine cluster. Seeded."""
+    need("fit", "grouping a latent space's clusters")
+    from sklearn.cluster import KMeans
+
+    K = len(centers)
+    g = max(1, K // int(ratio))
+    if g == 1:
+        return np.zeros(K, dtype=int)
+    km = KMeans(n_clusters=g, n_init=2, random_state=seed)
+    return km.fit(centers, sample_weight=np.maximum(np.asarray(counts, dtype=float), 1e-9)).labels_.astype(
+        int
+    )
 
 
 def _validated_shrinkage(

@@ -69,7 +69,7 @@ from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent import bayes, stacking
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.latent.bayes import bayes_logistic
-from zerorouter_integrations.latent.clusters import cluster_rates
+from zerorouter_integrations.latent.clusters import cluster_rates, coarse_groups
 from zerorouter_integrations.latent.design import greedy_logit_design
 from zerorouter_integrations.latent.irt_fit import fit_free, fit_known, fit_linear, laplace_covs, svd_init
 from zerorouter_integrations.latent.irt_serving import IRTStack, predict_irt_stacked, serving_map, stack_irt
@@ -124,11 +124,14 @@ class IRTSpace(LatentSpace):
     ridge_alphas : sequence of float, default=(1, 10, 100, 300, 1000, 3000, 10000)
         Grid of the cross-validated ridge penalty of the coordinate predictor (chosen per dimension).
     stack : bool, default=True
-        Blend the prediction (2) with the model's smoothed mean score in the prompt's local cluster
-        and its overall mean score, with convex weights ``stack_weights_`` chosen by out-of-fold
-        cross-entropy on the training prompts (:mod:`~zerorouter_integrations.latent.stacking`):
-        where the low-rank space does not explain a table, the cluster and overall estimates take
-        over; where it does, the weights stay at ``(1, 0, 0)``.
+        Blend the prediction (2) with the model's smoothed mean score in the prompt's local cluster,
+        in its coarse group of clusters, and overall, with convex weights ``stack_weights_`` chosen
+        by out-of-fold cross-entropy on the training prompts, each known model validated as if it
+        were new (under the other models' prior), then moved toward the overall means where the
+        blend's preferences for other models than the best one lose out of fold
+        (:mod:`~zerorouter_integrations.latent.stacking`): where the low-rank space does not explain
+        a table, the cluster and overall estimates take over; where it does, the weights stay at
+        ``(1, 0, 0, 0)``.
     stack_folds, stack_anchor_rows : int, default=3, 100
         Folds of that validation; in each, every known model's ability is re-estimated from the other
         folds' prompts, all of them and ``stack_anchor_rows`` of them (like a new model's anchors).
@@ -160,11 +163,14 @@ class IRTSpace(LatentSpace):
     target_moment_ : ndarray
         ``E[z zᵀ]`` of serve-time coordinates ``z = [θ̂, φ, 1]`` over the training prompts (anchor
         design).
-    stack_weights_ : ndarray of shape (3,)
-        Weights of the latent prediction, the cluster mean and the overall mean (``(1, 0, 0)``
-        without stacking or local clusters' scores; artifacts of earlier releases behave so).
+    stack_weights_ : ndarray of shape (4,)
+        Weights of the latent prediction, the local-cluster mean, the overall mean and the coarse-group
+        mean (:data:`~zerorouter_integrations.latent.stacking.CANDIDATES`; ``(1, 0, 0, 0)`` without
+        stacking; artifacts of earlier releases hold the first three and behave so).
     stack_losses_ : dict
-        Out-of-fold cross-entropy of each candidate and of the blend.
+        Out-of-fold cross-entropy of each candidate, of the least-loss blend and of the blend kept.
+    coarse_groups_ : ndarray of shape (K,) or None
+        Coarse group of each local cluster (K-means of the centres, ``K // 4`` groups).
     """
 
     kind = "irt"
@@ -272,12 +278,16 @@ class IRTSpace(LatentSpace):
 
         K = int(self.local_clusters)
         self.centers_ = None
+        self.coarse_groups_ = None
         if K > 0:
             need("fit", "fitting the IRT space's local clusters")
             from sklearn.cluster import KMeans
 
             km = KMeans(n_clusters=min(K, n), n_init=2, random_state=self.seed).fit(Xs)
             self.centers_ = km.cluster_centers_
+            self.coarse_groups_ = coarse_groups(
+                self.centers_, np.bincount(km.labels_, minlength=len(self.centers_)), seed=self.seed
+            )
         Z = np.column_stack([base, self._local(Xs)])
         W_all = np.column_stack([A, np.zeros((m, Z.shape[1] - k)), b])  # [a, u, b]
 
@@ -303,25 +313,54 @@ class IRTSpace(LatentSpace):
         self.prior_cov_ = bayes.population_cov(W_all, standardized=self.prior_shrinkage == "standardized")
         # A new release often lies outside the known models' range of overall ability (and a few known
         # models underestimate the spread): the bias gets at least ``min_bias_sd`` logits of prior SD.
-        self.prior_cov_[-1, -1] = max(self.prior_cov_[-1, -1], float(self.min_bias_sd) ** 2)
+        self.prior_cov_[-1, -1] = max(
+            self.prior_cov_[-1, -1], float(self.min_bias_sd) ** 2
+        )  # see prior_without
 
         # Serve-time coordinates of the training prompts, for anchor design.
         zt = np.column_stack([oof, self._local(Xs), np.ones(n)])
         self.target_moment_ = zt.T @ zt / n
-        self.stack_weights_ = np.array([1.0, 0.0, 0.0])
+        self.stack_weights_ = np.r_[1.0, np.zeros(len(stacking.CANDIDATES) - 1)]
         self.stack_losses_ = {}
         if self.stack:
             self._fit_stack(Z, np.where(M > 0, Yf, np.nan))
         return self
 
     def _cluster_params(self, Z: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray | float]:
-        """The model's smoothed mean score per local cluster (``rate``) and overall (``overall``)."""
-        rate, _mass, overall = cluster_rates(Z[:, self.n_dims :], y, float(self.cluster_smoothing))
-        return {"rate": rate, "overall": float(np.mean(y)) if len(y) else overall}
+        """The model's smoothed mean score per local cluster (``rate``), per coarse group of clusters
+        (``coarse``, indexed by local cluster) and overall (``overall``)."""
+        local = Z[:, self.n_dims :]
+        rate, _mass, overall = cluster_rates(local, y, float(self.cluster_smoothing))
+        out: dict[str, np.ndarray | float] = {
+            "rate": rate,
+            "overall": float(np.mean(y)) if len(y) else overall,
+        }
+        groups = getattr(self, "coarse_groups_", None)
+        if groups is not None and local.shape[1] == len(groups):
+            G = np.eye(int(groups.max()) + 1)[groups]  # (K, g): cluster -> its coarse group
+            coarse, _m, _o = cluster_rates(local @ G, y, float(self.cluster_smoothing))
+            out["coarse"] = coarse[groups]
+        return out
 
     def _fit_stack(self, Z: np.ndarray, Y: np.ndarray) -> None:
-        """``stack_weights_`` by out-of-fold cross-entropy (see the ``stack`` parameter)."""
-        self.stack_weights_ = np.array([1.0, 0.0, 0.0])  # candidates are scored on the plain prediction
+        """``stack_weights_`` by out-of-fold cross-entropy (see the ``stack`` parameter).
+
+        A known model's latent candidate is re-estimated under the prior of the other known models
+        (:func:`~zerorouter_integrations.latent.bayes.prior_without`): under the full population prior
+        its own full-data ability would be the prior mean, which flatters the latent model most where
+        the pool is smallest (with one known model the prior is the model itself).
+        """
+        self.stack_weights_ = np.r_[1.0, np.zeros(len(stacking.CANDIDATES) - 1)]  # candidates: plain latent
+        W_known = np.stack([self.abilities_[m].array("w") for m in self.models_])
+        standardized = self.prior_shrinkage == "standardized"
+        priors = [
+            bayes.prior_without(W_known, j, standardized=standardized, min_bias_sd=float(self.min_bias_sd))
+            for j in range(len(W_known))
+        ]
+
+        def fit_j(j: int, Zj: np.ndarray, yj: np.ndarray) -> Ability:
+            return self._fit_ability_under(Zj, yj, *priors[j])
+
         found = stacking.out_of_fold_candidates(
             self,
             Z,
@@ -329,19 +368,23 @@ class IRTSpace(LatentSpace):
             folds=int(self.stack_folds),
             anchor_rows=int(self.stack_anchor_rows),
             seed=self.seed + 1,
+            fit_ability=fit_j,
         )
         if found is not None:
-            P, y = found
-            self.stack_weights_ = stacking.simplex_weights(P, y)
-            losses = {name: stacking.cross_entropy(P[:, i], y) for i, name in enumerate(stacking.CANDIDATES)}
-            self.stack_losses_ = {**losses, "blend": stacking.cross_entropy(P @ self.stack_weights_, y)}
+            self.stack_weights_, self.stack_losses_ = stacking.choose_weights(
+                *found, latent_ok=len(W_known) >= 2
+            )
 
     def candidate_predictions(self, Z: np.ndarray, ability: Ability) -> np.ndarray:
-        """(n × 3) predictions of the stacked candidates: latent model, cluster mean, overall mean."""
+        """(n × 4) predictions of the stacked candidates (:data:`~zerorouter_integrations.latent.stacking.CANDIDATES`):
+        latent model, local-cluster mean, overall mean, coarse-group mean."""
         p = self._predict_latent(Z, ability)[0]
+        local = Z[:, self.n_dims :]
         rate = ability.array("rate") if "rate" in ability.params else np.zeros(0)
-        cluster = Z[:, self.n_dims :] @ rate if rate.size else p  # without local clusters: the latent one
-        return np.column_stack([p, cluster, np.full(len(Z), float(ability.params.get("overall", np.nan)))])
+        cluster = local @ rate if rate.size else p  # without local clusters: the latent one
+        coarse = local @ ability.array("coarse") if "coarse" in ability.params else cluster
+        overall = np.full(len(Z), float(ability.params.get("overall", np.nan)))
+        return np.column_stack([p, cluster, overall, coarse])
 
     def _check_params(self) -> None:
         if not isinstance(self.n_dims, int) or self.n_dims < 1:
@@ -418,17 +461,25 @@ class IRTSpace(LatentSpace):
             raise ValueError(
                 f"expected Z of shape (n, {self.n_coords}) and y of length n, got {Z.shape} and {y.shape}"
             )
-        prior_cov = self.prior_cov_ * float(self.prior_scale)
+        return self._fit_ability_under(Z, y, self.prior_mean_, self.prior_cov_)
+
+    def _fit_ability_under(
+        self, Z: np.ndarray, y: np.ndarray, prior_mean: np.ndarray, prior_cov: np.ndarray
+    ) -> Ability:
+        """:meth:`fit_ability` under the population prior ``N(prior_mean, prior_scale · prior_cov)``."""
+        prior_cov = prior_cov * float(self.prior_scale)
         prec = np.linalg.inv(prior_cov)
         if len(y) == 0:
             known = list((self.abilities_ or {}).values())
-            params = {"w": self.prior_mean_.copy(), "cov": prior_cov}
+            params = {"w": prior_mean.copy(), "cov": prior_cov}
             if known and all("rate" in a.params for a in known):  # a typical known model's means
                 params["rate"] = np.mean([a.array("rate") for a in known], axis=0)
+                if all("coarse" in a.params for a in known):
+                    params["coarse"] = np.mean([a.array("coarse") for a in known], axis=0)
                 params["overall"] = float(np.mean([float(a.params["overall"]) for a in known]))
             return Ability("irt", params, n_obs=0)
         Zb = np.column_stack([Z, np.ones(len(Z))])
-        w, cov = bayes_logistic(Zb, y, self.prior_mean_, prec)
+        w, cov = bayes_logistic(Zb, y, prior_mean, prec)
         return Ability("irt", {"w": w, "cov": cov, **self._cluster_params(Z, y)}, n_obs=len(y))
 
     def _theta_var(self, w: np.ndarray) -> float:
@@ -441,7 +492,7 @@ class IRTSpace(LatentSpace):
         if weights is None or "rate" not in ability.params:
             return p, sd
         P = self.candidate_predictions(Z, ability)
-        return P @ weights, sd
+        return P[:, : len(weights)] @ weights, sd
 
     def _weights(self) -> np.ndarray | None:
         """The stacking weights, or None when the plain latent prediction is used."""

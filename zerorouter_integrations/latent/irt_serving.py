@@ -29,7 +29,7 @@ class IRTStack:
     quad: np.ndarray  # (k², m): θ⊗θ ↦ θᵀ Σ_θθ θ
     by_cluster: np.ndarray  # (K, k, 2m): θ ↦ [2 θᵀ(Σ_θc + Σ_θb) | θ·a] for one-hot cluster c
     offset: np.ndarray  # (K, 2m): [Σ_cc + 2 Σ_cb + Σ_bb | u_c + b]
-    blend: tuple[np.ndarray, np.ndarray] | None  # stacking weights, [cluster means; overall means]
+    blend: tuple[np.ndarray, np.ndarray] | None  # (weights, [weighted local means; weighted overall means])
 
 
 def stack_irt(
@@ -80,10 +80,14 @@ def stack_irt(
     offset = np.concatenate([var0.T, mu0], axis=1)  # (K, 2m)
     blend = None
     if weights is not None and all("rate" in a.params for a in abilities):
-        # candidates 2 and 3 are linear in the one-hot local part: (K + 1) × m, the last row overall
-        rates = np.column_stack([a.array("rate") for a in abilities])
-        overall = np.array([float(a.params["overall"]) for a in abilities])
-        blend = (weights, np.vstack([rates, overall[None, :]]))
+        # the cluster, overall and coarse candidates are linear in the one-hot local part: one
+        # (K + 1) × m matrix, the last row overall, with the coarse-group means folded into the rows
+        w = np.asarray(weights, dtype=float)
+        rates = w[1] * np.column_stack([a.array("rate") for a in abilities])
+        if len(w) > 3 and w[3] != 0.0:
+            rates = rates + w[3] * np.column_stack([a.array("coarse") for a in abilities])
+        overall = w[2] * np.array([float(a.params["overall"]) for a in abilities])
+        blend = (np.array([w[0], 1.0, 1.0]), np.vstack([rates, overall[None, :]]))
     return IRTStack(Wm, cov_cols, v_theta, quad, np.ascontiguousarray(by_cluster), offset, blend)
 
 

@@ -8,20 +8,41 @@ than choosing one per table by hand, every fit chooses for itself: the candidate
 training prompts held out of each fold (a known model's ability estimated on the other folds, as a
 new model's is from its anchors) are pooled, and the convex weights minimizing their cross-entropy
 (the Bernoulli quasi-likelihood, a proper loss for 0/1, partial-credit and continuous scores alike)
-are kept. Weights ``(1, 0, 0)`` reproduce the latent model exactly; any other choice was better on
+are kept. Weights ``(1, 0, 0, 0)`` reproduce the latent model exactly; any other choice was better on
 the held-out folds, so the blend is never worse than its best candidate there.
+
+Three things keep that validation honest and the result safe (issue 15):
+
+* a known model is validated *as if it were new*: its ability is re-estimated under the prior of the
+  other known models (a model cannot be its own prior; with a single known model the prior mean would
+  be its own full-data ability), and with one known model the latent candidate is not blended at all
+  (a space learned from one model's outcomes says nothing of how it transfers to another);
+* besides the local clusters' means, the means of coarse groups of clusters are a candidate (on a
+  small table 32 clusters are too fine, one overall mean too coarse);
+* :func:`guard_top_choice`: where the blend's preferences for other models than the best one lose on
+  held-out prompts, the weights move toward the overall means (which always pick the best model) until
+  they do not, so the dearest operating point does not fall below the best single model's quality.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CANDIDATES", "cross_entropy", "out_of_fold_candidates", "simplex_weights"]
+__all__ = [
+    "CANDIDATES",
+    "choose_weights",
+    "cross_entropy",
+    "guard_top_choice",
+    "out_of_fold_candidates",
+    "preference_gain",
+    "simplex_weights",
+]
 
-#: The blended predictions, in the order of the weights.
-CANDIDATES = ("latent", "cluster", "overall")
+#: The blended predictions, in the order of the weights (spaces of earlier releases: the first three).
+CANDIDATES = ("latent", "cluster", "overall", "coarse")
 
 
 def cross_entropy(p: np.ndarray, y: np.ndarray) -> float:
@@ -70,33 +91,151 @@ def simplex_weights(P: np.ndarray, y: np.ndarray, *, max_iter: int = 200) -> np.
 
 
 def out_of_fold_candidates(
-    space: Any, Z: np.ndarray, Y: np.ndarray, *, folds: int, anchor_rows: int, seed: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Pooled held-out candidate predictions ``(P, y)`` of a fitted space's known models.
+    space: Any,
+    Z: np.ndarray,
+    Y: np.ndarray,
+    *,
+    folds: int,
+    anchor_rows: int,
+    seed: int,
+    fit_ability: Callable[[int, np.ndarray, np.ndarray], Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Pooled held-out candidate predictions ``(P, y, where)`` of a fitted space's known models
+    (``where``: each row's training-prompt index, model column, variant (0 = all rows, 1 = anchors)
+    and fold).
 
     In each of ``folds`` folds of the training prompts (coordinates ``Z``, scores ``Y`` with NaN
-    where unobserved), every model's ability is estimated with ``space.fit_ability`` from the other
-    folds, once from all their prompts and once from the first ``anchor_rows`` of them (a new model
-    onboarded from anchors), and ``space.candidate_predictions`` predicts the held-out fold. ``None``
-    when there are too few prompts for the folds.
+    where unobserved), every model's ability is estimated from the other folds, once from all their
+    prompts and once from a random ``anchor_rows`` of them (a new model onboarded from anchors), and
+    ``space.candidate_predictions`` predicts the held-out fold. The estimate is
+    ``fit_ability(j, Z, y)`` for model column ``j`` (default ``space.fit_ability(Z, y)``; a space
+    whose prior of a new model is built from the known models passes one that leaves model ``j``
+    out of that prior, since a model cannot be its own prior). ``None`` when there are too few
+    prompts for the folds.
     """
     n = len(Z)
     if folds < 2 or n < 5 * folds:
         return None
-    fold = np.random.default_rng(seed).permutation(n) % folds
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(n) % folds
     rows: list[np.ndarray] = []
     targets: list[np.ndarray] = []
+    where: list[np.ndarray] = []
     for f in range(folds):
         held, rest = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
+        anchors = np.sort(rng.permutation(rest)[:anchor_rows])  # a random sample, as anchors cover the table
         for j in range(Y.shape[1]):
             test = held[~np.isnan(Y[held, j])]
             if not len(test):
                 continue
-            for sub in (rest, rest[:anchor_rows]):
+            for variant, sub in enumerate((rest, anchors)):
                 tr = sub[~np.isnan(Y[sub, j])]
                 if len(tr) >= 5:
-                    rows.append(space.candidate_predictions(Z[test], space.fit_ability(Z[tr], Y[tr, j])))
+                    ab = (
+                        space.fit_ability(Z[tr], Y[tr, j])
+                        if fit_ability is None
+                        else fit_ability(j, Z[tr], Y[tr, j])
+                    )
+                    rows.append(space.candidate_predictions(Z[test], ab))
                     targets.append(Y[test, j])
+                    where.append(
+                        np.column_stack(
+                            [test, np.full(len(test), j), np.full(len(test), variant), np.full(len(test), f)]
+                        )
+                    )
     if not rows:
         return None
-    return np.vstack(rows), np.concatenate(targets)
+    return np.vstack(rows), np.concatenate(targets), np.vstack(where)
+
+
+def choose_weights(
+    P: np.ndarray, y: np.ndarray, where: np.ndarray, *, latent_ok: bool = True
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Stacking weights from out-of-fold candidate predictions, and the losses: each candidate's, the
+    least-loss blend's (step 1) and the returned blend's (``"blend"``).
+
+    1. Convex weights of least cross-entropy (:func:`simplex_weights`). Without ``latent_ok`` (a
+       space learned from one model's outcomes is that model's difficulty: its fit on that model
+       says nothing of how it transfers to another) only the model-free candidates are blended.
+    2. :func:`guard_top_choice` toward the overall means: the dearest operating point (each prompt's
+       first choice) must not lose to always calling the best model of the training folds.
+    """
+    if latent_ok:
+        w = simplex_weights(P, y)
+    else:
+        w = np.r_[0.0, simplex_weights(P[:, 1:], y)]
+    guarded = guard_top_choice(P, y, where, w, fallback=CANDIDATES.index("overall"))
+    losses = {name: cross_entropy(P[:, i], y) for i, name in enumerate(CANDIDATES)}
+    return guarded, {
+        **losses,
+        "least_loss_blend": cross_entropy(P @ w, y),
+        "blend": cross_entropy(P @ guarded, y),
+    }
+
+
+def preference_gain(
+    P: np.ndarray, y: np.ndarray, where: np.ndarray, w: np.ndarray, *, best_by: int
+) -> dict[int, tuple[float, float]]:
+    """Per variant, the held-out gain of preferring another model to the best one where ``P @ w`` says
+    so, and its standard error over prompts.
+
+    ``where`` (from :func:`out_of_fold_candidates`) says each row's (prompt, model, variant, fold). On
+    each held-out prompt, ``b`` is the model, among those scored there, that candidate ``best_by``
+    (the overall means of the other folds) ranks first: the best single model a router without
+    prompt features would call. For every other model ``j`` the blend ranks above ``b``, the gain is
+    ``y_j − y_b``; the mean over all (prompt, other model) pairs is returned. Pairs rather than the
+    whole pool: a router's pool is any subset of models with ``b``, and each model's overestimates
+    cost it in any pool. Variants without a prompt scored by two models are left out.
+    """
+    q, o = P @ w, P[:, best_by]
+    out: dict[int, tuple[float, float]] = {}
+    for v in np.unique(where[:, 2]):
+        per_prompt: list[np.ndarray] = []
+        pairs = 0
+        for f in np.unique(where[where[:, 2] == v, 3]):
+            sel = (where[:, 2] == v) & (where[:, 3] == f)
+            prompts, pi = np.unique(where[sel, 0], return_inverse=True)
+            models, mi = np.unique(where[sel, 1], return_inverse=True)
+            shape = (len(prompts), len(models))
+            Q, O, Yv = np.full(shape, np.nan), np.full(shape, -np.inf), np.full(shape, np.nan)
+            Q[pi, mi], O[pi, mi], Yv[pi, mi] = q[sel], o[sel], y[sel]
+            seen = ~np.isnan(Q)
+            rows = np.flatnonzero(seen.sum(axis=1) >= 2)
+            if not len(rows):
+                continue
+            b = O[rows].argmax(axis=1)
+            qb, yb = Q[rows, b][:, None], Yv[rows, b][:, None]
+            prefer = seen[rows] & (np.nan_to_num(Q[rows], nan=-np.inf) > qb)
+            per_prompt.append(np.sum(np.where(prefer, Yv[rows] - yb, 0.0), axis=1))
+            pairs += int(seen[rows].sum()) - len(rows)
+        if pairs:
+            g = np.concatenate(per_prompt)
+            se = float(np.std(g, ddof=1) * np.sqrt(len(g))) / pairs if len(g) > 1 else 0.0
+            out[int(v)] = (float(g.sum()) / pairs, se)
+    return out
+
+
+#: A blend's preferences count as losing when their held-out gain is this many standard errors below 0.
+Z_LOSS = 2.0
+
+
+def guard_top_choice(
+    P: np.ndarray, y: np.ndarray, where: np.ndarray, w: np.ndarray, *, fallback: int, steps: int = 10
+) -> np.ndarray:
+    """``w`` moved toward candidate ``fallback``'s vertex until preferring another model to the best one pays.
+
+    With the per-model overall means as ``fallback``, the vertex ranks one model first everywhere (the
+    best single model of the training folds). A blend whose preferences for other models lose on
+    held-out prompts (:func:`preference_gain` < 0) makes a router's dearest operating point worse
+    than always calling that model: the smallest mix ``(1 − t) w + t e`` (``t`` on a grid of
+    ``steps``) whose gain is ≥ 0 in every variant (abilities from all training rows, and from anchors
+    only) is returned (``w`` itself when it already is, or when nothing can be ranked).
+    """
+    e = np.zeros_like(w)
+    e[fallback] = 1.0
+    for t in np.linspace(0.0, 1.0, steps + 1):
+        mix = (1.0 - t) * w + t * e
+        gains = preference_gain(P, y, where, mix, best_by=fallback).values()
+        if all(g >= -Z_LOSS * se for g, se in gains):
+            return mix
+    return e
