@@ -11,7 +11,8 @@ execution → feedback → profile. The modules, one idea each:
 * ``decision``: ``RoutingDecision`` and session stickiness
 * ``dispatch``, ``dispatch_types``, ``dispatch_errors``, ``dispatch_stream``: LiteLLM calls with
   retries and fallback; endpoints and results; error classification; stream assembly
-* ``policy``, ``policy_calibration``: the per-query policy; λ's calibration and the deterministic mix
+* ``policy``, ``policy_calibration``, ``policy_params``: the per-query policy; λ's calibration and the
+  deterministic mix; the target parameters it shares with ``CascadePolicy``
 * ``cascade``, ``cascade_policy``, ``cascade_menus``, ``agreement``, ``cascade_replay``: cascade mode;
   its policy; plan menus; the agreement model; offline replay on recorded answers
 * ``answers``: answer extraction, grading and comparison

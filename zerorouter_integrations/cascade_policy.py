@@ -9,8 +9,6 @@ calibrated to a budget or a quality target on a calibration set (:meth:`CascadeP
 from __future__ import annotations
 
 import copy
-import inspect
-import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, cast
 
@@ -25,12 +23,13 @@ from zerorouter_integrations.errors import (
     UnknownModelError,
 )
 from zerorouter_integrations.plan import CascadePlan, accept_answers
-from zerorouter_integrations.policy import index_uniform, prompt_uniform
+from zerorouter_integrations.policy_calibration import prompt_uniform
+from zerorouter_integrations.policy_params import TARGET_PARAMS, PolicyParams
 
 __all__ = ["CascadePolicy"]
 
 
-class CascadePolicy:
+class CascadePolicy(PolicyParams):
     """Per-query choice between single models and cascades, calibrated to a budget or a quality target.
 
     Parameters
@@ -132,38 +131,10 @@ class CascadePolicy:
         self.chunk_chars = chunk_chars
         self.random_state = random_state
 
-    # ---- sklearn-style params
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as in scikit-learn."""
-        return {k: getattr(self, k) for k in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> CascadePolicy:
-        """Set constructor parameters (unknown names raise ``ValueError``); returns ``self``."""
-        valid = set(self._get_param_names())
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"invalid parameter {k!r} for CascadePolicy; valid: {sorted(valid)}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        shown = [
-            f"{k}={v!r}"
-            for k, v in self.get_params().items()
-            if v is not sig.parameters[k].default and v != sig.parameters[k].default
-        ]
-        return f"CascadePolicy({', '.join(shown)})"
-
     @classmethod
     def from_policy(cls, policy: Any, **params: Any) -> CascadePolicy:
         """A cascade policy with the same target (λ, budget or quality) as a per-query ``Policy``."""
-        keys = ("lam", "mu", "budget_usd_per_1k", "quality_target", "reference", "reference_fraction")
-        inherited = {k: getattr(policy, k, None) for k in keys}
+        inherited = {k: getattr(policy, k, None) for k in TARGET_PARAMS}
         inherited["mu"] = float(inherited["mu"] or 0.0)
         if all(
             inherited[k] is None for k in ("lam", "budget_usd_per_1k", "quality_target", "reference_fraction")
@@ -177,30 +148,14 @@ class CascadePolicy:
         return cls(**{**inherited, **params})
 
     def _target_kind(self) -> str | None:
-        given = [
-            k
-            for k, v in (
-                ("lam", self.lam),
-                ("budget", self.budget_usd_per_1k),
-                ("quality", self.quality_target),
-                ("reference", self.reference_fraction),
-            )
-            if v is not None
-        ]
+        given = self._given_targets()
         if len(given) > 1:
             raise ValueError(
                 f"give at most one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
                 f"got {', '.join(given)}"
             )
-        if self.reference_fraction is not None:
-            if self.reference is None:
-                raise ValueError("reference_fraction needs reference= (the model whose quality it scales)")
-            if not 0.0 < self.reference_fraction <= 1.0:
-                raise ValueError(f"reference_fraction must be in (0, 1]; got {self.reference_fraction}")
-        if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
-            raise ValueError(f"lam must be a finite number ≥ 0; got {self.lam}")
-        if not (self.mu >= 0 and math.isfinite(self.mu)):
-            raise ValueError(f"mu must be a finite number ≥ 0; got {self.mu}")
+        # a budget below the cheapest mean cost is left to calibration (InfeasibleError)
+        self._check_target_values(check_budget=False)
         if not (isinstance(self.max_candidates, int) and self.max_candidates >= 2):
             raise ValueError(f"max_candidates must be an int ≥ 2; got {self.max_candidates!r}")
         if not (self.escalate_to in ("best", "reference") or hasattr(self.escalate_to, "choose")):
@@ -290,9 +245,7 @@ class CascadePolicy:
                 )
             self.escalate_policy_ = esc
         pl = build_menus(self, Qm, Cm, L, sd, kinds, adm, keys, names)
-        u = index_uniform(n) if keys is None else np.array([prompt_uniform(k) for k in keys])
-        if keys is not None and len(u) != n:
-            raise ValueError(f"keys has {len(u)} entries; Q has {n} rows")
+        u = self._uniforms(n, keys)
 
         lam_alt, mix, binding = None, 0.0, True
         target = None
@@ -312,10 +265,7 @@ class CascadePolicy:
                     pl.Q[:, names.index(self.reference)].mean()
                 )
             lam, lam_alt, mix, binding = calibrate_lam(pl, kind, target, mu, u)
-        self.lam_ = float(lam)
-        self.lam_alt_ = None if lam_alt is None else float(lam_alt)
-        self.mix_ = float(mix)
-        self.mu_ = mu
+        self._set_prices(lam, lam_alt, mix, mu)
         self.model_names_ = names
         self.rng_ = np.random.default_rng(self.random_state)
         ch = choose(pl, self._lams(u), mu)
@@ -465,19 +415,7 @@ class CascadePolicy:
         if self._target_kind() is None:
             target = CascadePolicy.from_policy(
                 router.policy,
-                **{
-                    k: v
-                    for k, v in self.get_params().items()
-                    if k
-                    not in (
-                        "lam",
-                        "mu",
-                        "budget_usd_per_1k",
-                        "quality_target",
-                        "reference",
-                        "reference_fraction",
-                    )
-                },
+                **{k: v for k, v in self.get_params().items() if k not in TARGET_PARAMS},
             )
         if calib is None:
             if target.lam is None:

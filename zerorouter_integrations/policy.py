@@ -19,7 +19,6 @@ the mean predicted quality meets a target (``quality_target=`` absolute, or ``re
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import Hashable, Sequence
@@ -37,6 +36,7 @@ from zerorouter_integrations.policy_calibration import (
     prompt_uniform,
     reference_summary,
 )
+from zerorouter_integrations.policy_params import PolicyParams
 
 __all__ = ["Policy", "choose_rows", "index_uniform", "prompt_uniform"]
 
@@ -50,7 +50,7 @@ def _as2d(name: str, a: Any, shape: tuple[int, int] | None = None) -> np.ndarray
     return arr
 
 
-class Policy:
+class Policy(PolicyParams):
     """Per-query cost/quality/latency trade-off, calibrated to a budget or a quality target.
 
     Parameters
@@ -147,54 +147,15 @@ class Policy:
             return cls(reference=reference, reference_fraction=target, mu=mu)
         return cls(quality_target=target, mu=mu)
 
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as in scikit-learn."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> Policy:
-        """Set constructor parameters (unknown names raise ``ValueError``); returns ``self``."""
-        valid = set(self._get_param_names())
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"invalid parameter {k!r} for Policy; valid: {sorted(valid)}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        shown = [f"{k}={v!r}" for k, v in self.get_params().items() if v != sig.parameters[k].default]
-        return f"Policy({', '.join(shown)})"
-
     def _target_kind(self) -> str:
-        given = {
-            "lam": self.lam is not None,
-            "budget": self.budget_usd_per_1k is not None,
-            "quality": self.quality_target is not None,
-            "reference": self.reference_fraction is not None,
-        }
-        n_given = sum(given.values())
-        if n_given != 1:
+        given = self._given_targets()
+        if len(given) != 1:
             raise ValueError(
                 "give exactly one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
-                f"got {n_given} ({', '.join(k for k, v in given.items() if v) or 'none'})"
+                f"got {len(given)} ({', '.join(given) or 'none'})"
             )
-        if self.reference_fraction is not None:
-            if self.reference is None:
-                raise ValueError("reference_fraction needs reference= (the model whose quality it scales)")
-            if not 0.0 < self.reference_fraction <= 1.0:
-                raise ValueError(f"reference_fraction must be in (0, 1]; got {self.reference_fraction}")
-        if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
-            raise ValueError(f"lam must be a finite number ≥ 0; got {self.lam}")
-        if self.budget_usd_per_1k is not None and not self.budget_usd_per_1k >= 0:
-            raise ValueError(f"budget_usd_per_1k must be ≥ 0; got {self.budget_usd_per_1k}")
-        if not (self.mu >= 0 and math.isfinite(self.mu)):
-            raise ValueError(f"mu must be a finite number ≥ 0; got {self.mu}")
-        return next(k for k, v in given.items() if v)
+        self._check_target_values(check_budget=True)
+        return given[0]
 
     # ------------------------------------------------------------------ input handling
 
@@ -327,10 +288,7 @@ class Policy:
                 vals = Qm
             lam, lam_alt, mix, binding = calibrate_lam(kind, target, vals, base, Cm, Qm, adm, u, self.mu)
 
-        self.lam_ = float(lam)
-        self.lam_alt_ = None if lam_alt is None else float(lam_alt)
-        self.mix_ = float(mix)
-        self.mu_ = mu
+        self._set_prices(lam, lam_alt, mix, mu)
         self.model_names_ = names
         self.n_models_ = m
 
@@ -353,15 +311,6 @@ class Policy:
         return self
 
     # ------------------------------------------------------------------ prediction
-
-    @staticmethod
-    def _uniforms(n: int, keys: Sequence[Hashable] | None) -> np.ndarray:
-        if keys is None:
-            return index_uniform(n)
-        keys = list(keys)
-        if len(keys) != n:
-            raise ValueError(f"keys has {len(keys)} entries; Q has {n} rows")
-        return np.array([prompt_uniform(k) for k in keys], dtype=float)
 
     def _choose_arrays(self, base, C, adm, u) -> np.ndarray:
         lam: Any
