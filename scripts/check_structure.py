@@ -52,9 +52,6 @@ ALLOW: dict[str, str] = {
         "the IRT space with its stacking candidates (coarse groups, leave-one-out priors), changed today by "
         "the quality work (issue 15); split its candidate code into latent/stacking.py after it lands"
     ),
-    "size:zerorouter_integrations/testing/replay.py": (
-        "test infrastructure, not the routing path: one ReplayServer class (~500 lines) with its handler"
-    ),
 }
 
 
