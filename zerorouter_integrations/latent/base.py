@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -83,6 +83,18 @@ def check_is_fitted(estimator: Any, attribute: str) -> None:
         raise NotFittedError(
             f"this {type(estimator).__name__} is not fitted yet; call fit(X, Y, models) before using it"
         )
+
+
+@overload
+def validate_xy(
+    X: np.ndarray, Y: None = None, models: Sequence[str] | None = None
+) -> tuple[np.ndarray, None]: ...
+
+
+@overload
+def validate_xy(
+    X: np.ndarray, Y: np.ndarray, models: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def validate_xy(

@@ -63,7 +63,7 @@ def greedy_logit_design(
             u = Sig[j] @ z
             c = info[i, j] / (1.0 + info[i, j] * (z @ u))
             g = Zb @ u
-            if vopt:
+            if r is not None:  # V-optimal
                 Su = S @ u
                 h = Zb @ (Sig[j] @ Su)
                 r[:, j] -= 2.0 * c * h * g - c * c * float(u @ Su) * g * g

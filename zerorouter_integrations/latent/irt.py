@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -321,7 +322,7 @@ class IRTSpace(LatentSpace):
         zt = np.column_stack([oof, self._local(Xs), np.ones(n)])
         self.target_moment_ = zt.T @ zt / n
         self.stack_weights_ = np.r_[1.0, np.zeros(len(stacking.CANDIDATES) - 1)]
-        self.stack_losses_ = {}
+        self.stack_losses_: dict[str, float] = {}
         if self.stack:
             self._fit_stack(Z, np.where(M > 0, Yf, np.nan))
         return self
@@ -351,7 +352,8 @@ class IRTSpace(LatentSpace):
         the pool is smallest (with one known model the prior is the model itself).
         """
         self.stack_weights_ = np.r_[1.0, np.zeros(len(stacking.CANDIDATES) - 1)]  # candidates: plain latent
-        W_known = np.stack([self.abilities_[m].array("w") for m in self.models_])
+        abilities, known_models = self.abilities_ or {}, self.models_ or []
+        W_known = np.stack([abilities[m].array("w") for m in known_models])
         standardized = self.prior_shrinkage == "standardized"
         priors = [
             bayes.prior_without(W_known, j, standardized=standardized, min_bias_sd=float(self.min_bias_sd))
@@ -471,7 +473,7 @@ class IRTSpace(LatentSpace):
         prec = np.linalg.inv(prior_cov)
         if len(y) == 0:
             known = list((self.abilities_ or {}).values())
-            params = {"w": prior_mean.copy(), "cov": prior_cov}
+            params: dict[str, Any] = {"w": prior_mean.copy(), "cov": prior_cov}
             if known and all("rate" in a.params for a in known):  # a typical known model's means
                 params["rate"] = np.mean([a.array("rate") for a in known], axis=0)
                 if all("coarse" in a.params for a in known):
@@ -541,7 +543,7 @@ class IRTSpace(LatentSpace):
             from zerorouter_integrations.latent.base import greedy_kcenter
 
             return greedy_kcenter(Z, k, seed=seed)
-        Wm = np.column_stack([a.array("w") for a in self.abilities_.values()])
+        Wm = np.column_stack([a.array("w") for a in (self.abilities_ or {}).values()])
         vopt = self.anchor_method == "vopt" and getattr(self, "target_moment_", None) is not None
         return greedy_logit_design(
             Z, Wm, self.prior_cov_, k, target_moment=self.target_moment_ if vopt else None, seed=seed
