@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts = _prompts(args.n)
     router.encoder.warmup() if hasattr(router.encoder, "warmup") else None
     X = PromptFeaturizer(router.encoder).transform(prompts[:1000] * (1000 // len(prompts[:1000]) + 1))[:1000]
-    pool = router.models
+    pool = router.routable_models  # the pool the policy is calibrated on (priced, dispatchable)
     pol = router.policy
     pred = router.predictor
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     enc = router.encoder
     print(
-        f"pool of {len(pool)} models; encoder backend {enc.resolved_backend}, "
+        f"pool of {len(pool)} routable models (of {len(router.models)} profiles); encoder backend {enc.resolved_backend}, "
         f"max_seq_length {getattr(enc, 'max_seq_length', '?')}; {len(prompts)} real prompts\n"
     )
     print("| measure | p50 | p99 |")
