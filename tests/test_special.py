@@ -106,3 +106,51 @@ def test_cost_line_fit_is_scipys_nnls():
         cm = CostModel.fit(x, y)
         np.testing.assert_allclose([cm.intercept_usd, cm.per_input_token_usd], ref, rtol=1e-9, atol=1e-15)
     assert faces == {(True, True), (True, False), (False, True), (False, False)}  # every case was hit
+
+
+def test_cost_fit_prices_tokens_past_the_fitted_lengths_at_least_at_list_price() -> None:
+    """Benchmark prompts whose output shrinks as the input grows give a fitted slope near 0. Within
+    the fitted lengths the line is kept; past the longest fitted prompt each token costs at least the
+    list input price, so a long RAG prompt is priced for its tokens."""
+    import pickle
+
+    from zerorouter_integrations.predictor import fit_cost
+    from zerorouter_integrations.profiles import CostModel
+
+    rng = np.random.default_rng(0)
+    tokens = rng.uniform(300, 700, 400)
+    price_in, price_out = 10e-6, 30e-6
+    out_tokens = np.clip(400 - 0.6 * tokens + rng.normal(0, 20, 400), 1, None)  # longer in, shorter out
+    costs = price_in * tokens + price_out * out_tokens
+    free = CostModel.fit(tokens, costs)
+    assert free.per_input_token_usd < price_in and free.knee_input_tokens is None
+    kneed = fit_cost(costs, tokens, (price_in, price_out))
+    np.testing.assert_allclose(kneed.predict(tokens), free.predict(tokens))  # same on the fitted range
+    assert kneed.knee_input_tokens == tokens.max()
+    slope_past = (kneed.predict(30_000) - kneed.predict(20_000)) / 10_000
+    assert slope_past == pytest.approx(price_in)
+    assert kneed.predict(20_000) >= price_in * (20_000 - tokens.max())
+    assert CostModel.from_dict(kneed.to_dict()) == kneed == pickle.loads(pickle.dumps(kneed))
+    assert "knee_input_tokens" not in free.to_dict()  # old artifacts' cost models read unchanged
+    with pytest.raises(ValueError, match="min_per_input_token_usd"):
+        CostModel.fit(tokens, costs, min_per_input_token_usd=-1.0)
+
+
+def test_shipped_default_prices_long_prompts_at_least_at_list_input_price() -> None:
+    """Through the vectorised predictor: a 50k-token prompt costs every priced model of the shipped
+    default at least its list input price per token past the longest prompt it was fitted on."""
+    from zerorouter_integrations.features import PromptFeaturizer
+    from zerorouter_integrations.router import ZeroRouter
+
+    router = ZeroRouter.default()
+    pred = router.predictor
+    priced = [m for m, p in pred.profiles_.items() if p.input_usd_per_token]
+    assert len(priced) > 50
+    X = PromptFeaturizer(router.encoder).transform(["Summarise the attached contract."])
+    n = 50_000.0
+    P = pred.predict(X, input_tokens=np.array([n]), models=priced)
+    for j, m in enumerate(P.models):
+        c = pred.profiles_[m].cost
+        assert P.cost_usd[0, j] == pytest.approx(float(c.predict(n)))
+        knee = c.knee_input_tokens or 0.0
+        assert P.cost_usd[0, j] >= pred.profiles_[m].input_usd_per_token * (n - knee) * (1 - 1e-9), m

@@ -327,7 +327,13 @@ def check_artifact(d: Any, where: Path | str = "<artifact>") -> None:
         cost = p.get("cost", {})
         if not isinstance(cost, dict):
             raise _fail(where, f"{at}.cost", "is not an object")
-        for key in ("intercept_usd", "per_input_token_usd", "n_obs"):
+        for key in (
+            "intercept_usd",
+            "per_input_token_usd",
+            "n_obs",
+            "knee_input_tokens",
+            "tail_per_input_token_usd",
+        ):
             _check_number(where, f"{at}.cost.{key}", cost.get(key))
         for key in ("input_usd_per_token", "output_usd_per_token", "expected_output_tokens"):
             _check_number(where, f"{at}.{key}", p.get(key))

@@ -408,7 +408,8 @@ def refine_artifact(
         t, c = np.asarray(toks, dtype=float), np.asarray(cst, dtype=float)
         ok = ~(np.isnan(t) | np.isnan(c))
         if m in pred.profiles_ and ok.sum() >= min_cost_calls:
-            pred.profiles_[m].cost = CostModel.fit(t[ok], c[ok])
+            list_input = pred.profiles_[m].input_usd_per_token
+            pred.profiles_[m].cost = CostModel.fit(t[ok], c[ok], min_per_input_token_usd=list_input or 0.0)
             info.cost_models[m] = int(ok.sum())
     for m, eo in (output_tokens or {}).items():
         if m in pred.profiles_ and eo is not None and np.isfinite(eo):

@@ -178,7 +178,11 @@ class QualityPredictor:
         if input_tokens is None:
             cost = np.broadcast_to(intercept, (len(Z), len(names))).copy()
         else:
-            cost = intercept + np.asarray(input_tokens, dtype=float).reshape(-1, 1) * per_token
+            tokens = np.asarray(input_tokens, dtype=float).reshape(-1, 1)
+            cost = intercept + tokens * per_token
+            knee, tail = pool.tails(names)
+            if tail is not None:  # past the longest fitted prompt, at least the list input price
+                cost = cost + tail * np.maximum(tokens - knee, 0.0)
         return Prediction(list(names), q, sd, cost)
 
     def _pool(self) -> _StackedPool:
@@ -224,6 +228,28 @@ class _StackedPool:
     per_token: np.ndarray
     subsets: dict
     last: tuple | None = None  # (models list, subset) of the previous call: routers ask for one pool
+    tail_cache: dict | None = None  # names -> (knee, tail) arrays, or (None, None) when no model has one
+
+    def tails(self, names: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Knees and tail slopes of the cost models of ``names`` (``(None, None)``: none has a tail)."""
+        if self.tail_cache is None:
+            self.tail_cache = {}
+        key = tuple(names)
+        hit = self.tail_cache.get(key)
+        if hit is None:
+            costs = [self.pool[n].cost for n in key]
+            if any(c.knee_input_tokens is not None and c.tail_per_input_token_usd > 0 for c in costs):
+                knee = np.array(
+                    [c.knee_input_tokens if c.knee_input_tokens is not None else np.inf for c in costs]
+                )
+                tail = np.array([c.tail_per_input_token_usd for c in costs], dtype=float)
+                hit = (knee, tail)
+            else:
+                hit = (None, None)
+            if len(self.tail_cache) >= 64:
+                self.tail_cache.clear()
+            self.tail_cache[key] = hit
+        return hit
 
     @classmethod
     def build(cls, version: Any, pool: dict, space: LatentSpace) -> _StackedPool:
@@ -269,13 +295,17 @@ def fit_cost(
     input_tokens: np.ndarray | None,
     prices: tuple[float | None, float | None] | None,
 ) -> CostModel:
-    """A model's cost model: fitted on observed ``costs`` per call against ``input_tokens`` when given,
-    else from its ``(input, output)`` USD-per-token ``prices``, else an empty one."""
+    """A model's cost model: fitted on observed ``costs`` per call against ``input_tokens`` when given
+    (its slope at least the list input price when that is known), else from its ``(input, output)``
+    USD-per-token ``prices``, else an empty one."""
     if costs is not None and input_tokens is not None:
         c = np.asarray(costs, dtype=float)
         ok = ~np.isnan(c)
         if ok.any():
-            return CostModel.fit(np.asarray(input_tokens, dtype=float)[ok], c[ok])
+            floor = prices[0] if prices is not None and prices[0] is not None else 0.0
+            return CostModel.fit(
+                np.asarray(input_tokens, dtype=float)[ok], c[ok], min_per_input_token_usd=floor
+            )
     if prices is not None and prices[0] is not None and prices[1] is not None:
         return CostModel.from_prices(prices[0], prices[1], expected_output_tokens=200.0)
     return CostModel()

@@ -91,20 +91,28 @@ def nnls_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 @dataclass
 class CostModel:
-    """Expected USD cost of one call: ``intercept_usd + per_input_token_usd × input_tokens``.
+    """Expected USD cost of one call: ``intercept_usd + per_input_token_usd × input_tokens``, plus
+    ``tail_per_input_token_usd × (input_tokens − knee_input_tokens)`` beyond the knee.
 
     The intercept covers the output (expected output tokens × output price); the slope is the input
     price. Fit from observed ``(input_tokens, cost)`` pairs (:meth:`fit`) or built from prices
-    (:meth:`from_prices`).
+    (:meth:`from_prices`). A line fitted on benchmark prompts (whose lengths barely vary) can have a
+    slope far under the list input price, even 0; past the longest prompt it was fitted on (the knee)
+    every further token then costs at least the list input price (the tail slope tops it up), so a
+    20k-token RAG prompt is not priced like a 300-token question.
     """
 
     intercept_usd: float = 0.0
     per_input_token_usd: float = 0.0
     n_obs: int = 0
+    knee_input_tokens: float | None = None
+    tail_per_input_token_usd: float = 0.0
 
     def __post_init__(self) -> None:
         check_money("CostModel.intercept_usd", self.intercept_usd, allow_none=False)
         check_money("CostModel.per_input_token_usd", self.per_input_token_usd, allow_none=False)
+        check_money("CostModel.tail_per_input_token_usd", self.tail_per_input_token_usd, allow_none=False)
+        check_money("CostModel.knee_input_tokens", self.knee_input_tokens)
 
     @classmethod
     def from_prices(
@@ -116,35 +124,62 @@ class CostModel:
         )
 
     @classmethod
-    def fit(cls, input_tokens: Iterable[float], costs: Iterable[float]) -> CostModel:
-        """Non-negative least squares fit of cost on input tokens (NaN pairs ignored)."""
+    def fit(
+        cls, input_tokens: Iterable[float], costs: Iterable[float], *, min_per_input_token_usd: float = 0.0
+    ) -> CostModel:
+        """Non-negative least squares fit of cost on input tokens (NaN pairs ignored).
+
+        ``min_per_input_token_usd`` (a known list input price) is the least slope past the longest
+        observed prompt: the knee and the tail slope of the model (see the class docstring). Within
+        the observed lengths the fitted line is kept as it is.
+        """
         x = np.asarray(list(input_tokens), dtype=float)
         y = np.asarray(list(costs), dtype=float)
         ok = ~(np.isnan(x) | np.isnan(y))
         x, y = x[ok], y[ok]
         if len(y) == 0:
             raise ValueError("CostModel.fit needs at least one (input_tokens, cost) pair without NaN")
+        floor = check_money("min_per_input_token_usd", float(min_per_input_token_usd), allow_none=False)
         if len(y) < 3 or np.ptp(x) == 0:
-            return cls(intercept_usd=float(np.mean(y)), per_input_token_usd=0.0, n_obs=len(y))
-        a, b = nnls_line(x, y)
-        return cls(intercept_usd=a, per_input_token_usd=b, n_obs=len(y))
+            a, b = float(np.mean(y)), 0.0
+        else:
+            a, b = nnls_line(x, y)
+        tail = max(float(floor or 0.0) - b, 0.0)
+        return cls(
+            intercept_usd=a,
+            per_input_token_usd=b,
+            n_obs=len(y),
+            knee_input_tokens=float(x.max()) if tail > 0 else None,
+            tail_per_input_token_usd=tail,
+        )
 
     def predict(self, input_tokens: np.ndarray | float) -> np.ndarray:
-        return self.intercept_usd + self.per_input_token_usd * np.asarray(input_tokens, dtype=float)
+        x = np.asarray(input_tokens, dtype=float)
+        cost = self.intercept_usd + self.per_input_token_usd * x
+        if self.knee_input_tokens is not None and self.tail_per_input_token_usd > 0:
+            cost = cost + self.tail_per_input_token_usd * np.maximum(x - self.knee_input_tokens, 0.0)
+        return cost
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "intercept_usd": self.intercept_usd,
             "per_input_token_usd": self.per_input_token_usd,
             "n_obs": self.n_obs,
         }
+        if self.knee_input_tokens is not None:
+            d["knee_input_tokens"] = self.knee_input_tokens
+            d["tail_per_input_token_usd"] = self.tail_per_input_token_usd
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CostModel:
+        knee = d.get("knee_input_tokens")
         return cls(
             float(d.get("intercept_usd", 0.0)),
             float(d.get("per_input_token_usd", 0.0)),
             int(d.get("n_obs", 0)),
+            float(knee) if knee is not None else None,
+            float(d.get("tail_per_input_token_usd", 0.0)),
         )
 
 
