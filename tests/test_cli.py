@@ -219,6 +219,9 @@ def test_serve_replay_serves_and_rejects_bad_flags(data_dir):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C must reach the child as in a terminal: a shell that runs the suite in the background
+        # starts it with SIGINT ignored, and a child inherits that (Python then never raises KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         base = proc.stdout.readline().strip()

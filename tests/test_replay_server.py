@@ -396,6 +396,9 @@ def test_serve_replay_cli_prints_url_and_stops_on_ctrl_c():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C must reach the child as in a terminal: a shell that runs the suite in the background
+        # starts it with SIGINT ignored, and a child inherits that (Python then never raises KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
