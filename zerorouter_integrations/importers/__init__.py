@@ -22,6 +22,7 @@ from zerorouter_integrations.importers.base import (
     ImportIssue,
     ImportReport,
     LoggedCall,
+    as_paths,
     calls_to_frame,
     calls_to_table,
 )
@@ -83,7 +84,7 @@ def read_logs(
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"format must be 'auto' or one of {list(FORMATS)}, got {format!r}")
     report = ImportReport()
-    for path in [paths] if isinstance(paths, (str, Path)) else list(paths):
+    for path in as_paths(paths):
         kind = detect_format(path) if format == "auto" else format
         if kind == "litellm":
             report.extend(read_litellm_logs(path, model_map=model_map))

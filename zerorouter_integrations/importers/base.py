@@ -7,6 +7,10 @@ tokens. A record that cannot become a call (not JSON, a failed call, no prompt, 
 *partial*. Both are listed in :class:`ImportReport` with the file and line they came from, so nothing
 is dropped silently.
 
+The helpers here (:func:`read_json_lines`, :func:`epoch_seconds`, :func:`latency_between`,
+:func:`parse_json_text`, :func:`error_reason`, :meth:`ImportReport.add_call`, …) are the parsing every
+format module shares, so that all formats read numbers, times and bad records alike.
+
 :func:`calls_to_table` turns scored calls into the routing-table schema of
 :mod:`zerorouter_integrations.tables` (one prompt per call, one outcome per scored call).
 """
@@ -26,20 +30,30 @@ from typing import Any
 from zerorouter_integrations.extras import need
 
 __all__ = [
+    "NO_PROMPT_TEXT",
     "ImportIssue",
     "ImportReport",
     "LoggedCall",
+    "as_paths",
     "calls_to_frame",
     "calls_to_table",
     "epoch_seconds",
+    "error_reason",
+    "int_or_none",
     "iter_json_lines",
+    "latency_between",
     "number_or_none",
+    "optional_id",
+    "parse_json_text",
     "read_json_lines",
     "resolve_model",
 ]
 
 #: Fields a call may lack and still be used; each missing one is reported as a "partial" issue.
 OPTIONAL_FIELDS = ("cost_usd", "latency_s", "input_tokens", "output_tokens", "response")
+
+#: The skip reason of a record whose prompt messages are there but hold no text (every format).
+NO_PROMPT_TEXT = "no prompt: the messages hold no text"
 
 
 @dataclass
@@ -126,6 +140,16 @@ class ImportReport:
     def skip(self, file: str, line: int, reason: str) -> None:
         self.issues.append(ImportIssue(file, line, "skipped", reason))
 
+    def skip_invalid_json(self, file: str, line: int, exc: json.JSONDecodeError) -> None:
+        """Skip a line that is not JSON, naming the parser's message and column."""
+        self.skip(file, line, f"not valid JSON: {exc.msg} at column {exc.colno}")
+
+    def add_call(self, call: LoggedCall, file: str, line: int) -> None:
+        """Keep ``call`` read from ``file:line`` (its ``source``), listing the optional fields it lacks."""
+        call.source = f"{file}:{line}"
+        self.calls.append(call)
+        self.check_partial(call, file, line)
+
     def check_partial(self, call: LoggedCall, file: str, line: int) -> None:
         missing = [f for f in OPTIONAL_FIELDS if getattr(call, f) is None]
         if missing:
@@ -166,6 +190,39 @@ def int_or_none(value: Any) -> int | None:
     return None if x is None or x < 0 else int(round(x))
 
 
+def as_paths(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:
+    """One path, or a sequence of them, as a list (the ``paths`` argument every reader takes)."""
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
+def parse_json_text(value: Any, *, containers_only: bool = False) -> Any:
+    """``value`` parsed when it is a JSON string, else ``value`` itself (also when the string is not JSON).
+
+    With ``containers_only`` only strings that start like an object or an array (``{``, ``[``) are parsed.
+    """
+    if not isinstance(value, str) or (containers_only and value[:1] not in ("{", "[")):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def latency_between(start: float | None, end: float | None) -> float | None:
+    """``end - start``, or ``None`` when either is missing or the end comes before the start."""
+    return None if start is None or end is None or end < start else end - start
+
+
+def optional_id(value: Any) -> str | None:
+    """A logged id (e.g. a trace id) as a string; ``None`` when it is missing or empty."""
+    return str(value) if value else None
+
+
+def error_reason(label: str, message: Any) -> str:
+    """The skip reason of a failed call: ``label``, then the logged error cut to 120 characters."""
+    return f"{label}: {str(message)[:120]}"
+
+
 def iter_json_lines(path: str | Path, report: ImportReport) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed JSON)`` of each non-blank line; lines that are not JSON are skipped."""
     f = Path(path)
@@ -177,7 +234,7 @@ def iter_json_lines(path: str | Path, report: ImportReport) -> Iterator[tuple[in
             try:
                 yield n, json.loads(line)
             except json.JSONDecodeError as exc:
-                report.skip(str(f), n, f"not valid JSON: {exc.msg} at column {exc.colno}")
+                report.skip_invalid_json(str(f), n, exc)
 
 
 def epoch_seconds(value: Any) -> float | None:
@@ -200,15 +257,13 @@ def read_json_lines(
 ) -> ImportReport:
     """Apply ``parse(record) -> (call, reason)`` to every JSON line of every file, recording issues."""
     report = ImportReport()
-    for path in [paths] if isinstance(paths, (str, Path)) else list(paths):
+    for path in as_paths(paths):
         for line, record in iter_json_lines(path, report):
             call, reason = parse(record)
             if call is None:
                 report.skip(str(path), line, reason or "unreadable")
                 continue
-            call.source = f"{path}:{line}"
-            report.calls.append(call)
-            report.check_partial(call, str(path), line)
+            report.add_call(call, str(path), line)
     return report
 
 

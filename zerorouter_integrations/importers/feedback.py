@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zerorouter_integrations.importers.base import ImportIssue, ImportReport, iter_json_lines, number_or_none
+from zerorouter_integrations.importers.base import (
+    ImportIssue,
+    ImportReport,
+    as_paths,
+    iter_json_lines,
+    number_or_none,
+)
 
 __all__ = ["LatentObservation", "parse_score", "read_feedback", "store_observations"]
 
@@ -53,7 +59,7 @@ def read_feedback(paths: str | Path | Sequence[str | Path]) -> tuple[dict[str, f
     """``{call id: score}`` from feedback files, and the report of skipped rows."""
     report = ImportReport()
     scores: dict[str, float] = {}
-    for path in [paths] if isinstance(paths, (str, Path)) else list(paths):
+    for path in as_paths(paths):
         f = Path(path)
         for line, row in _rows(f, report):
             if not isinstance(row, Mapping):

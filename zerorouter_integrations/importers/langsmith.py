@@ -21,11 +21,15 @@ from typing import Any
 
 from zerorouter_integrations.features import messages_to_text
 from zerorouter_integrations.importers.base import (
+    NO_PROMPT_TEXT,
     ImportReport,
     LoggedCall,
     epoch_seconds,
+    error_reason,
     int_or_none,
+    latency_between,
     number_or_none,
+    optional_id,
     read_json_lines,
     resolve_model,
 )
@@ -140,7 +144,7 @@ def call_from_langsmith(
     if run.get("run_type") != "llm":
         return None, f"run_type {run.get('run_type')!r} is not an LLM call"
     if run.get("error") or run.get("status") == "error":
-        return None, f"status error: {str(run.get('error') or '')[:120]}"
+        return None, error_reason("status error", run.get("error") or "")
     if not run.get("id"):
         return None, "no 'id'"
     model = _model(run)
@@ -151,7 +155,7 @@ def call_from_langsmith(
         return None, "no prompt: inputs hold no 'messages' or 'prompts'"
     prompt = messages_to_text(msgs)
     if not prompt.strip():
-        return None, "no prompt: the messages hold no text"
+        return None, NO_PROMPT_TEXT
     start, end = epoch_seconds(run.get("start_time")), epoch_seconds(run.get("end_time"))
     pin, pout = _usage(run)
     call = LoggedCall(
@@ -161,10 +165,10 @@ def call_from_langsmith(
         messages=msgs if isinstance(msgs, list) else None,
         response=_output_text(run.get("outputs")),
         cost_usd=number_or_none(run.get("total_cost")),
-        latency_s=None if start is None or end is None or end < start else end - start,
+        latency_s=latency_between(start, end),
         input_tokens=pin,
         output_tokens=pout,
-        trace_id=str(run["trace_id"]) if run.get("trace_id") else None,
+        trace_id=optional_id(run.get("trace_id")),
     )
     return call, None
 

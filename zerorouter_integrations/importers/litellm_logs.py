@@ -15,18 +15,22 @@ Failed calls (``status == "failure"``) are skipped with LiteLLM's ``error_str`` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from zerorouter_integrations.features import messages_to_text
 from zerorouter_integrations.importers.base import (
+    NO_PROMPT_TEXT,
     ImportReport,
     LoggedCall,
     epoch_seconds,
+    error_reason,
     int_or_none,
+    latency_between,
     number_or_none,
+    optional_id,
+    parse_json_text,
     read_json_lines,
     resolve_model,
 )
@@ -34,18 +38,9 @@ from zerorouter_integrations.importers.base import (
 __all__ = ["call_from_litellm", "read_litellm_logs"]
 
 
-def _maybe_json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def response_text(response: Any) -> str | None:
     """The answer text of an OpenAI-shaped chat response (dict), or ``None``."""
-    response = _maybe_json(response)
+    response = parse_json_text(response, containers_only=True)
     if isinstance(response, str):
         return response or None
     if not isinstance(response, Mapping):
@@ -71,14 +66,14 @@ def call_from_litellm(
     status = record.get("status")
     if status not in (None, "success"):
         err = record.get("error_str") or (record.get("metadata") or {}).get("error_information") or ""
-        return None, f"status {status!r}: {str(err)[:120]}"
+        return None, error_reason(f"status {status!r}", err)
     call_id = record.get("id") or record.get("request_id") or record.get("litellm_call_id")
     if not call_id:
         return None, "no 'id' or 'request_id'"
     model = record.get("model")
     if not isinstance(model, str) or not model:
         return None, f"no 'model' (got {model!r})"
-    messages = _maybe_json(record.get("messages"))
+    messages = parse_json_text(record.get("messages"), containers_only=True)
     if isinstance(messages, Mapping) and "messages" in messages:  # some loggers wrap the request
         messages = messages["messages"]
     if isinstance(messages, list) and messages and all(isinstance(m, Mapping) for m in messages):
@@ -89,7 +84,7 @@ def call_from_litellm(
     else:
         return None, "no prompt: 'messages' is missing, empty or redacted"
     if not prompt.strip():
-        return None, "no prompt: the messages hold no text"
+        return None, NO_PROMPT_TEXT
     start, end = epoch_seconds(record.get("startTime")), epoch_seconds(record.get("endTime"))
     cost = number_or_none(record.get("response_cost", record.get("spend")))
     call = LoggedCall(
@@ -99,10 +94,10 @@ def call_from_litellm(
         messages=msgs,
         response=response_text(record.get("response")),
         cost_usd=cost,
-        latency_s=None if start is None or end is None or end < start else end - start,
+        latency_s=latency_between(start, end),
         input_tokens=int_or_none(record.get("prompt_tokens")),
         output_tokens=int_or_none(record.get("completion_tokens")),
-        trace_id=str(record["trace_id"]) if record.get("trace_id") else None,
+        trace_id=optional_id(record.get("trace_id")),
     )
     return call, None
 

@@ -24,7 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from zerorouter_integrations.features import messages_to_text
-from zerorouter_integrations.importers.base import ImportReport, LoggedCall, int_or_none, resolve_model
+from zerorouter_integrations.importers.base import (
+    NO_PROMPT_TEXT,
+    ImportReport,
+    LoggedCall,
+    as_paths,
+    error_reason,
+    int_or_none,
+    latency_between,
+    optional_id,
+    parse_json_text,
+    resolve_model,
+)
 
 __all__ = ["call_from_span", "read_otlp_spans"]
 
@@ -53,15 +64,6 @@ def attributes(items: Any) -> dict[str, Any]:
     return {kv["key"]: _value(kv.get("value")) for kv in items if isinstance(kv, Mapping) and "key" in kv}
 
 
-def _parse_json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def _parts_text(message: Mapping[str, Any]) -> str:
     """Text of a semconv message (``parts``) or an OpenAI-style one (``content``)."""
     parts = message.get("parts")
@@ -74,14 +76,14 @@ def _parts_text(message: Mapping[str, Any]) -> str:
 
 
 def _messages(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    raw = _parse_json(attrs.get("gen_ai.input.messages", attrs.get("gen_ai.prompt")))
+    raw = parse_json_text(attrs.get("gen_ai.input.messages", attrs.get("gen_ai.prompt")))
     if isinstance(raw, list):
         msgs = [
             {"role": str(m.get("role", "user")), "content": _parts_text(m)}
             for m in raw
             if isinstance(m, Mapping)
         ]
-        system = _parse_json(attrs.get("gen_ai.system_instructions"))
+        system = parse_json_text(attrs.get("gen_ai.system_instructions"))
         if isinstance(system, list):
             text = "\n".join(_parts_text({"parts": [p]}) for p in system if isinstance(p, Mapping))
             msgs.insert(0, {"role": "system", "content": text})
@@ -109,7 +111,7 @@ def _messages(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> list[di
             "gen_ai.assistant.message",
             "gen_ai.tool.message",
         ):
-            content = _parse_json(ea.get("content"))
+            content = parse_json_text(ea.get("content"))
             out.append(
                 {
                     "role": name.split(".")[1],
@@ -122,7 +124,7 @@ def _messages(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> list[di
 
 
 def _answer(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> str | None:
-    raw = _parse_json(attrs.get("gen_ai.output.messages", attrs.get("gen_ai.completion")))
+    raw = parse_json_text(attrs.get("gen_ai.output.messages", attrs.get("gen_ai.completion")))
     if isinstance(raw, list) and raw and isinstance(raw[0], Mapping):
         return _parts_text(raw[0]) or None
     if isinstance(raw, str) and raw:
@@ -132,7 +134,7 @@ def _answer(attrs: Mapping[str, Any], events: list[dict[str, Any]]) -> str | Non
     for ev in events:
         ea = ev["attributes"]
         if ev["name"] == "gen_ai.choice":
-            msg = _parse_json(ea.get("message"))
+            msg = parse_json_text(ea.get("message"))
             if isinstance(msg, Mapping) and isinstance(msg.get("content"), str):
                 return msg["content"]
         if ev["name"] == "gen_ai.content.completion" and isinstance(ea.get("gen_ai.completion"), str):
@@ -162,7 +164,7 @@ def call_from_span(
     if op is not None and op not in _INFERENCE:
         return None, f"gen_ai.operation.name {op!r} is not an inference call"
     if _is_error(span.get("status")):
-        return None, f"status error: {str((span.get('status') or {}).get('message', ''))[:120]}"
+        return None, error_reason("status error", (span.get("status") or {}).get("message", ""))
     model = attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model")
     if not isinstance(model, str) or not model:
         return None, "no gen_ai.request.model / gen_ai.response.model"
@@ -181,7 +183,7 @@ def call_from_span(
         )
     prompt = messages_to_text(msgs)
     if not prompt.strip():
-        return None, "no prompt: the messages hold no text"
+        return None, NO_PROMPT_TEXT
     name = resolve_model(model, model_map)
     pin = int_or_none(attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens")))
     pout = int_or_none(attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens")))
@@ -189,7 +191,9 @@ def call_from_span(
     price = (prices or {}).get(name)
     if price and price[0] is not None and price[1] is not None and pin is not None and pout is not None:
         cost = pin * price[0] + pout * price[1]
-    t0, t1 = int_or_none(span.get("startTimeUnixNano")), int_or_none(span.get("endTimeUnixNano"))
+    nanos = latency_between(
+        int_or_none(span.get("startTimeUnixNano")), int_or_none(span.get("endTimeUnixNano"))
+    )
     call = LoggedCall(
         call_id=str(span["spanId"]),
         prompt=prompt,
@@ -197,10 +201,10 @@ def call_from_span(
         messages=msgs,
         response=_answer(attrs, events),
         cost_usd=cost,
-        latency_s=None if t0 is None or t1 is None or t1 < t0 else (t1 - t0) / 1e9,
+        latency_s=None if nanos is None else nanos / 1e9,
         input_tokens=pin,
         output_tokens=pout,
-        trace_id=str(span["traceId"]) if span.get("traceId") else None,
+        trace_id=optional_id(span.get("traceId")),
     )
     return call, None
 
@@ -219,7 +223,7 @@ def _documents(path: Path, report: ImportReport) -> Iterator[tuple[int, Any]]:
             yield n, json.loads(line)
         except json.JSONDecodeError as exc:
             report.n_records += 1
-            report.skip(str(path), n, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            report.skip_invalid_json(str(path), n, exc)
 
 
 def _spans(doc: Any) -> Iterator[Any]:
@@ -242,7 +246,7 @@ def read_otlp_spans(
     Issues name the line of the request and the span's position in it (``span 3``).
     """
     report = ImportReport()
-    for path in [paths] if isinstance(paths, (str, Path)) else list(paths):
+    for path in as_paths(paths):
         f = Path(path)
         for line, doc in _documents(f, report):
             if not isinstance(doc, Mapping) or "resourceSpans" not in doc:
@@ -255,7 +259,5 @@ def read_otlp_spans(
                 if call is None:
                     report.skip(str(f), line, f"span {i}: {reason}")
                     continue
-                call.source = f"{f}:{line}"
-                report.calls.append(call)
-                report.check_partial(call, str(f), line)
+                report.add_call(call, str(f), line)
     return report
