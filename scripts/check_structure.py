@@ -48,10 +48,6 @@ ALLOW: dict[str, str] = {
     "size:zerorouter_integrations/tables.py": (
         "the routing-table schema, changed today by the quality work (issue 15, score type); split after it"
     ),
-    "size:zerorouter_integrations/latent/irt.py": (
-        "the IRT space with its stacking candidates (coarse groups, leave-one-out priors), changed today by "
-        "the quality work (issue 15); split its candidate code into latent/stacking.py after it lands"
-    ),
 }
 
 

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -70,7 +69,7 @@ from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent import bayes, stacking
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.latent.bayes import bayes_logistic
-from zerorouter_integrations.latent.clusters import cluster_rates, coarse_groups
+from zerorouter_integrations.latent.clusters import coarse_groups
 from zerorouter_integrations.latent.design import greedy_logit_design
 from zerorouter_integrations.latent.irt_fit import fit_free, fit_known, fit_linear, laplace_covs, svd_init
 from zerorouter_integrations.latent.irt_serving import IRTStack, predict_irt_stacked, serving_map, stack_irt
@@ -321,72 +320,36 @@ class IRTSpace(LatentSpace):
         # Serve-time coordinates of the training prompts, for anchor design.
         zt = np.column_stack([oof, self._local(Xs), np.ones(n)])
         self.target_moment_ = zt.T @ zt / n
-        self.stack_weights_ = np.r_[1.0, np.zeros(len(stacking.CANDIDATES) - 1)]
+        self.stack_weights_ = stacking.plain_weights()
         self.stack_losses_: dict[str, float] = {}
         if self.stack:
             self._fit_stack(Z, np.where(M > 0, Yf, np.nan))
         return self
 
     def _cluster_params(self, Z: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray | float]:
-        """The model's smoothed mean score per local cluster (``rate``), per coarse group of clusters
-        (``coarse``, indexed by local cluster) and overall (``overall``)."""
-        local = Z[:, self.n_dims :]
-        rate, _mass, overall = cluster_rates(local, y, float(self.cluster_smoothing))
-        out: dict[str, np.ndarray | float] = {
-            "rate": rate,
-            "overall": float(np.mean(y)) if len(y) else overall,
-        }
+        """:func:`~zerorouter_integrations.latent.stacking.cluster_params` of the local block of ``Z``."""
         groups = getattr(self, "coarse_groups_", None)
-        if groups is not None and local.shape[1] == len(groups):
-            G = np.eye(int(groups.max()) + 1)[groups]  # (K, g): cluster -> its coarse group
-            coarse, _m, _o = cluster_rates(local @ G, y, float(self.cluster_smoothing))
-            out["coarse"] = coarse[groups]
-        return out
+        return stacking.cluster_params(Z[:, self.n_dims :], y, float(self.cluster_smoothing), groups)
 
     def _fit_stack(self, Z: np.ndarray, Y: np.ndarray) -> None:
-        """``stack_weights_`` by out-of-fold cross-entropy (see the ``stack`` parameter).
-
-        A known model's latent candidate is re-estimated under the prior of the other known models
-        (:func:`~zerorouter_integrations.latent.bayes.prior_without`): under the full population prior
-        its own full-data ability would be the prior mean, which flatters the latent model most where
-        the pool is smallest (with one known model the prior is the model itself).
-        """
-        self.stack_weights_ = np.r_[1.0, np.zeros(len(stacking.CANDIDATES) - 1)]  # candidates: plain latent
-        abilities, known_models = self.abilities_ or {}, self.models_ or []
-        W_known = np.stack([abilities[m].array("w") for m in known_models])
-        standardized = self.prior_shrinkage == "standardized"
-        priors = [
-            bayes.prior_without(W_known, j, standardized=standardized, min_bias_sd=float(self.min_bias_sd))
-            for j in range(len(W_known))
-        ]
-
-        def fit_j(j: int, Zj: np.ndarray, yj: np.ndarray) -> Ability:
-            return self._fit_ability_under(Zj, yj, *priors[j])
-
-        found = stacking.out_of_fold_candidates(
+        """``stack_weights_`` by out-of-fold loss (:func:`~zerorouter_integrations.latent.stacking.fit_stack_weights`)."""
+        self.stack_weights_, self.stack_losses_ = stacking.fit_stack_weights(
             self,
             Z,
             Y,
+            np.stack([a.array("w") for a in (self.abilities_ or {}).values()]),  # in models_ order
+            fit_under=self._fit_ability_under,
+            standardized=self.prior_shrinkage == "standardized",
+            min_bias_sd=float(self.min_bias_sd),
             folds=int(self.stack_folds),
             anchor_rows=int(self.stack_anchor_rows),
             seed=self.seed + 1,
-            fit_ability=fit_j,
         )
-        if found is not None:
-            self.stack_weights_, self.stack_losses_ = stacking.choose_weights(
-                *found, latent_ok=len(W_known) >= 2
-            )
 
     def candidate_predictions(self, Z: np.ndarray, ability: Ability) -> np.ndarray:
         """(n × 4) predictions of the stacked candidates (:data:`~zerorouter_integrations.latent.stacking.CANDIDATES`):
         latent model, local-cluster mean, overall mean, coarse-group mean."""
-        p = self._predict_latent(Z, ability)[0]
-        local = Z[:, self.n_dims :]
-        rate = ability.array("rate") if "rate" in ability.params else np.zeros(0)
-        cluster = local @ rate if rate.size else p  # without local clusters: the latent one
-        coarse = local @ ability.array("coarse") if "coarse" in ability.params else cluster
-        overall = np.full(len(Z), float(ability.params.get("overall", np.nan)))
-        return np.column_stack([p, cluster, overall, coarse])
+        return stacking.candidate_columns(self._predict_latent(Z, ability)[0], Z[:, self.n_dims :], ability)
 
     def _check_params(self) -> None:
         if not isinstance(self.n_dims, int) or self.n_dims < 1:
@@ -472,14 +435,8 @@ class IRTSpace(LatentSpace):
         prior_cov = prior_cov * float(self.prior_scale)
         prec = np.linalg.inv(prior_cov)
         if len(y) == 0:
-            known = list((self.abilities_ or {}).values())
-            params: dict[str, Any] = {"w": prior_mean.copy(), "cov": prior_cov}
-            if known and all("rate" in a.params for a in known):  # a typical known model's means
-                params["rate"] = np.mean([a.array("rate") for a in known], axis=0)
-                if all("coarse" in a.params for a in known):
-                    params["coarse"] = np.mean([a.array("coarse") for a in known], axis=0)
-                params["overall"] = float(np.mean([float(a.params["overall"]) for a in known]))
-            return Ability("irt", params, n_obs=0)
+            typical = stacking.typical_cluster_params(list((self.abilities_ or {}).values()))
+            return Ability("irt", {"w": prior_mean.copy(), "cov": prior_cov, **typical}, n_obs=0)
         Zb = np.column_stack([Z, np.ones(len(Z))])
         w, cov = bayes_logistic(Zb, y, prior_mean, prec)
         return Ability("irt", {"w": w, "cov": cov, **self._cluster_params(Z, y)}, n_obs=len(y))
@@ -490,16 +447,8 @@ class IRTSpace(LatentSpace):
 
     def predict(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
         p, sd = self._predict_latent(Z, ability)
-        weights = self._weights()
-        if weights is None or "rate" not in ability.params:
-            return p, sd
-        P = self.candidate_predictions(Z, ability)
-        return P[:, : len(weights)] @ weights, sd
-
-    def _weights(self) -> np.ndarray | None:
-        """The stacking weights, or None when the plain latent prediction is used."""
-        w = getattr(self, "stack_weights_", None)
-        return None if w is None or w[0] == 1.0 else w
+        weights = getattr(self, "stack_weights_", None)
+        return stacking.blend(p, Z[:, self.n_dims :], ability, weights), sd
 
     def _predict_latent(self, Z: np.ndarray, ability: Ability) -> tuple[np.ndarray, np.ndarray]:
         """Prediction (2) alone, with the probit approximation of the ability's uncertainty."""
@@ -515,7 +464,8 @@ class IRTSpace(LatentSpace):
     def stack_abilities(self, abilities: Sequence[Ability]) -> IRTStack:
         """Abilities stacked for vectorized prediction (:func:`~zerorouter_integrations.latent.irt_serving.stack_irt`)."""
         check_is_fitted(self, "theta_cov_")
-        return stack_irt(abilities, self.n_dims, self.n_coords, self.theta_cov_, self._weights())
+        weights = stacking.active_weights(getattr(self, "stack_weights_", None))
+        return stack_irt(abilities, self.n_dims, self.n_coords, self.theta_cov_, weights)
 
     def predict_stacked(self, Z: np.ndarray, stacked: IRTStack) -> tuple[np.ndarray, np.ndarray]:
         return predict_irt_stacked(Z, stacked, self.n_dims)

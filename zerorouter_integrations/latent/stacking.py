@@ -26,23 +26,138 @@ Three things keep that validation honest and the result safe (issue 15):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from zerorouter_integrations.latent import bayes
+from zerorouter_integrations.latent.base import Ability
+from zerorouter_integrations.latent.clusters import cluster_rates
+
 __all__ = [
     "CANDIDATES",
+    "active_weights",
+    "blend",
+    "candidate_columns",
     "choose_weights",
+    "cluster_params",
     "cross_entropy",
+    "fit_stack_weights",
     "guard_top_choice",
     "out_of_fold_candidates",
+    "plain_weights",
     "preference_gain",
     "simplex_weights",
+    "typical_cluster_params",
 ]
 
 #: The blended predictions, in the order of the weights (spaces of earlier releases: the first three).
 CANDIDATES = ("latent", "cluster", "overall", "coarse")
+
+
+def plain_weights() -> np.ndarray:
+    """Weights ``(1, 0, 0, 0)``: the plain latent prediction."""
+    return np.r_[1.0, np.zeros(len(CANDIDATES) - 1)]
+
+
+def active_weights(weights: np.ndarray | None) -> np.ndarray | None:
+    """The stacking weights, or None when the plain latent prediction is used (none, or ``w[0] = 1``)."""
+    return None if weights is None or weights[0] == 1.0 else weights
+
+
+def cluster_params(
+    local: np.ndarray, y: np.ndarray, smoothing: float, groups: np.ndarray | None = None
+) -> dict[str, np.ndarray | float]:
+    """A model's smoothed mean score per local cluster (``rate``), per coarse group of clusters
+    (``coarse``, indexed by local cluster) and overall (``overall``).
+
+    ``local`` is the one-hot cluster block of the coordinates (n × K), ``y`` the model's scores and
+    ``groups`` the coarse group of each local cluster (no ``coarse`` without it, or when its length is
+    not ``K``); ``smoothing`` pseudo-counts pull each mean toward the overall one.
+    """
+    rate, _mass, overall = cluster_rates(local, y, float(smoothing))
+    out: dict[str, np.ndarray | float] = {
+        "rate": rate,
+        "overall": float(np.mean(y)) if len(y) else overall,
+    }
+    if groups is not None and local.shape[1] == len(groups):
+        G = np.eye(int(groups.max()) + 1)[groups]  # (K, g): cluster -> its coarse group
+        coarse, _m, _o = cluster_rates(local @ G, y, float(smoothing))
+        out["coarse"] = coarse[groups]
+    return out
+
+
+def typical_cluster_params(known: Sequence[Ability]) -> dict[str, Any]:
+    """A typical known model's means (:func:`cluster_params` averaged over ``known``): a new model's
+    before any anchor; empty when a known model has none."""
+    if not known or not all("rate" in a.params for a in known):
+        return {}
+    params: dict[str, Any] = {"rate": np.mean([a.array("rate") for a in known], axis=0)}
+    if all("coarse" in a.params for a in known):
+        params["coarse"] = np.mean([a.array("coarse") for a in known], axis=0)
+    params["overall"] = float(np.mean([float(a.params["overall"]) for a in known]))
+    return params
+
+
+def candidate_columns(p: np.ndarray, local: np.ndarray, ability: Ability) -> np.ndarray:
+    """(n × 4) predictions of the :data:`CANDIDATES` from the latent prediction ``p`` and the one-hot
+    cluster block ``local`` of the prompts' coordinates (without local clusters the cluster and coarse
+    candidates are the latent one)."""
+    rate = ability.array("rate") if "rate" in ability.params else np.zeros(0)
+    cluster = local @ rate if rate.size else p  # without local clusters: the latent one
+    coarse = local @ ability.array("coarse") if "coarse" in ability.params else cluster
+    overall = np.full(len(p), float(ability.params.get("overall", np.nan)))
+    return np.column_stack([p, cluster, overall, coarse])
+
+
+def blend(p: np.ndarray, local: np.ndarray, ability: Ability, weights: np.ndarray | None) -> np.ndarray:
+    """The stacked prediction: ``p`` itself under plain weights (:func:`active_weights`) or for an ability
+    without cluster means, else the :func:`candidate_columns` weighted by ``weights``."""
+    w = active_weights(weights)
+    if w is None or "rate" not in ability.params:
+        return p
+    return candidate_columns(p, local, ability)[:, : len(w)] @ w
+
+
+def fit_stack_weights(
+    space: Any,
+    Z: np.ndarray,
+    Y: np.ndarray,
+    W_known: np.ndarray,
+    *,
+    fit_under: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Ability],
+    standardized: bool,
+    min_bias_sd: float,
+    folds: int,
+    anchor_rows: int,
+    seed: int,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Stacking weights and losses of a fitted space (:func:`choose_weights` on
+    :func:`out_of_fold_candidates`; :func:`plain_weights` and no losses when there are too few prompts).
+
+    ``W_known`` holds the known models' ability vectors (one row per column of ``Y``), and
+    ``fit_under(Z, y, prior_mean, prior_cov)`` estimates an ability under a given prior. A known model's
+    latent candidate is re-estimated under the prior of the *other* known models
+    (:func:`~zerorouter_integrations.latent.bayes.prior_without`, with ``standardized`` shrinkage and the
+    bias SD floored at ``min_bias_sd``): under the full population prior its own full-data ability would
+    be the prior mean, which flatters the latent model most where the pool is smallest (with one known
+    model the prior is the model itself).
+    """
+    priors = [
+        bayes.prior_without(W_known, j, standardized=standardized, min_bias_sd=min_bias_sd)
+        for j in range(len(W_known))
+    ]
+
+    def fit_j(j: int, Zj: np.ndarray, yj: np.ndarray) -> Ability:
+        return fit_under(Zj, yj, *priors[j])
+
+    found = out_of_fold_candidates(
+        space, Z, Y, folds=folds, anchor_rows=anchor_rows, seed=seed, fit_ability=fit_j
+    )
+    if found is None:
+        return plain_weights(), {}
+    return choose_weights(*found, latent_ok=len(W_known) >= 2)
 
 
 def cross_entropy(p: np.ndarray, y: np.ndarray) -> float:
