@@ -165,24 +165,23 @@ class QualityPredictor:
             Z = self.space_.transform(X)
         pool = self._pool()
         if models is None:
-            names, stacked, intercept, per_token = pool.names, pool.stacked, pool.intercept, pool.per_token
+            names, stacked = pool.names, pool.stacked
+            intercept, per_token, knee, tail = pool.intercept, pool.per_token, pool.knee, pool.tail
         else:
             last = pool.last
             if last is not None and models == last[0]:  # the same models as the previous call
-                names, stacked, intercept, per_token = last[1]
+                names, stacked, intercept, per_token, knee, tail = last[1]
             else:
                 hit = pool.subset(self.space_, models, self.models)
                 pool.last = (list(models), hit)
-                names, stacked, intercept, per_token = hit
+                names, stacked, intercept, per_token, knee, tail = hit
         q, sd = self.space_.predict_stacked(Z, stacked)
         if input_tokens is None:
             cost = np.broadcast_to(intercept, (len(Z), len(names))).copy()
         else:
             tokens = np.asarray(input_tokens, dtype=float).reshape(-1, 1)
-            cost = intercept + tokens * per_token
-            knee, tail = pool.tails(names)
-            if tail is not None:  # past the longest fitted prompt, at least the list input price
-                cost = cost + tail * np.maximum(tokens - knee, 0.0)
+            # past the longest fitted prompt (the knee), at least the list input price per token
+            cost = intercept + tokens * per_token + tail * np.maximum(tokens - knee, 0.0)
         return Prediction(list(names), q, sd, cost)
 
     def _pool(self) -> _StackedPool:
@@ -226,30 +225,10 @@ class _StackedPool:
     stacked: object
     intercept: np.ndarray
     per_token: np.ndarray
+    knee: np.ndarray  # input tokens past which ``tail`` is added per token (inf: no knee)
+    tail: np.ndarray
     subsets: dict
     last: tuple | None = None  # (models list, subset) of the previous call: routers ask for one pool
-    tail_cache: dict | None = None  # names -> (knee, tail) arrays, or (None, None) when no model has one
-
-    def tails(self, names: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Knees and tail slopes of the cost models of ``names`` (``(None, None)``: none has a tail)."""
-        if self.tail_cache is None:
-            self.tail_cache = {}
-        key = tuple(names)
-        hit = self.tail_cache.get(key)
-        if hit is None:
-            costs = [self.pool[n].cost for n in key]
-            if any(c.knee_input_tokens is not None and c.tail_per_input_token_usd > 0 for c in costs):
-                knee = np.array(
-                    [c.knee_input_tokens if c.knee_input_tokens is not None else np.inf for c in costs]
-                )
-                tail = np.array([c.tail_per_input_token_usd for c in costs], dtype=float)
-                hit = (knee, tail)
-            else:
-                hit = (None, None)
-            if len(self.tail_cache) >= 64:
-                self.tail_cache.clear()
-            self.tail_cache[key] = hit
-        return hit
 
     @classmethod
     def build(cls, version: Any, pool: dict, space: LatentSpace) -> _StackedPool:
@@ -263,12 +242,17 @@ class _StackedPool:
             stacked=space.stack_abilities([p.ability for p in profiles]),
             intercept=np.array([p.cost.intercept_usd for p in profiles], dtype=float),
             per_token=np.array([p.cost.per_input_token_usd for p in profiles], dtype=float),
+            knee=np.array(
+                [np.inf if p.cost.knee_input_tokens is None else p.cost.knee_input_tokens for p in profiles],
+                dtype=float,
+            ),
+            tail=np.array([p.cost.tail_per_input_token_usd for p in profiles], dtype=float),
             subsets={},
         )
 
     def subset(
         self, space: LatentSpace, models: Sequence[str], known: Sequence[str]
-    ) -> tuple[tuple[str, ...], object, np.ndarray, np.ndarray]:
+    ) -> tuple[tuple[str, ...], object, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Names, stacked abilities and cost arrays of ``models`` (cached per distinct subset)."""
         names = tuple(models)
         hit = self.subsets.get(names)
@@ -283,6 +267,8 @@ class _StackedPool:
                 space.stack_abilities([self.profiles[i].ability for i in idx]),
                 self.intercept[idx],
                 self.per_token[idx],
+                self.knee[idx],
+                self.tail[idx],
             )
             if len(self.subsets) >= 64:  # bounded: callers with ever-changing subsets do not grow it
                 self.subsets.clear()
