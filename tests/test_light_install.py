@@ -61,6 +61,12 @@ def _run(venv: Path, code: str) -> subprocess.CompletedProcess:
     )
 
 
+def _last_json(out: subprocess.CompletedProcess) -> dict:
+    """The JSON record a ``-c`` script printed last, once it exited 0."""
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_base_install_has_no_torch_and_routes(base_venv: Path):
     no_torch = _run(base_venv, "import torch")
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
@@ -89,17 +95,14 @@ def test_base_install_has_no_torch_and_routes(base_venv: Path):
         "    'candidates': [c.model for c in d.candidates], 'backend': r.encoder.resolved_backend,\n"
         "    'litellm': 'litellm' in sys.modules, 'torch': 'torch' in sys.modules}))\n"
     )
-    out = _run(base_venv, code)
-    assert out.returncode == 0, out.stderr[-3000:]
-    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    rec = _last_json(_run(base_venv, code))
     assert Path(rec["file"]).resolve().parent == ROOT / "zerorouter_integrations"  # the editable install
     assert set(rec["candidates"]) == {"gpt-4o-mini-2024-07-18", "claude-3-5-sonnet-20241022", "deepseek-chat"}
     assert rec["chosen"] in rec["candidates"]
     assert rec["backend"] == "onnx" and not rec["litellm"] and not rec["torch"]
     # the same decision as the development install makes
     dev = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert dev.returncode == 0, dev.stderr[-3000:]
-    assert json.loads(dev.stdout.strip().splitlines()[-1])["chosen"] == rec["chosen"]
+    assert _last_json(dev)["chosen"] == rec["chosen"]
 
 
 def test_base_install_explains_what_needs_the_torch_extra(base_venv: Path):
@@ -138,8 +141,7 @@ def test_base_install_onboards_from_csv_and_names_the_extras(base_venv: Path, tm
         "                  'errors': errors}))\n"
     )
     out = _run(base_venv, code)
-    assert out.returncode == 0, out.stderr[-3000:]
-    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    rec = _last_json(out)
     assert rec["rc"] == 0 and rec["cost_obs"] == 30 and rec["chosen"] in ("mine", "gpt-4o-mini-2024-07-18")
     errs = rec["errors"]
     assert "pip install 'zerorouter-integrations[langchain]'" in errs["import langchain_router.chat_model"]
