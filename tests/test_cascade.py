@@ -237,6 +237,9 @@ def test_calibration_infeasible_and_unfitted():
         CascadePolicy(budget_usd_per_1k=1.0).plan(["a", "b"], [0.5, 0.9], [1e-4, 1e-3])
     with pytest.raises(ValueError, match="at most one"):
         CascadePolicy(lam=1.0, quality_target=0.5).fit(Q, C)
+    for bad in (-1.0, float("nan")):  # a budget that is no amount is rejected up front, as by Policy
+        with pytest.raises(ValueError, match="budget_usd_per_1k must be ≥ 0"):
+            CascadePolicy(budget_usd_per_1k=bad).fit(Q, C)
     with pytest.raises(ValueError, match="needs a target"):
         CascadePolicy().fit(Q, C)
     p = CascadePolicy(lam=3.0, max_candidates=3)

@@ -206,13 +206,19 @@ def test_rank_without_key_is_seeded():
     assert ra == rb
 
 
-def test_keyless_rank_is_a_function_of_its_inputs_and_scores_follow_the_key():
-    """No draw per call: the same inputs take the same side of the mix; keyed scores match the ranking."""
+def _mixed_policy():
+    """A synthetic calibration whose quality target falls between two prices (both sides of the mix used)."""
     Q, C, _ = synthetic(400, 8, seed=5)
     rows = np.arange(len(Q))
     target = 0.5 * Q[rows, C.argmin(axis=1)].mean() + 0.5 * Q.max(axis=1).mean()
     p = Policy(quality_target=target).fit(Q, C)
     assert p.lam_alt_ is not None and 0 < p.mix_ < 1
+    return Q, C, p
+
+
+def test_keyless_rank_is_a_function_of_its_inputs_and_scores_follow_the_key():
+    """No draw per call: the same inputs take the same side of the mix; keyed scores match the ranking."""
+    Q, C, p = _mixed_policy()
     for i in range(40):
         assert len({tuple(p.rank(Q[i], C[i]).tolist()) for _ in range(5)}) == 1
     keys = [f"request-{i}" for i in range(len(Q))]
@@ -226,6 +232,27 @@ def test_keyless_rank_is_a_function_of_its_inputs_and_scores_follow_the_key():
     np.testing.assert_allclose(p.scores(Q, C), Q - p.lam_ * C)  # no keys: the upper end, as before
     with pytest.raises(ValueError, match="keys has 3 entries"):
         p.scores(Q, C, keys=keys[:3])
+
+
+def test_choice_probabilities_are_the_two_sides_of_the_mix():
+    """Propensities: 1 − mix on the upper price's choice, mix on the lower's, summing to 1 per prompt."""
+    Q, C, p = _mixed_policy()
+    rows = np.arange(len(Q))
+    P = p.choice_probabilities(Q, C)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    hi = choose_rows(Q, C, np.ones(Q.shape, bool), p.lam_)
+    lo = choose_rows(Q, C, np.ones(Q.shape, bool), p.lam_alt_)
+    differ = hi != lo
+    assert differ.any() and (~differ).any()
+    np.testing.assert_allclose(P[rows, hi][differ], 1 - p.mix_)
+    np.testing.assert_allclose(P[rows, lo][differ], p.mix_)
+    np.testing.assert_allclose(P[rows, hi][~differ], 1.0)
+    keyed = p.choose(Q, C, keys=[f"k{i}" for i in rows])  # whichever side a key takes has its probability
+    assert np.all(P[rows, keyed] > 0)
+    plain = Policy(lam=float(p.lam_)).choice_probabilities(Q, C)
+    np.testing.assert_array_equal(plain[rows, hi], 1.0)
+    with pytest.raises(ValueError, match="got 3 model columns"):
+        p.choice_probabilities(Q[:, :3], C[:, :3])
 
 
 def test_monotone_in_budget():

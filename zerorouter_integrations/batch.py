@@ -96,22 +96,16 @@ def decide(
         "predicted_quality": pred.quality[rows, idx],
         "predicted_cost_usd": pred.cost_usd[rows, idx],
         "policy": policy_label(router.policy),
-        "propensity": _propensities(router.policy, pred.quality, pred.cost_usd, idx),
+        "propensity": _propensity(router.policy, pred.quality, pred.cost_usd, idx),
     }
 
 
-def _propensities(policy: Any, Q: np.ndarray, C: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """P(choice) when the side of the policy's mix is drawn at random (``mix``: the lower price)."""
-    import copy
-
-    lam_alt, mix = getattr(policy, "lam_alt_", None), float(getattr(policy, "mix_", 0.0) or 0.0)
-    if lam_alt is None or mix <= 0.0:
+def _propensity(policy: Any, Q: np.ndarray, C: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """P(choice ``idx``) per row under the policy's mix (1 for a policy without ``choice_probabilities``)."""
+    probabilities = getattr(policy, "choice_probabilities", None)
+    if probabilities is None:
         return np.ones(len(idx))
-    hi, lo = copy.copy(policy), copy.copy(policy)
-    hi.mix_ = lo.mix_ = 0.0
-    lo.lam_ = lam_alt
-    a_hi, a_lo = hi.choose(Q, C), lo.choose(Q, C)
-    return (1.0 - mix) * (idx == a_hi) + mix * (idx == a_lo)
+    return np.asarray(probabilities(Q, C))[np.arange(len(idx)), idx]
 
 
 def batch_texts(batch: Any) -> list[str]:

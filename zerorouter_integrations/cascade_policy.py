@@ -154,8 +154,7 @@ class CascadePolicy(PolicyParams):
                 f"give at most one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
                 f"got {', '.join(given)}"
             )
-        # a budget below the cheapest mean cost is left to calibration (InfeasibleError)
-        self._check_target_values(check_budget=False)
+        self._check_target_values()
         if not (isinstance(self.max_candidates, int) and self.max_candidates >= 2):
             raise ValueError(f"max_candidates must be an int ≥ 2; got {self.max_candidates!r}")
         if not (self.escalate_to in ("best", "reference") or hasattr(self.escalate_to, "choose")):

@@ -154,7 +154,7 @@ class Policy(PolicyParams):
                 "give exactly one of lam, budget_usd_per_1k, quality_target or reference_fraction; "
                 f"got {len(given)} ({', '.join(given) or 'none'})"
             )
-        self._check_target_values(check_budget=True)
+        self._check_target_values()
         return given[0]
 
     # ------------------------------------------------------------------ input handling
@@ -395,6 +395,34 @@ class Policy(PolicyParams):
         _, Cm, _, adm, base = self._prepare(Q, C, L, mask, mu)
         self._check_width(Cm.shape[1])
         return self._choose_arrays(base, Cm, adm, self._uniforms(Cm.shape[0], keys))
+
+    def choice_probabilities(self, Q, C, L=None, mask=None) -> np.ndarray:
+        """Probability of each (prompt, model) being chosen when a prompt's side of the calibrated mix is
+        drawn at random (``lam_alt_`` with probability ``mix_``): what a deployment logs as the propensity
+        of its choice for inverse-propensity estimates.
+
+        Parameters
+        ----------
+        Q, C, L, mask : array-like, shape (n_prompts, n_models)
+            As in :meth:`choose`.
+
+        Returns
+        -------
+        ndarray of float, shape (n_prompts, n_models)
+            Rows sum to 1: a single 1 without a mix (or where both prices choose the same model),
+            else ``1 − mix_`` on the choice under ``lam_`` and ``mix_`` on the choice under ``lam_alt_``.
+        """
+        lam, lam_alt, mix, mu = self._fitted_params()
+        _, Cm, _, adm, base = self._prepare(Q, C, L, mask, mu)
+        self._check_width(Cm.shape[1])
+        rows = np.arange(Cm.shape[0])
+        out = np.zeros(Cm.shape)
+        if lam_alt is None or mix <= 0.0:
+            out[rows, choose_rows(base, Cm, adm, lam)] = 1.0
+            return out
+        out[rows, choose_rows(base, Cm, adm, lam)] += 1.0 - mix
+        out[rows, choose_rows(base, Cm, adm, lam_alt)] += mix
+        return out
 
     def _check_width(self, m: int) -> None:
         n_models = getattr(self, "n_models_", None)

@@ -78,9 +78,10 @@ class PolicyParams:
             if v is not None
         ]
 
-    def _check_target_values(self, *, check_budget: bool) -> None:
+    def _check_target_values(self) -> None:
         """Raise ``ValueError`` for a reference fraction without a reference or outside (0, 1], a
-        negative or non-finite ``lam`` or ``mu`` and, with ``check_budget``, a budget that is not ≥ 0."""
+        negative or non-finite ``lam`` or ``mu``, and a budget that is not a number ≥ 0 (a budget below
+        the cheapest mean cost is the calibration's ``InfeasibleError``)."""
         if self.reference_fraction is not None:
             if self.reference is None:
                 raise ValueError("reference_fraction needs reference= (the model whose quality it scales)")
@@ -88,7 +89,7 @@ class PolicyParams:
                 raise ValueError(f"reference_fraction must be in (0, 1]; got {self.reference_fraction}")
         if self.lam is not None and not (self.lam >= 0 and math.isfinite(self.lam)):
             raise ValueError(f"lam must be a finite number ≥ 0; got {self.lam}")
-        if check_budget and self.budget_usd_per_1k is not None and not self.budget_usd_per_1k >= 0:
+        if self.budget_usd_per_1k is not None and not self.budget_usd_per_1k >= 0:
             raise ValueError(f"budget_usd_per_1k must be ≥ 0; got {self.budget_usd_per_1k}")
         if not (self.mu >= 0 and math.isfinite(self.mu)):
             raise ValueError(f"mu must be a finite number ≥ 0; got {self.mu}")
