@@ -255,6 +255,16 @@ def test_choice_probabilities_are_the_two_sides_of_the_mix():
         p.choice_probabilities(Q[:, :3], C[:, :3])
 
 
+def test_prompt_uniform_takes_every_text():
+    """UTF-8 texts hash as before; a lone surrogate hashes as its code unit instead of raising."""
+    import hashlib
+
+    h = hashlib.blake2b(b"What is 17 * 23?", digest_size=8).digest()
+    assert prompt_uniform("What is 17 * 23?") == int.from_bytes(h, "big") / 2.0**64
+    u = prompt_uniform("lone \ud800")
+    assert 0.0 <= u < 1.0 and u == prompt_uniform("lone \ud800") != prompt_uniform("lone \ud801")
+
+
 def test_monotone_in_budget():
     Q, C, _ = synthetic(400, 8, seed=9)
     budgets = 1000 * np.quantile(C, [0.2, 0.4, 0.6, 0.8])

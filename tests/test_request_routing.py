@@ -122,6 +122,20 @@ def test_identical_requests_get_identical_decisions(default_router):
         assert d.policy["lam_used"] == pol.lam_for(messages_to_text([{"role": "user", "content": p}]))
 
 
+def test_text_utf8_cannot_hold_is_routed_under_the_mix(default_router):
+    """A lone surrogate (a JSON request may carry one) still keys the mix: routed, and the same every time."""
+    r = default_router
+    assert r.policy.lam_alt_ is not None and r.policy.mix_ > 0  # the key is hashed only when mixing
+    for text in (
+        "lone \ud800 surrogate",
+        "\udfff",
+        [{"role": "user", "content": [{"type": "text", "text": "a\ud83d"}]}],
+    ):
+        first, again = r.route(text), r.route(text)
+        assert first.chosen == again.chosen and first.chosen in r.routable_models
+        assert first.policy["lam_used"] in (r.policy.lam_, r.policy.lam_alt_)
+
+
 DOC = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
     "after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. "

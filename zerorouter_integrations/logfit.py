@@ -64,7 +64,7 @@ EB_TAU_GRID = np.r_[0.0, np.geomspace(0.02, 3.0, 24)]
 
 def stable_fold(key: str, n_folds: int, seed: int = 0) -> int:
     """A fold in ``range(n_folds)`` from a stable hash of ``key`` (independent of order and batch)."""
-    h = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    h = hashlib.blake2b(f"{seed}:{key}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(h, "big") % n_folds
 
 

@@ -55,8 +55,12 @@ def content_key(salt: Any, *arrays: np.ndarray | None) -> bytes:
 
 
 def prompt_uniform(key: Hashable) -> float:
-    """A stable number in [0, 1) for a prompt key (BLAKE2b of ``str(key)``, or of the bytes)."""
-    data = key if isinstance(key, bytes) else str(key).encode("utf-8")
+    """A stable number in [0, 1) for a prompt key (BLAKE2b of ``str(key)``, or of the bytes).
+
+    A text is hashed as UTF-8; a lone surrogate (which UTF-8 cannot hold, and which a JSON request may
+    carry) is hashed as its own code unit (``surrogatepass``), so every text has a key.
+    """
+    data = key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
     h = hashlib.blake2b(data, digest_size=8).digest()
     return int.from_bytes(h, "big") / 2.0**64
 

@@ -567,7 +567,7 @@ def question_groups(table: RoutingTable) -> np.ndarray:
 
 
 def _stable_hash(value: str, seed: int) -> float:
-    h = hashlib.blake2b(f"{seed}:{value}".encode(), digest_size=8).digest()
+    h = hashlib.blake2b(f"{seed}:{value}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2**64
 
 
