@@ -279,6 +279,20 @@ def test_bad_input_gets_openai_errors_and_the_server_keeps_serving(gateway, clie
         400,
         "temperature",
     )
+    deep = b'{"model": "zerorouter", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    assert_openai_error(httpx.post(url, content=deep, headers=h), 400, "nests too deeply")
+    feedback = gateway.url + "/feedback"
+    assert_openai_error(httpx.post(feedback, content=b'{"x": ', headers=h), 400, "not valid JSON")
+    assert_openai_error(
+        httpx.post(feedback, content=b'{"request_id": ' + b"[" * 5000 + b"]" * 5000 + b"}", headers=h),
+        400,
+        "nests too deeply",
+    )
+    assert_openai_error(
+        httpx.post(url, json={"model": "zerorouter", "messages": user("x"), "stream": "yes"}, headers=h),
+        400,
+        "stream='yes'",
+    )
     big = {"model": "zerorouter", "messages": user("x" * 300_000)}
     assert_openai_error(httpx.post(url, json=big, headers=h), 413, "limit")
     assert_openai_error(httpx.post(url, json={"model": "zerorouter", "messages": user("x")}), 401, "API key")

@@ -33,6 +33,7 @@ from zerorouter_integrations.server.schemas import (
     error_body,
     final_extra,
     parse_chat_request,
+    parse_json_body,
     saving_usd,
     usage_body,
 )
@@ -246,10 +247,7 @@ def create_app(gateway: Gateway) -> Starlette:
     async def feedback(request: Request) -> Response:
         try:
             check_auth(request)
-            try:
-                body = json.loads(await read_body(request))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise GatewayError(400, f"the request body is not valid JSON ({exc})") from None
+            body = parse_json_body(await read_body(request), '{"request_id": "...", "score": 0..1}')
             if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
                 raise GatewayError(400, 'expected {"request_id": "...", "score": 0..1}', param="request_id")
             score = body.get("score")

@@ -18,6 +18,7 @@ __all__ = [
     "completion_body",
     "error_body",
     "parse_chat_request",
+    "parse_json_body",
     "saving_usd",
     "usage_body",
 ]
@@ -76,14 +77,20 @@ def _bad(message: str, param: str | None = None, code: str | None = None) -> Gat
     return GatewayError(400, message, param=param, code=code)
 
 
+def parse_json_body(raw: bytes, expected: str) -> Any:
+    """The JSON value of a request body; :class:`GatewayError` (400) for bytes that are not JSON or
+    nest deeper than the parser's recursion limit (``expected`` says what the body should be)."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(f"the request body is not valid JSON ({exc}); expected {expected}") from None
+    except RecursionError:
+        raise _bad(f"the request body nests too deeply to parse; expected {expected}") from None
+
+
 def parse_chat_request(raw: bytes) -> ChatRequest:
     """Parse and check a chat-completions body; raises :class:`GatewayError` (400) naming the bad field."""
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(
-            f"the request body is not valid JSON ({exc}); expected a chat completions object"
-        ) from None
+    body = parse_json_body(raw, "a chat completions object")
     if not isinstance(body, dict):
         raise _bad(f"the request body is a JSON {type(body).__name__}; expected an object")
     model = body.get("model")
@@ -126,6 +133,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         )
     if isinstance(rf, dict) and rf.get("type") == "text":
         params.pop("response_format")
+    if not isinstance(body.get("stream", False), (bool, type(None))):
+        raise _bad(f"stream={body['stream']!r:.80}; expected true or false", "stream")
     opts = body.get("stream_options") or {}
     return ChatRequest(
         model=model,
