@@ -192,6 +192,10 @@ def test_split_json_round_trip_and_validation(tmp_path):
     (tmp_path / "bad2.json").write_text("{")
     with pytest.raises(SchemaError, match="not valid JSON"):
         Split.load(tmp_path / "bad2.json")
+    for name, raw in (("latin1.json", b'{"test_prompt_ids": ["\xe9"]}'), ("deep.json", b"[" * 100_000)):
+        (tmp_path / name).write_bytes(raw)  # not UTF-8; nested past the parser's recursion limit
+        with pytest.raises(SchemaError, match=f"{name}: not valid JSON"):
+            Split.load(tmp_path / name)
     assert split_by_model(load_table(DATA / "routerbench_subset"), n_new=2, seed=0) == split_by_model(
         load_table(DATA / "routerbench_subset"), n_new=2, seed=0
     )

@@ -523,9 +523,11 @@ class Split:
         if not f.is_file():
             raise SchemaError(f"{f}: split file not found")
         try:
-            data = json.loads(f.read_text())
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{f}: not valid JSON ({exc})") from exc
+            data = json.loads(f.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise SchemaError(
+                f'{f}: not valid JSON ({exc}); expected {{"test_prompt_ids": [...], "new_models": [...]}} in UTF-8'
+            ) from None
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
