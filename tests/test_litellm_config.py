@@ -243,6 +243,12 @@ def test_bad_configs_name_the_bad_value(tmp_path):
         )
     with pytest.raises(SchemaError, match="not found"):
         LiteLLMConfig.load(tmp_path / "missing.yaml")
+    (tmp_path / "latin1.yaml").write_bytes("model_list: [{model_name: caf\xe9}]".encode("latin-1"))
+    with pytest.raises(SchemaError, match=r"latin1\.yaml: not UTF-8"):
+        LiteLLMConfig.load(tmp_path / "latin1.yaml")
+    (tmp_path / "deep.yaml").write_text("model_list: " + "[" * 50_000)
+    with pytest.raises(SchemaError, match=r"deep\.yaml: nests too deeply"):
+        LiteLLMConfig.load(tmp_path / "deep.yaml")
     with pytest.raises(SchemaError, match="no deployment can be routed"):
         ZeroRouter.from_litellm_config([{"model_name": "x", "litellm_params": {"model": "openai/unknown-x"}}])
     cfg = LiteLLMConfig.load(

@@ -354,6 +354,11 @@ def test_sqlite_file_is_wal_and_versioned(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(SchemaError, match="99"):
         SQLiteStore(path)
+    other = tmp_path / "notes.db"  # a file that is not SQLite: refused by name, left as it was
+    other.write_bytes(b"my notes, not a database\n" * 100)
+    with pytest.raises(SchemaError, match=r"notes\.db: not a SQLite database"):
+        SQLiteStore(other)
+    assert other.read_bytes() == b"my notes, not a database\n" * 100
 
 
 def test_sqlite_refuses_memory_and_use_after_close(tmp_path: Path) -> None:

@@ -149,7 +149,15 @@ class SQLiteStore(ProfileStore):
         self._holders_lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
-        self._init_schema()
+        try:
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, I/O: not the file's content
+                raise
+            self.close()
+            raise SchemaError(
+                f"{path}: not a SQLite database ({exc}); give SQLiteStore a new file or one it wrote"
+            ) from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
