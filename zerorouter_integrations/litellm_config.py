@@ -293,20 +293,15 @@ class LiteLLMConfig:
             return path_or_obj
         if isinstance(path_or_obj, (str, Path)):
             f = Path(path_or_obj)
-            try:
-                text = f.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                raise SchemaError(f"{f}: LiteLLM config not found") from None
-            except UnicodeDecodeError as exc:
-                raise SchemaError(f"{f}: not UTF-8 text ({exc}); expected a LiteLLM config.yaml") from None
             import yaml
 
             try:
-                obj = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise SchemaError(f"{f}: not valid YAML: {exc}") from exc
-            except RecursionError:
-                raise SchemaError(f"{f}: nests too deeply to parse; expected a LiteLLM config.yaml") from None
+                obj = yaml.safe_load(f.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise SchemaError(f"{f}: LiteLLM config not found") from None
+            except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+                why = {UnicodeDecodeError: "not UTF-8 text", RecursionError: "nests too deeply to parse"}
+                raise SchemaError(f"{f}: {why.get(type(exc), 'not valid YAML')} ({exc})") from None
             cfg = cls.from_obj(obj, str(f))
             art = cfg.zerorouter.get("artifact")
             if isinstance(art, str) and not Path(art).is_absolute():  # relative to the config file
