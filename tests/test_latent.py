@@ -355,7 +355,13 @@ def test_stacking_validates_a_model_as_if_it_were_new(small_table, small_feature
 def test_top_choice_guard_falls_back_toward_the_best_model():
     """A blend whose first choice would lose to always calling the best model is moved toward the
     overall means until it does not."""
-    from zerorouter_integrations.latent.stacking import CANDIDATES, guard_top_choice, preference_gain
+    from zerorouter_integrations.latent.stacking import (
+        CANDIDATES,
+        choose_weights,
+        guard_top_choice,
+        preference_gain,
+        simplex_weights,
+    )
 
     rng = np.random.default_rng(0)
     n = 400
@@ -378,5 +384,21 @@ def test_top_choice_guard_falls_back_toward_the_best_model():
     assert w[overall] > 0
     assert preference_gain(P, y, where, np.eye(c)[overall], best_by=overall)[0] == (0.0, 0.0)  # the vertex
     # a latent candidate that is right about where the weak model wins keeps its weight
-    P[n:, 0] = np.where(y_weak == 1, 0.9, 0.1)
-    assert np.array_equal(guard_top_choice(P, y, where, latent, fallback=overall), latent)
+    right = P.copy()
+    right[n:, 0] = np.where(y_weak == 1, 0.9, 0.1)
+    assert np.array_equal(guard_top_choice(right, y, where, latent, fallback=overall), latent)
+    # choose_weights guards on the known models' rows (variant 0) only: the same prompts' rows of
+    # abilities estimated from anchors (variant 1) losing do not move the weights; variant 0 losing does
+    few = where[:, 0] < n // 4  # fewer anchor rows: the least-loss blend follows the known rows
+    both = np.vstack([right, P[few]])
+    where2 = np.vstack([where, where[few] + np.array([0, 0, 1, 0])])
+    y2 = np.r_[y, y[few]]
+    least_loss = simplex_weights(both, y2)
+    w_known_right, _ = choose_weights(both, y2, where2)
+    np.testing.assert_array_equal(w_known_right, least_loss)  # not guarded
+    assert preference_gain(both, y2, where2, least_loss, best_by=overall)[1][0] < 0  # variant 1 loses
+    swapped = where2.copy()
+    swapped[:, 2] = 1 - swapped[:, 2]
+    w_known_wrong, _ = choose_weights(both, y2, swapped)
+    assert w_known_wrong[overall] > least_loss[overall]
+    assert preference_gain(both, y2, swapped, w_known_wrong, best_by=overall)[0][0] >= 0
