@@ -25,7 +25,7 @@ from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.special import softmax
 
-__all__ = ["KMeansSpace", "LearnedMapSpace", "cluster_rates", "coarse_groups"]
+__all__ = ["KMeansSpace", "LearnedMapSpace", "cluster_rates", "coarse_groups", "nearest_one_hot"]
 
 
 def cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -39,6 +39,16 @@ def cluster_rates(Z: np.ndarray, y: np.ndarray, smoothing: float) -> tuple[np.nd
     mass = Z.sum(axis=0)
     rate = (Z.T @ y + smoothing * overall) / (mass + smoothing)
     return rate, mass, overall
+
+
+def nearest_one_hot(X: np.ndarray, centers: np.ndarray | None) -> np.ndarray:
+    """(n × K) one-hot nearest centre of each row of ``X`` (no columns when there are no centres)."""
+    if centers is None:
+        return np.zeros((len(X), 0))
+    d2 = (X**2).sum(axis=1)[:, None] - 2 * X @ centers.T + (centers**2).sum(axis=1)[None, :]
+    out = np.zeros((len(X), len(centers)))
+    out[np.arange(len(X)), np.argmin(d2, axis=1)] = 1.0
+    return out
 
 
 def coarse_groups(centers: np.ndarray, counts: np.ndarray, *, seed: int, ratio: int = 4) -> np.ndarray:

@@ -69,7 +69,7 @@ from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent import bayes, stacking
 from zerorouter_integrations.latent.base import Ability, LatentSpace, check_is_fitted, validate_xy
 from zerorouter_integrations.latent.bayes import bayes_logistic
-from zerorouter_integrations.latent.clusters import coarse_groups
+from zerorouter_integrations.latent.clusters import coarse_groups, nearest_one_hot
 from zerorouter_integrations.latent.design import greedy_logit_design
 from zerorouter_integrations.latent.irt_fit import fit_free, fit_known, fit_linear, laplace_covs, svd_init
 from zerorouter_integrations.latent.irt_serving import IRTStack, predict_irt_stacked, serving_map, stack_irt
@@ -288,7 +288,7 @@ class IRTSpace(LatentSpace):
             self.coarse_groups_ = coarse_groups(
                 self.centers_, np.bincount(km.labels_, minlength=len(self.centers_)), seed=self.seed
             )
-        Z = np.column_stack([base, self._local(Xs)])
+        Z = np.column_stack([base, nearest_one_hot(Xs, getattr(self, "centers_", None))])
         W_all = np.column_stack([A, np.zeros((m, Z.shape[1] - k)), b])  # [a, u, b]
 
         # Known models: abilities (with Laplace covariance) on the training coordinates.
@@ -318,7 +318,7 @@ class IRTSpace(LatentSpace):
         )  # see prior_without
 
         # Serve-time coordinates of the training prompts, for anchor design.
-        zt = np.column_stack([oof, self._local(Xs), np.ones(n)])
+        zt = np.column_stack([oof, nearest_one_hot(Xs, getattr(self, "centers_", None)), np.ones(n)])
         self.target_moment_ = zt.T @ zt / n
         self.stack_weights_ = stacking.plain_weights()
         self.stack_losses_: dict[str, float] = {}
@@ -368,16 +368,6 @@ class IRTSpace(LatentSpace):
             raise ValueError(f"min_bias_sd must be a finite number ≥ 0, got {self.min_bias_sd!r}")
         if not isinstance(self.stack_folds, int) or self.stack_folds < 2:
             raise ValueError(f"stack_folds must be an int ≥ 2, got {self.stack_folds!r}")
-
-    def _local(self, Xs: np.ndarray) -> np.ndarray:
-        """One-hot nearest cluster of standardized features (no columns without local clusters)."""
-        centers = getattr(self, "centers_", None)
-        if centers is None:
-            return np.zeros((len(Xs), 0))
-        d2 = (Xs**2).sum(axis=1)[:, None] - 2 * Xs @ centers.T + (centers**2).sum(axis=1)[None, :]
-        out = np.zeros((len(Xs), len(centers)))
-        out[np.arange(len(Xs)), np.argmin(d2, axis=1)] = 1.0
-        return out
 
     def _serving_map(self) -> tuple[np.ndarray, np.ndarray]:
         """``(A, o)`` with ``X A + o = [θ̂, ‖c‖² − 2 x̃·c for every centre c]`` on raw features ``X``.
