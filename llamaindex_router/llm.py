@@ -50,6 +50,7 @@ from llamaindex_router._convert import (
 )
 from llamaindex_router.copies import CopiesLLM
 from llamaindex_router.options import call_kwargs, policy_for_options
+from zerorouter_integrations.errors import CallerError
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -343,6 +344,10 @@ class ZeroRouterLLM(CopiesLLM, FunctionCallingLLM):
 
     @staticmethod
     def _prompt_messages(prompt: str) -> list[ChatMessage]:
+        if not isinstance(prompt, str):  # LlamaIndex would coerce it to an empty message
+            raise CallerError(
+                f"prompt must be a string, got {type(prompt).__name__} {prompt!r:.80}", "prompt"
+            )
         return [ChatMessage(role=MessageRole.USER, content=prompt)]
 
     # ------------------------------------------------------------------ public API (decorated)

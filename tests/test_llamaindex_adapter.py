@@ -18,7 +18,7 @@ from llamaindex_conformance import LlamaIndexLLMConformance, invoke
 
 from llamaindex_router import MiniLMEmbedding, ZeroRouterLLM
 from llamaindex_router._convert import to_openai_messages
-from zerorouter_integrations.errors import AllModelsFailedError, UnknownModelError
+from zerorouter_integrations.errors import AllModelsFailedError, CallerError, UnknownModelError
 from zerorouter_integrations.testing import ModelBehaviour, ReplayServer
 from zerorouter_integrations.testing.fixtures import replay_endpoints, replay_router
 
@@ -111,6 +111,19 @@ def test_model_bypasses_routing(router):
     assert _chosen(resp)["policy"]["mode"] == "forced"
     with pytest.raises(UnknownModelError):
         llm.chat([ChatMessage(role="user", content="hello")], model="no-such-model")
+
+
+def test_a_prompt_that_is_not_text_is_named(router):
+    """``complete(5)``: LlamaIndex would make it an empty message; the adapter says what was wrong."""
+    import asyncio
+
+    llm = ZeroRouterLLM(router)
+    for bad in (5, None, ["a list"]):
+        with pytest.raises(CallerError, match=f"prompt must be a string, got {type(bad).__name__}"):
+            llm.complete(bad)  # type: ignore[arg-type]
+        with pytest.raises(CallerError, match="prompt must be a string"):
+            asyncio.run(llm.acomplete(bad))  # type: ignore[arg-type]
+    assert llm.complete("hello").text
 
 
 def test_allowed_models_default_and_per_call(router):
