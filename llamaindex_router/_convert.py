@@ -30,6 +30,8 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 
+from zerorouter_integrations.errors import CallerError
+
 __all__ = [
     "METADATA_KEYS",
     "StreamAccumulator",
@@ -37,6 +39,7 @@ __all__ = [
     "chat_to_completion",
     "completion_response",
     "parse_tool_arguments",
+    "prompt_messages",
     "response_metadata",
     "to_openai_messages",
     "tool_calls_of",
@@ -103,6 +106,14 @@ def _content(message: ChatMessage) -> str | list[dict[str, Any]] | None:
     if only_text:
         return "\n".join(p["text"] for p in parts)
     return parts
+
+
+def prompt_messages(prompt: str) -> list[ChatMessage]:
+    """A completion prompt as one user message; a prompt that is not a string is a ``CallerError``
+    (LlamaIndex would coerce it to an empty message)."""
+    if not isinstance(prompt, str):
+        raise CallerError(f"prompt must be a string, got {type(prompt).__name__} {prompt!r:.80}", "prompt")
+    return [ChatMessage(role=MessageRole.USER, content=prompt)]
 
 
 def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:

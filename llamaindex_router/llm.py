@@ -45,12 +45,12 @@ from llamaindex_router._convert import (
     chat_response,
     chat_to_completion,
     parse_tool_arguments,
+    prompt_messages,
     to_openai_messages,
     tool_calls_of,
 )
 from llamaindex_router.copies import CopiesLLM
 from llamaindex_router.options import call_kwargs, policy_for_options
-from zerorouter_integrations.errors import CallerError
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -342,14 +342,6 @@ class ZeroRouterLLM(CopiesLLM, FunctionCallingLLM):
 
         return gen()
 
-    @staticmethod
-    def _prompt_messages(prompt: str) -> list[ChatMessage]:
-        if not isinstance(prompt, str):  # LlamaIndex would coerce it to an empty message
-            raise CallerError(
-                f"prompt must be a string, got {type(prompt).__name__} {prompt!r:.80}", "prompt"
-            )
-        return [ChatMessage(role=MessageRole.USER, content=prompt)]
-
     # ------------------------------------------------------------------ public API (decorated)
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -374,12 +366,12 @@ class ZeroRouterLLM(CopiesLLM, FunctionCallingLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Route and answer a prompt (sent as one user message)."""
-        return chat_to_completion(self._chat(self._prompt_messages(prompt), **kwargs))
+        return chat_to_completion(self._chat(prompt_messages(prompt), **kwargs))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         """Streaming twin of :meth:`complete`."""
-        chat_gen = self._stream_chat(self._prompt_messages(prompt), **kwargs)
+        chat_gen = self._stream_chat(prompt_messages(prompt), **kwargs)
 
         def gen() -> CompletionResponseGen:
             for r in chat_gen:
@@ -390,14 +382,14 @@ class ZeroRouterLLM(CopiesLLM, FunctionCallingLLM):
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Async twin of :meth:`complete`."""
-        return chat_to_completion(await self._achat(self._prompt_messages(prompt), **kwargs))
+        return chat_to_completion(await self._achat(prompt_messages(prompt), **kwargs))
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async twin of :meth:`stream_complete`."""
-        chat_gen = await self._astream_chat(self._prompt_messages(prompt), **kwargs)
+        chat_gen = await self._astream_chat(prompt_messages(prompt), **kwargs)
 
         async def gen() -> CompletionResponseAsyncGen:
             async for r in chat_gen:
