@@ -54,6 +54,15 @@ def strategies(
     return np.array(out, dtype=float)
 
 
+def agreement(A: np.ndarray, comparable: np.ndarray, combo: tuple[int, ...]) -> np.ndarray:
+    """Prompts with a comparable answer on which every model of ``combo`` gives the same answer."""
+    first = A[:, combo[0]]
+    same = comparable & np.array([x is not None for x in first])
+    for j in combo[1:]:
+        same &= A[:, j] == first
+    return same
+
+
 def cost_to_match(
     per_task: Sequence[np.ndarray],
     target_q: float,
@@ -83,7 +92,7 @@ def bound_rows(name: str, max_k: int, n_splits: int) -> list[str]:
     table = load_table(DATA / name)
     found = table_answers(table)
     if isinstance(found, str):
-        return [f"| {name} | {found} | | | |"]
+        return [f"| {name} | {found} | | | | | |"]
     A, kinds = found
     S, C = table.scores(), table.costs()
     # the evaluated pool, as in the evaluation contract: models scored and priced on enough prompts
@@ -94,6 +103,13 @@ def bound_rows(name: str, max_k: int, n_splits: int) -> list[str]:
     tasks = table.prompts["task"].to_numpy()
     ids = np.array(table.prompt_ids)
     comparable = np.array([k is not None for k in kinds])
+    cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def agrees(combo: tuple[int, ...]) -> np.ndarray:  # over every prompt, once per combination
+        if combo not in cache:
+            cache[combo] = agreement(A, comparable, combo)
+        return cache[combo]
+
     rows = []
     subsets = [("all prompts", ok, np.zeros_like(ok))]
     for s in range(n_splits):
@@ -105,22 +121,19 @@ def bound_rows(name: str, max_k: int, n_splits: int) -> list[str]:
         cheaper = [j for j in range(S.shape[1]) if j != best and C[sel, j].sum() < ref_cost]
         singles, cascades, fitted = [], [], []
         for task in sorted(set(tasks[sel])):
-            P = {}
-            for part, m in (("test", sel & (tasks == task)), ("train", train & (tasks == task))):
-                agree: dict[tuple[int, ...], np.ndarray] = {}
-                if comparable[m].any():
-                    Am = A[m]
-                    for k in range(2, max_k + 1):
-                        for combo in itertools.combinations(cheaper, k):
-                            first = Am[:, combo[0]]
-                            same = np.array([x is not None for x in first]) & comparable[m]
-                            for j in combo[1:]:
-                                same &= Am[:, j] == first
-                            agree[combo] = same
-                P[part] = strategies(S[m], C[m], agree, best)
-            singles.append(P["test"][: S.shape[1]])
-            cascades.append(P["test"])
-            fitted.append(P["train"] if len(P["train"]) == len(P["test"]) else P["test"])
+            in_task = tasks == task
+            combos = (
+                [c for k in range(2, max_k + 1) for c in itertools.combinations(cheaper, k)]
+                if comparable[ok & in_task].any()
+                else []
+            )
+            test, fit_on = (
+                strategies(S[m], C[m], {c: agrees(c)[m] for c in combos}, best)
+                for m in (sel & in_task, train & in_task)
+            )
+            singles.append(test[: S.shape[1]])
+            cascades.append(test)
+            fitted.append(fit_on)  # the same strategies, in the same order, on the training prompts
         target = S[sel, best].sum()
         fmt = lambda x: "never" if x is None else f"{x:.3f}"  # noqa: E731
         chosen = "–" if not train.any() else fmt(cost_to_match(fitted, target, ref_cost, scored=cascades))
