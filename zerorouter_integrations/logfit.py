@@ -34,7 +34,6 @@ budgets and quality targets are calibrated on your own traffic.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from zerorouter_integrations.extras import need
 from zerorouter_integrations.latent.base import Ability
 from zerorouter_integrations.profiles import CostModel, estimate_tokens
 from zerorouter_integrations.special import expit
+from zerorouter_integrations.stable_hash import stable_hash64
 
 __all__ = ["MAP_PENALTIES", "PRIOR_WIDENING", "Observations", "RefitInfo", "refine_artifact", "stable_fold"]
 
@@ -64,8 +64,7 @@ EB_TAU_GRID = np.r_[0.0, np.geomspace(0.02, 3.0, 24)]
 
 def stable_fold(key: str, n_folds: int, seed: int = 0) -> int:
     """A fold in ``range(n_folds)`` from a stable hash of ``key`` (independent of order and batch)."""
-    h = hashlib.blake2b(f"{seed}:{key}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(h, "big") % n_folds
+    return stable_hash64(f"{seed}:{key}") % n_folds
 
 
 @dataclass

@@ -25,7 +25,6 @@ calibration sets of a few hundred prompts; ``calibration_["relative_error"]`` re
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Hashable
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from zerorouter_integrations.errors import InfeasibleError
+from zerorouter_integrations.stable_hash import stable_uniform
 
 __all__ = [
     "calibrate_lam",
@@ -55,14 +55,9 @@ def content_key(salt: Any, *arrays: np.ndarray | None) -> bytes:
 
 
 def prompt_uniform(key: Hashable) -> float:
-    """A stable number in [0, 1) for a prompt key (BLAKE2b of ``str(key)``, or of the bytes).
-
-    A text is hashed as UTF-8; a lone surrogate (which UTF-8 cannot hold, and which a JSON request may
-    carry) is hashed as its own code unit (``surrogatepass``), so every text has a key.
-    """
-    data = key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogatepass")
-    h = hashlib.blake2b(data, digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2.0**64
+    """A stable number in [0, 1) for a prompt key (:func:`~zerorouter_integrations.stable_hash.stable_uniform`
+    of ``str(key)``, or of the bytes; any text, lone surrogates included, has one)."""
+    return stable_uniform(key if isinstance(key, bytes) else str(key))
 
 
 _INDEX_U_CACHE = 1024  # rows of the golden-ratio sequence kept precomputed (per-request calls)

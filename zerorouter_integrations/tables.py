@@ -20,7 +20,6 @@ Splits (:class:`Split`) are what the evaluation contract exchanges as ``SPLIT.js
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -32,6 +31,7 @@ import numpy as np
 
 from zerorouter_integrations.errors import SchemaError, UnknownModelError
 from zerorouter_integrations.extras import missing_extra
+from zerorouter_integrations.stable_hash import stable_uniform
 
 try:
     import pandas as pd
@@ -569,8 +569,7 @@ def question_groups(table: RoutingTable) -> np.ndarray:
 
 
 def _stable_hash(value: str, seed: int) -> float:
-    h = hashlib.blake2b(f"{seed}:{value}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64
+    return stable_uniform(f"{seed}:{value}")
 
 
 def split_by_prompt(
