@@ -145,6 +145,8 @@ def _batch_requests(batch: Any) -> list[str | list[dict[str, Any]]]:
         raise SchemaError(
             f"the input needs a 'prompt' (text) or 'messages' (JSON chat) column; found {list(batch.columns)}"
         )
+    from zerorouter_integrations.features import split_turn
+
     out: list[str | list[dict[str, Any]]] = []
     for i, v in enumerate(batch["messages"].tolist()):
         try:
@@ -152,8 +154,6 @@ def _batch_requests(batch: Any) -> list[str | list[dict[str, Any]]]:
             if hasattr(msgs, "tolist"):
                 msgs = msgs.tolist()
             chat = [dict(m) for m in msgs]
-            from zerorouter_integrations.features import split_turn
-
             split_turn(chat)  # raises on a malformed message
             out.append(chat)
         except (TypeError, ValueError, AttributeError) as exc:

@@ -288,7 +288,8 @@ class IRTSpace(LatentSpace):
             self.coarse_groups_ = coarse_groups(
                 self.centers_, np.bincount(km.labels_, minlength=len(self.centers_)), seed=self.seed
             )
-        Z = np.column_stack([base, nearest_one_hot(Xs, getattr(self, "centers_", None))])
+        local = nearest_one_hot(Xs, self.centers_)  # the training prompts' clusters, one-hot
+        Z = np.column_stack([base, local])
         W_all = np.column_stack([A, np.zeros((m, Z.shape[1] - k)), b])  # [a, u, b]
 
         # Known models: abilities (with Laplace covariance) on the training coordinates.
@@ -318,7 +319,7 @@ class IRTSpace(LatentSpace):
         )  # see prior_without
 
         # Serve-time coordinates of the training prompts, for anchor design.
-        zt = np.column_stack([oof, nearest_one_hot(Xs, getattr(self, "centers_", None)), np.ones(n)])
+        zt = np.column_stack([oof, local, np.ones(n)])
         self.target_moment_ = zt.T @ zt / n
         self.stack_weights_ = stacking.plain_weights()
         self.stack_losses_: dict[str, float] = {}
