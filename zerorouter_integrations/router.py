@@ -226,7 +226,6 @@ class ZeroRouter(Deciding, Upkeep):
             policy = Policy.for_quality_target(0.95, reference=self._reference())
         if getattr(policy, "lam_", None) is not None or not self._routable_pool():
             return policy  # fitted already, or nothing to calibrate on (route() then says why)
-            return policy
         if (
             getattr(policy, "lam", None) is not None
             and policy.budget_usd_per_1k is None
