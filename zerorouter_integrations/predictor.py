@@ -19,7 +19,13 @@ import numpy as np
 
 from zerorouter_integrations.errors import UnknownModelError
 from zerorouter_integrations.latent.base import LatentSpace, check_is_fitted
-from zerorouter_integrations.profiles import CostModel, ModelProfile, ProfileDict, profiles_version
+from zerorouter_integrations.profiles import (
+    CostModel,
+    ModelProfile,
+    ProfileDict,
+    kneed_line_cost,
+    profiles_version,
+)
 
 __all__ = ["Prediction", "QualityPredictor", "fit_cost"]
 
@@ -181,7 +187,7 @@ class QualityPredictor:
         else:
             tokens = np.asarray(input_tokens, dtype=float).reshape(-1, 1)
             # past the longest fitted prompt (the knee), at least the list input price per token
-            cost = intercept + tokens * per_token + tail * np.maximum(tokens - knee, 0.0)
+            cost = kneed_line_cost(tokens, intercept, per_token, knee, tail)
         return Prediction(list(names), q, sd, cost)
 
     def _pool(self) -> _StackedPool:

@@ -28,6 +28,7 @@ __all__ = [
     "ProfileDict",
     "check_money",
     "estimate_tokens",
+    "kneed_line_cost",
     "load_profiles",
     "nnls_line",
     "profiles_version",
@@ -87,6 +88,12 @@ def nnls_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     xx = float(x @ x)
     faces = [(max(float(np.mean(y)), 0.0), 0.0), (0.0, max(float(x @ y) / xx, 0.0) if xx > 0 else 0.0)]
     return min(faces, key=lambda ab: float(np.sum((ab[0] + ab[1] * x - y) ** 2)))
+
+
+def kneed_line_cost(tokens: Any, intercept: Any, per_token: Any, knee: Any, tail: Any) -> np.ndarray:
+    """``intercept + per_token·tokens + tail·max(tokens − knee, 0)``, broadcast (a :class:`CostModel`'s
+    cost; the predictor applies it to a pool's stacked coefficients, ``knee = inf`` where there is none)."""
+    return intercept + tokens * per_token + tail * np.maximum(tokens - knee, 0.0)
 
 
 @dataclass
@@ -154,11 +161,14 @@ class CostModel:
         )
 
     def predict(self, input_tokens: np.ndarray | float) -> np.ndarray:
-        x = np.asarray(input_tokens, dtype=float)
-        cost = self.intercept_usd + self.per_input_token_usd * x
-        if self.knee_input_tokens is not None and self.tail_per_input_token_usd > 0:
-            cost = cost + self.tail_per_input_token_usd * np.maximum(x - self.knee_input_tokens, 0.0)
-        return cost
+        knee = np.inf if self.knee_input_tokens is None else self.knee_input_tokens
+        return kneed_line_cost(
+            np.asarray(input_tokens, dtype=float),
+            self.intercept_usd,
+            self.per_input_token_usd,
+            knee,
+            self.tail_per_input_token_usd,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
