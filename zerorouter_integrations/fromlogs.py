@@ -35,7 +35,7 @@ import numpy as np
 from zerorouter_integrations.artifact import RouterArtifact
 from zerorouter_integrations.errors import SchemaError
 from zerorouter_integrations.importers.base import LoggedCall
-from zerorouter_integrations.logfit import Observations, RefitInfo, refine_artifact, stable_fold
+from zerorouter_integrations.logfit import Observations, RefitInfo, log_losses, refine_artifact, stable_fold
 from zerorouter_integrations.profiles import estimate_tokens
 
 __all__ = ["LogFitReport", "fit_from_logs", "observations_from_calls"]
@@ -115,8 +115,7 @@ def _pointwise(pred: Any, obs: Observations) -> tuple[np.ndarray, np.ndarray, np
             for i, m in enumerate(obs.models)
         ]
     )
-    pc = np.clip(p, 1e-6, 1 - 1e-6)
-    return p, -(obs.y * np.log(pc) + (1 - obs.y) * np.log(1 - pc)), (p - obs.y) ** 2
+    return p, log_losses(p, obs.y), (p - obs.y) ** 2
 
 
 def _metric(prior: np.ndarray, refined: np.ndarray, seed: int) -> dict[str, float]:

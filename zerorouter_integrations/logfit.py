@@ -49,7 +49,15 @@ from zerorouter_integrations.profiles import CostModel, estimate_tokens
 from zerorouter_integrations.special import expit
 from zerorouter_integrations.stable_hash import stable_hash64
 
-__all__ = ["MAP_PENALTIES", "PRIOR_WIDENING", "Observations", "RefitInfo", "refine_artifact", "stable_fold"]
+__all__ = [
+    "MAP_PENALTIES",
+    "PRIOR_WIDENING",
+    "Observations",
+    "RefitInfo",
+    "log_losses",
+    "refine_artifact",
+    "stable_fold",
+]
 
 #: Ridge penalties ``(λ_W, λ_c)`` of the map update tried by cross-validation (``inf`` keeps that
 #: part): no change; a shift of the coordinates only (your traffic is easier or harder along the
@@ -233,9 +241,10 @@ def _shift(ability: Ability, delta: float, var: float) -> Ability:
     return Ability(ability.kind, {**ability.params, "w": w, "cov": cov}, n_obs=ability.n_obs)
 
 
-def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+def log_losses(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-call log loss of predictions ``p`` (clipped to [1e-6, 1 − 1e-6]) for scores ``y``."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
 def _fit_rows(
@@ -299,15 +308,11 @@ def choose_by_cv(
     folds = np.array([stable_fold(i, n_folds, seed) for i in obs.ids])
     table: dict[str, float] = {}
     rows_all = np.arange(len(obs))
-    p0 = np.clip(
-        _predict_rows(prob, obs, abilities, rows_all, *prob.solve((math.inf, math.inf), rows_all)),
-        1e-6,
-        1 - 1e-6,
-    )
+    p0 = _predict_rows(prob, obs, abilities, rows_all, *prob.solve((math.inf, math.inf), rows_all))
     y = prob.y
     # (complexity, loss per call, λ, κ); the prior itself is the simplest candidate.
     cands: list[tuple[int, np.ndarray, tuple[float, float], float | str]] = [
-        (-1, -(y * np.log(p0) + (1 - y) * np.log(1 - p0)), (math.inf, math.inf), "none")
+        (-1, log_losses(p0, y), (math.inf, math.inf), "none")
     ]
     table["prior (no change)"] = float(cands[0][1].mean())
     for li, lam in enumerate(penalties):
@@ -321,8 +326,9 @@ def choose_by_cv(
                 if f not in solved:
                     solved[f] = prob.solve(lam, tr)
                 dW, dc, fitted, _ = _fit_rows(prob, obs, abilities, tr, lam, widen, solved[f])
-                p = np.clip(_predict_rows(prob, obs, {**abilities, **fitted}, va, dW, dc), 1e-6, 1 - 1e-6)
-                per_call[va] = -(y[va] * np.log(p) + (1 - y[va]) * np.log(1 - p))
+                per_call[va] = log_losses(
+                    _predict_rows(prob, obs, {**abilities, **fitted}, va, dW, dc), y[va]
+                )
             per_call = np.where(np.isnan(per_call), cands[0][1], per_call)
             lam_s = ",".join("inf" if math.isinf(v) else f"{v:g}" for v in lam)
             kappa = widen if isinstance(widen, str) else f"{widen:g}"
